@@ -1,0 +1,153 @@
+"""``paw doctor``: environment checks, each ✅/❌ with a hint, written to ``validation_report.json``.
+
+Fast and torch-free: versions come from package metadata, GPUs from ``nvidia-smi``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+from rich.console import Console
+
+from paw.utils.io import atomic_write_json
+
+REQUIRED = (
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "accelerate",
+    "datasets",
+    "tokenizers",
+    "safetensors",
+    "pydantic",
+    "typer",
+    "rich",
+    "pyyaml",
+    "tensorboard",
+)
+OPTIONAL = ("bitsandbytes", "flash-attn", "deepspeed", "lm-eval", "wandb", "liger-kernel")
+MIN_FREE_DISK_GB = 10
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    hint: str = ""
+    required: bool = True
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _gpus() -> list[str]:
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (subprocess.SubprocessError, OSError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def run_checks() -> list[Check]:
+    checks = [
+        Check(
+            "python", sys.version_info >= (3, 10), sys.version.split()[0], "paw needs Python 3.10 or newer"
+        ),
+    ]
+    for name in REQUIRED:
+        version = _version(name)
+        checks.append(
+            Check(
+                name,
+                version is not None,
+                version or "not installed",
+                f"run 'make setup' (or pip install {name})",
+            )
+        )
+    for name in OPTIONAL:
+        version = _version(name)
+        checks.append(
+            Check(
+                name, version is not None, version or "not installed", f"optional: pip install {name}", False
+            )
+        )
+    torch_version = _version("torch") or ""
+    gpus = _gpus()
+    cpu_build = "+cpu" in torch_version
+    checks.append(
+        Check(
+            "cuda",
+            bool(gpus) and not cpu_build,
+            ("; ".join(gpus) if gpus else "no NVIDIA GPU found")
+            + (" (torch is a CPU build)" if cpu_build else ""),
+            "training runs on CPU (slow); QLoRA/flash-attention need CUDA"
+            if not gpus
+            else "install a CUDA build of torch"
+            if cpu_build
+            else "",
+            required=False,
+        )
+    )
+    free_gb = shutil.disk_usage(Path.cwd()).free / 2**30
+    checks.append(
+        Check(
+            "disk",
+            free_gb >= MIN_FREE_DISK_GB,
+            f"{free_gb:.1f} GB free in {Path.cwd()}",
+            f"free at least {MIN_FREE_DISK_GB} GB for checkpoints and models",
+        )
+    )
+    try:
+        mem_gb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+        checks.append(Check("memory", mem_gb >= 8, f"{mem_gb:.1f} GB RAM", "8 GB or more is recommended"))
+    except (ValueError, OSError, AttributeError):
+        pass
+    cache = Path(os.environ.get("PAW_CACHE_DIR") or Path.home() / ".cache" / "paw")
+    probe = cache if cache.exists() else cache.parent
+    checks.append(
+        Check("cache", os.access(probe, os.W_OK), f"{cache}", "set PAW_CACHE_DIR to a writable dir")
+    )
+    token = any(os.environ.get(k) for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"))
+    checks.append(
+        Check(
+            "hf_token",
+            True,
+            "set in the environment" if token else "not set",
+            "" if token else "gated models (Llama, Gemma) need HF_TOKEN in the environment",
+            False,
+        )
+    )
+    return checks
+
+
+def run_doctor(output: Path) -> int:
+    checks = run_checks()
+    console = Console(highlight=False)
+    for check in checks:
+        mark = "✅" if check.ok else ("❌" if check.required else "➖")
+        hint = f"  → {check.hint}" if check.hint and not check.ok else ""
+        console.print(f"{mark} {check.name:<13} {check.detail}{hint}")
+    failed = [c.name for c in checks if c.required and not c.ok]
+    atomic_write_json(output, {"ok": not failed, "failed": failed, "checks": [asdict(c) for c in checks]})
+    console.print(f"report: {output}")
+    return 1 if failed else 0

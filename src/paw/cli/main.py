@@ -1,0 +1,187 @@
+"""The ``paw`` command line. Commands import their heavy parts inside the function, so ``paw --help`` and config
+errors never import torch.
+
+Exit codes: 0 ok, 2 bad input (config/data/usage), 1 runtime failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from paw.errors import PawError
+
+app = typer.Typer(
+    name="paw",
+    help="PEFT fine-tuning, evaluation and LoRA weight transfer for LLMs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+_state = {"debug": False}
+
+
+def _err(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
+
+
+def cli_errors(func):
+    """Turn PawError into one red line and its exit code; other exceptions into exit 1 (traceback with --debug)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except PawError as err:
+            if _state["debug"]:
+                raise
+            _err(_escape(str(err)))
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            _err("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as err:  # a bug or an environment failure: say so, keep the traceback for --debug
+            if _state["debug"]:
+                raise
+            _err(_escape(f"{type(err).__name__}: {err} (run 'paw --debug ...' for the traceback)"))
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    _state["debug"] = debug
+    if version:
+        from paw import __version__
+
+        typer.echo(f"paw {__version__}")
+        raise typer.Exit(0)
+
+
+ConfigArg = Annotated[Path | None, typer.Argument(help="Run config (YAML).", show_default=False)]
+Overrides = Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. training.max_steps=10.")]
+ProfileOpt = Annotated[
+    str | None, typer.Option("--profile", help="Profile block to apply (e.g. local, server).")
+]
+
+
+@app.command(context_settings={"allow_interspersed_args": True})
+@cli_errors
+def train(
+    config: ConfigArg = None,
+    overrides: Overrides = None,
+    validate_only: Annotated[
+        bool, typer.Option("--validate-only", help="Check everything, train nothing.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build everything up to the first step, then stop.")
+    ] = False,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Continue an experiment (dir or name) or a checkpoint dir.")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Experiment name.")] = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Train a PEFT adapter: paw train CONFIG [k=v ...]."""
+    from paw.cli import train_cmd
+
+    train_cmd.train(
+        config, overrides or [], validate_only, dry_run, resume, name, profile, " ".join(sys.argv)
+    )
+
+
+@app.command()
+@cli_errors
+def validate(
+    configs: Annotated[list[Path], typer.Argument(help="Config files to check.")],
+    profile: ProfileOpt = None,
+    schema_only: Annotated[
+        bool, typer.Option("--schema-only", help="Check the config alone (no model/data).")
+    ] = False,
+) -> None:
+    """Check configs: schema, paths, data format, model/LoRA compatibility, without training."""
+    from paw.cli import train_cmd
+
+    train_cmd.validate(configs, profile, schema_only)
+
+
+@app.command()
+@cli_errors
+def doctor(
+    output: Annotated[Path, typer.Option("--output", help="Where to write the report.")] = Path(
+        "validation_report.json"
+    ),
+) -> None:
+    """Check the environment (python, torch, CUDA, packages, disk, memory) → validation_report.json."""
+    from paw.cli.doctor import run_doctor
+
+    raise typer.Exit(run_doctor(output))
+
+
+@app.command()
+def models() -> None:
+    """List model aliases and the built-in tiny models."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from paw.models.resolve import aliases
+    from paw.models.tiny import PREFIX, families
+
+    table = Table("name", "resolves to")
+    for family, spec in families().items():
+        table.add_row(PREFIX + family, f"built locally (tiny {spec['model_type']}, like {spec['mirrors']})")
+    for alias, hub_id in aliases().items():
+        table.add_row(alias, hub_id)
+    Console().print(table)
+
+
+@app.command()
+@cli_errors
+def synth(
+    output: Annotated[Path, typer.Argument(help="Output .jsonl file.")],
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Number of rows.")] = 500,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+) -> None:
+    """Write the synthetic Alpaca-format task (category / antonym / sentiment) as JSONL."""
+    from paw.data.synthetic import generate_alpaca, write_jsonl
+
+    if output.exists():
+        raise PawError(f"{output}: already exists; choose another path")
+    write_jsonl(generate_alpaca(rows, seed), output)
+    typer.echo(f"wrote {rows} rows to {output}")
+
+
+@app.command()
+@cli_errors
+def demo(
+    workdir: Annotated[
+        Path, typer.Option("--workdir", help="Where the demo writes its data and experiments.")
+    ] = Path("demo_run"),
+) -> None:
+    """Offline demo: build a tiny model, generate data, train the two-stage commonsense recipe, show learning."""
+    from paw.cli.demo import run_demo
+
+    run_demo(workdir)
+
+
+def run() -> None:
+    app()

@@ -1,0 +1,127 @@
+"""``paw train`` and ``paw validate``: CLI glue over ``paw.config`` and ``paw.train.recipe``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from paw.config.loader import load_config
+from paw.config.schema import RunConfig
+from paw.errors import PawError
+
+console = Console(stderr=True, highlight=False)
+
+
+def _check_paths(config: RunConfig) -> None:
+    """Cheap checks that need no torch: data files exist, the model name resolves."""
+    from paw.models.resolve import resolve_model
+
+    for key in ("train_file", "val_file"):
+        value = getattr(config.data, key)
+        if value and not Path(value).is_file():
+            raise PawError(f"data.{key}: file not found: {value}")
+    resolve_model(config.model.name_or_path, config.paths.models_dir, build_tiny=False)
+
+
+def _plan_table(title: str, rows: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    for key, value in rows.items():
+        table.add_row(key, str(value))
+    return table
+
+
+def train(
+    config_path: Path | None,
+    overrides: list[str],
+    validate_only: bool,
+    dry_run: bool,
+    resume: str | None,
+    name: str | None,
+    profile: str | None,
+    command: str,
+) -> None:
+    from paw.experiment.layout import find_experiment
+
+    resume_target = None
+    if resume is not None:
+        if config_path is not None or overrides:
+            raise PawError(
+                "--resume continues an experiment with its saved config; drop CONFIG and overrides"
+            )
+        root = Path.cwd() / "experiments"
+        exp, checkpoint = find_experiment(resume, root)
+        config_path, resume_target = exp.config_file, (exp, checkpoint)
+        status = _status(exp)
+        if status == "completed":
+            console.print(f"experiment {exp.dir} is already completed; nothing to resume")
+            return
+    if config_path is None:
+        raise PawError("missing CONFIG: paw train CONFIG [k=v ...] (or paw train --resume EXPERIMENT)")
+    config = load_config(config_path, overrides, profile)
+    _check_paths(config)
+    if validate_only:
+        validate_loaded(config, str(config_path))
+        return
+    from paw.train.recipe import run_training
+
+    result = run_training(
+        config,
+        name=name,
+        config_stem=config_path.stem,
+        resume=resume_target,
+        dry_run=dry_run,
+        command=command,
+    )
+    if dry_run:
+        console.print(_plan_table("dry run: what would train (nothing written)", result.report))
+        return
+    report = result.report
+    steps = report.get("steps") or [{}]
+    console.print(
+        f"[green]completed[/] {result.experiment.dir}\n"
+        f"  loss {steps[0].get('loss')} → {steps[-1].get('loss')}; "
+        f"{len(report.get('checkpoints_written', []))} checkpoints; adapter in models/final_model"
+    )
+
+
+def _status(exp) -> str | None:
+    from paw.utils.io import read_json
+
+    try:
+        return read_json(exp.metadata_file).get("status")
+    except (OSError, ValueError):
+        return None
+
+
+def validate_loaded(config: RunConfig, source: str, schema_only: bool = False) -> None:
+    """Report what a config would do; with schema_only, stop after the cheap checks."""
+    if schema_only:
+        console.print(f"[green]ok[/] {source}: config is valid")
+        return
+    from paw.train.recipe import prepare
+
+    prepared = prepare(config, load_model=False)
+    data = prepared.data.report
+    rows = {
+        "model": config.model.name_or_path,
+        "data format": data["format"],
+        "train examples": data["train"]["examples"],
+        "truncated / dropped": f"{data['train']['truncated']} / {data['train']['dropped']}",
+        "val examples": data["val"]["examples"] if data["val"] else 0,
+        "peft": f"{config.peft.method} r={config.peft.r} targets={config.peft.target_modules}",
+        "max_steps": config.training.max_steps,
+    }
+    console.print(_plan_table(f"{source}: valid", rows))
+    for warning in prepared.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+
+
+def validate(configs: list[Path], profile: str | None, schema_only: bool) -> None:
+    for path in configs:
+        config = load_config(path, [], profile)
+        if not schema_only:
+            _check_paths(config)
+        validate_loaded(config, str(path), schema_only)

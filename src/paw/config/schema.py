@@ -1,0 +1,221 @@
+"""The run config: one pydantic model per YAML section, every field described.
+
+Unknown keys are errors (``extra="forbid"``), except in ``training``, which also takes any
+``transformers.TrainingArguments`` field by its own name (checked against a table, see
+``training_fields.py``). Cross-field checks live next to the section they concern.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from paw.config.training_fields import check_passthrough
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(Section):
+    name_or_path: str = Field(
+        description="Local dir, hub id, alias (e.g. 'qwen2.5-0.5b', see paw/models/aliases.yaml) "
+        "or a built-in tiny model 'paw-tiny/<qwen2|llama|gemma2|phi3>'."
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to load.")
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="Weight dtype; 'auto' picks bf16 on GPUs that support it, else fp32."
+    )
+    attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2"] = Field(
+        "auto", description="Attention kernel; 'auto' uses sdpa except where a family needs eager (Gemma-2)."
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in backward to save memory."
+    )
+    trust_remote_code: bool = Field(
+        False, description="Run model code shipped with the checkpoint. Off by default."
+    )
+    quantization: Literal["none", "4bit", "8bit"] = Field(
+        "none", description="Load the base model quantized with bitsandbytes (QLoRA); needs CUDA."
+    )
+
+
+class PeftConfig(Section):
+    method: Literal["lora", "dora", "prefix", "prompt", "ia3", "adalora"] = Field(
+        "lora", description="PEFT method. 'dora' is LoRA with weight decomposition (same as lora + use_dora)."
+    )
+    r: int = Field(8, ge=1, description="LoRA rank.")
+    alpha: float = Field(
+        16, gt=0, description="LoRA alpha; the update is scaled by alpha/r (alpha/sqrt(r) with rslora)."
+    )
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear",
+        description="Module names (suffixes) to adapt, or 'all-linear' for every linear layer but the head.",
+    )
+    use_dora: bool = Field(
+        False, description="DoRA: learn a magnitude vector on top of LoRA's direction update."
+    )
+    use_rslora: bool = Field(False, description="rsLoRA: scale by alpha/sqrt(r) instead of alpha/r.")
+    bias: Literal["none", "all", "lora_only"] = Field("none", description="Which biases to train.")
+    modules_to_save: list[str] = Field(
+        default_factory=list, description="Modules trained fully and saved with the adapter."
+    )
+
+    @model_validator(mode="after")
+    def _only_lora_for_now(self) -> PeftConfig:
+        if self.method not in ("lora", "dora"):
+            raise ValueError(
+                f"peft.method '{self.method}' is not available in this version of paw; use 'lora' or 'dora'"
+            )
+        return self
+
+
+class DataConfig(Section):
+    train_file: str | None = Field(None, description="Training data: a .jsonl/.json/.csv/.parquet file.")
+    val_file: str | None = Field(
+        None, description="Validation data file; if unset, val_ratio of train is held out."
+    )
+    hub_dataset: str | None = Field(None, description="A hub dataset id, used when train_file is unset.")
+    hub_split: str = Field("train", description="Split of hub_dataset to train on.")
+    format: Literal["auto", "alpaca", "messages", "text"] = Field(
+        "auto",
+        description="Row format: alpaca (instruction/input/output), messages (chat), text; auto detects.",
+    )
+    prompt_template: Literal["alpaca", "chat"] = Field(
+        "alpaca",
+        description="How alpaca rows become a prompt: the Alpaca prompt, or the tokenizer's chat template.",
+    )
+    train_on_prompt: bool = Field(
+        False, description="Also put the prompt tokens in the loss (default: completion only)."
+    )
+    val_ratio: float = Field(
+        0.0, ge=0, lt=1, description="Fraction of train held out for validation (with seed)."
+    )
+    max_length: int = Field(1024, ge=8, description="Examples longer than this (in tokens) are truncated.")
+    max_samples: int | None = Field(
+        None, ge=1, description="Use at most this many training rows (after shuffling)."
+    )
+    seed: int = Field(42, description="Seed of the train/val split and of max_samples sampling.")
+
+    @model_validator(mode="after")
+    def _has_source(self) -> DataConfig:
+        if self.train_file is None and self.hub_dataset is None:
+            raise ValueError("set data.train_file (a local file) or data.hub_dataset (a hub dataset id)")
+        return self
+
+
+class Stage(Section):
+    steps: int = Field(ge=1, description="Optimizer steps in this stage.")
+    lr: float = Field(gt=0, description="Learning rate held constant during this stage.")
+
+
+class SavePolicy(Section):
+    start_step: int = Field(0, ge=0, description="No checkpoint at or before this step.")
+    every: int | None = Field(
+        None, ge=1, description="Save every N steps after start_step; unset: no checkpoints."
+    )
+    keep_last: int | None = Field(
+        None, ge=1, description="Keep only the newest N checkpoints; unset: keep all."
+    )
+
+
+NAMED_SCHEDULES = ("constant", "linear", "cosine")
+
+
+class TrainingConfig(BaseModel):
+    """paw's training keys; any other key must be a ``transformers.TrainingArguments`` field."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    max_steps: int | None = Field(
+        None, ge=1, description="Optimizer steps; for a multi-stage schedule, the sum of stages."
+    )
+    num_train_epochs: float = Field(1.0, gt=0, description="Epochs, used when max_steps is unset.")
+    learning_rate: float = Field(
+        2e-4, gt=0, description="Peak learning rate (for multi-stage, the first stage's)."
+    )
+    schedule: Literal["constant", "linear", "cosine"] | list[Stage] = Field(
+        "constant",
+        description="LR schedule: constant, linear, cosine (each with warmup_steps/warmup_ratio), or a list of "
+        "stages [{steps, lr}, ...] held constant in turn.",
+    )
+    warmup_steps: int = Field(0, ge=0, description="Linear warmup steps (named schedules).")
+    per_device_train_batch_size: int = Field(4, ge=1, description="Micro-batch size per device.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    save: SavePolicy = Field(default_factory=SavePolicy, description="Checkpoint policy.")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate on the validation split every N steps.")
+    logging_steps: int = Field(1, ge=1, description="Log loss/lr/grad-norm every N steps.")
+    seed: int = Field(42, description="Seed of initialisation, dropout and data order.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_passthrough(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            check_passthrough({k: v for k, v in data.items() if k not in cls.model_fields})
+        return data
+
+    @model_validator(mode="after")
+    def _stages_match_steps(self) -> TrainingConfig:
+        if isinstance(self.schedule, list):
+            total = sum(stage.steps for stage in self.schedule)
+            if self.max_steps is None:
+                self.max_steps = total
+            elif self.max_steps != total:
+                raise ValueError(
+                    f"max_steps is {self.max_steps} but the schedule's stages add up to {total} steps"
+                )
+        return self
+
+    @property
+    def passthrough(self) -> dict[str, Any]:
+        """TrainingArguments fields given by the user beyond paw's own keys."""
+        return dict(self.model_extra or {})
+
+
+class EvalConfig(Section):
+    tasks: list[str] = Field(default_factory=list, description="Benchmark tasks to run after training.")
+    data_files: dict[str, str] = Field(default_factory=dict, description="task -> local data file.")
+    batch_size: int | Literal["auto"] = Field(8, description="Eval batch size, or 'auto'.")
+    limit: int | None = Field(None, ge=1, description="Evaluate at most this many examples per task.")
+    sample_ratio: float | None = Field(
+        None, gt=0, le=1, description="Evaluate this fraction of each task (seeded)."
+    )
+    num_fewshot: int = Field(0, ge=0, description="Few-shot examples in the prompt.")
+
+
+class TrackingConfig(Section):
+    backends: list[Literal["tensorboard", "wandb", "swanlab", "mlflow"]] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description="Where metrics go; TensorBoard lives in the experiment dir.",
+    )
+    project: str = Field("paw", description="Project name for hosted trackers.")
+
+
+class ExperimentConfig(Section):
+    root: str = Field("experiments", description="Directory holding all experiments.")
+    name: str | None = Field(None, description="Experiment dir name; default '<config name>_<timestamp>'.")
+    tags: list[str] = Field(default_factory=list, description="Free-form labels stored in metadata.json.")
+
+
+class PathsConfig(Section):
+    models_dir: str | None = Field(
+        None, description="Local model store; aliases resolve here before the hub."
+    )
+    data_dir: str | None = Field(
+        None, description="Relative data paths resolve here (else against the config file)."
+    )
+
+
+class RunConfig(Section):
+    """A whole run: the YAML file after ``extends``, profile and overrides are applied."""
+
+    model: ModelConfig
+    peft: PeftConfig = Field(default_factory=PeftConfig)
+    data: DataConfig
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
+    paths: PathsConfig = Field(default_factory=PathsConfig)

@@ -1,0 +1,1 @@
+"""Evaluation: scoring models on held-out data and benchmarks."""

@@ -1,0 +1,1 @@
+"""Experiment dirs: safe names, the on-disk layout, metadata (status, versions, hardware)."""

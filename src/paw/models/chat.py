@@ -1,0 +1,58 @@
+"""Chat template facts: the end-of-turn token, and the prompt spec saved next to every adapter.
+
+The classic "model never stops" bug: Qwen2.5 base's EOS is ``<|endoftext|>`` but its chat template ends a turn
+with ``<|im_end|>``; a model trained on the template learns to emit ``<|im_end|>``, and generation that only
+stops at EOS runs on. paw detects the end-of-turn token, warns, and generates with both as stop tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROMPT_SPEC_FILE = "paw_prompt.json"
+_PROBE = "PAWPROBEANSWER"
+
+
+def end_of_turn_token(tokenizer: Any) -> str | None:
+    """The special token the chat template writes right after an assistant message (None without a template)."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _PROBE}]
+    try:
+        rendered = tokenizer.apply_chat_template(messages, tokenize=False)
+    except Exception:  # a template that rejects this probe: nothing to say
+        return None
+    tail = rendered.split(_PROBE, 1)[-1]
+    specials = set(tokenizer.all_special_tokens) | set(getattr(tokenizer, "added_tokens_encoder", {}))
+    for token in tokenizer.tokenize(tail):
+        if token in specials:
+            return token
+    return None
+
+
+def eos_warnings(tokenizer: Any, uses_chat_template: bool) -> list[str]:
+    """Warnings about EOS vs the template's end-of-turn token, for data_validation.json and the log."""
+    if not uses_chat_template:
+        return []
+    end = end_of_turn_token(tokenizer)
+    if end is None or end == tokenizer.eos_token:
+        return []
+    return [
+        f"tokenizer EOS '{tokenizer.eos_token}' is not the chat template's end-of-turn token '{end}': the model "
+        f"learns to end answers with '{end}'; paw's inference and eval stop on both (set your server's stop "
+        f"tokens to include '{end}')"
+    ]
+
+
+def prompt_spec(tokenizer: Any, fmt: str, prompt_template: str) -> dict[str, Any]:
+    """What inference/eval need to prompt the trained adapter exactly as in training."""
+    uses_chat = fmt == "messages" or (fmt == "alpaca" and prompt_template == "chat")
+    end = end_of_turn_token(tokenizer) if uses_chat else None
+    stops = [t for t in dict.fromkeys([tokenizer.eos_token, end]) if t]
+    return {
+        "format": fmt,
+        "prompt_template": "chat" if uses_chat else ("alpaca" if fmt == "alpaca" else "text"),
+        "chat_template": tokenizer.chat_template if uses_chat else None,
+        "eos_token": end if uses_chat and end else tokenizer.eos_token,
+        "stop_tokens": stops,
+    }

@@ -1,0 +1,117 @@
+"""Load a tokenizer and a causal LM from a :class:`ResolvedModel`, with family quirks handled in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from paw.errors import PawError
+from paw.models.resolve import ResolvedModel
+
+# Family quirks, keyed by config.model_type. Gemma-2: SDPA with a padding mask gives NaN, and its
+# attention soft-capping is only implemented in eager attention.
+FORCED_ATTENTION = {"gemma2": "eager"}
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    dtype: str = "auto"
+    attn_implementation: str = "auto"
+    gradient_checkpointing: bool = False
+    trust_remote_code: bool = False
+    revision: str | None = None
+    quantization: str = "none"
+
+
+def quiet_hf() -> None:
+    """Silence the per-file progress bars of transformers/datasets/hub: paw draws its own progress."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+
+
+def _hub_error(model: ResolvedModel, err: Exception) -> PawError:
+    return PawError(
+        f"could not load '{model.name}' from '{model.location}': {type(err).__name__}: {str(err).splitlines()[0]}. "
+        "Offline? Download it where the hub is reachable and point model.name_or_path (or paths.models_dir) at "
+        "the local copy"
+    )
+
+
+def load_tokenizer(model: ResolvedModel, options: LoadOptions = LoadOptions()):
+    from transformers import AutoTokenizer
+
+    quiet_hf()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            model.location, revision=options.revision, trust_remote_code=options.trust_remote_code
+        )
+    except (OSError, ValueError) as err:
+        raise _hub_error(model, err) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def torch_dtype(name: str):
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
+
+
+def load_config(model: ResolvedModel, options: LoadOptions = LoadOptions()):
+    from transformers import AutoConfig
+
+    quiet_hf()
+    try:
+        return AutoConfig.from_pretrained(
+            model.location, revision=options.revision, trust_remote_code=options.trust_remote_code
+        )
+    except (OSError, ValueError) as err:
+        raise _hub_error(model, err) from None
+
+
+def attention_for(model_type: str, requested: str) -> str:
+    """The attention implementation to use: a family quirk wins over the request; 'auto' means sdpa."""
+    if model_type in FORCED_ATTENTION:
+        return FORCED_ATTENTION[model_type]
+    return "sdpa" if requested == "auto" else requested
+
+
+def load_causal_lm(model: ResolvedModel, options: LoadOptions = LoadOptions(), device_map: Any = None):
+    """Load the base model for training or inference."""
+    from transformers import AutoModelForCausalLM
+
+    if options.quantization != "none":
+        raise PawError(
+            f"model.quantization '{options.quantization}' (bitsandbytes QLoRA) is not available in this version "
+            "of paw; set model.quantization: none"
+        )
+    config = load_config(model, options)
+    try:
+        lm = AutoModelForCausalLM.from_pretrained(
+            model.location,
+            revision=options.revision,
+            trust_remote_code=options.trust_remote_code,
+            dtype=torch_dtype(options.dtype),
+            attn_implementation=attention_for(config.model_type, options.attn_implementation),
+            device_map=device_map,
+        )
+    except (OSError, ValueError) as err:
+        raise _hub_error(model, err) from None
+    if options.gradient_checkpointing:
+        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        lm.config.use_cache = False
+    return lm

@@ -1,0 +1,80 @@
+"""Turn ``model.name_or_path`` into something loadable, without importing torch.
+
+Order: built-in tiny model (``paw-tiny/<family>``) → existing local dir → alias (local copy under
+``paths.models_dir`` first, then its hub id) → a hub id (``org/name``). Anything else is a PawError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from paw.errors import PawError
+from paw.utils.suggest import did_you_mean
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model comes from. ``location`` is a local dir or a hub id."""
+
+    name: str
+    location: str
+    kind: Literal["tiny", "local", "alias", "hub"]
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.location).is_dir()
+
+
+@cache
+def aliases() -> dict[str, str]:
+    return yaml.safe_load(Path(__file__).with_name("aliases.yaml").read_text(encoding="utf-8"))
+
+
+def _local_copy(alias: str, hub_id: str, models_dir: str | None) -> Path | None:
+    if not models_dir:
+        return None
+    root = Path(models_dir).expanduser()
+    for candidate in (root / alias, root / hub_id.split("/")[-1], root / hub_id):
+        if (candidate / "config.json").is_file():
+            return candidate
+    return None
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def resolve_model(
+    name: str, models_dir: str | None = None, build_tiny: bool = True, seed: int = 0
+) -> ResolvedModel:
+    """Resolve a model name; ``build_tiny=False`` checks a tiny name without building it."""
+    from paw.models import tiny
+
+    if name.startswith(tiny.PREFIX):
+        tiny.family_of(name)
+        location = str(tiny.tiny_model_dir(name, seed)) if build_tiny else name
+        return ResolvedModel(name, location, "tiny")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise PawError(f"{path}: not a model dir (no config.json)")
+        return ResolvedModel(name, str(path), "local")
+    if name in aliases():
+        hub_id = aliases()[name]
+        local = _local_copy(name, hub_id, models_dir)
+        return ResolvedModel(name, str(local) if local else hub_id, "alias")
+    if _looks_like_path(name):
+        raise PawError(f"model.name_or_path: directory '{name}' does not exist")
+    if name.count("/") == 1 and all(name.split("/")):
+        local = _local_copy(name.split("/")[1], name, models_dir)
+        return ResolvedModel(name, str(local) if local else name, "hub")
+    known = list(aliases()) + [tiny.PREFIX + f for f in tiny.families()]
+    raise PawError(
+        f"model.name_or_path: unknown model alias '{name}'{did_you_mean(name, known)}; "
+        "use an alias from 'paw models', a hub id (org/name), a local dir or paw-tiny/<family>"
+    )

@@ -1,0 +1,129 @@
+"""Built-in tiny models ``paw-tiny/<family>``: real architectures with random weights, built on first use.
+
+Each is a Qwen2/Llama/Gemma2/Phi3-shaped model (hidden 64, 2 layers; a few hundred thousand parameters) with a
+byte-level BPE tokenizer trained on the spot on paw's synthetic-task text, and a chat template in the style of
+the real family. Built once into the cache (``$PAW_CACHE_DIR`` or ``~/.cache/paw``) and deterministic for a seed,
+so tests, the demo and offline smoke runs need no network.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from paw.errors import PawError
+from paw.utils.suggest import did_you_mean
+
+PREFIX = "paw-tiny/"
+# Bump when the recipe below changes, so caches built by an older paw are not reused.
+TINY_VERSION = 3
+VOCAB_SIZE = 1024
+ALPACA_HEADER = "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+
+
+@cache
+def families() -> dict[str, dict[str, Any]]:
+    return yaml.safe_load(Path(__file__).with_name("tiny_families.yaml").read_text(encoding="utf-8"))
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PAW_CACHE_DIR") or Path.home() / ".cache" / "paw").expanduser()
+
+
+def family_of(name: str) -> str:
+    """``paw-tiny/qwen2`` -> ``qwen2``; an unknown family is a PawError with a suggestion."""
+    family = name[len(PREFIX) :]
+    if family not in families():
+        raise PawError(
+            f"unknown tiny model '{name}'{did_you_mean(family, families())}; "
+            f"built-in: {', '.join(PREFIX + f for f in families())}"
+        )
+    return family
+
+
+def tiny_model_dir(name: str, seed: int = 0) -> Path:
+    """Return the cached dir of a tiny model, building it first if needed (atomically: safe under parallel use)."""
+    family = family_of(name)
+    target = cache_dir() / "tiny" / f"{family}-seed{seed}-v{TINY_VERSION}"
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{family}-", dir=target.parent))
+    try:
+        build_tiny_model(family, staging, seed)
+        try:
+            os.replace(staging, target)
+        except OSError:  # another process finished first: use its copy
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _train_tokenizer(spec: dict[str, Any]):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from paw.data.synthetic import corpus_lines
+
+    special = spec["special"]
+    specials = [t for t in (special["bos"], special["eos"], special["pad"], *special["extra"]) if t]
+    specials = list(dict.fromkeys(specials))
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    corpus = [ALPACA_HEADER, "### Instruction:", "### Input:", "### Response:", *corpus_lines()]
+    tokenizer.train_from_iterator(corpus, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=special["bos"],
+        eos_token=special["eos"],
+        pad_token=special["pad"],
+        additional_special_tokens=list(special["extra"]),
+        chat_template=spec["chat_template"],
+        model_max_length=spec["config"]["max_position_embeddings"],
+        padding_side="right",
+    )
+
+
+def build_tiny_model(family: str, out_dir: Path, seed: int = 0) -> Path:
+    """Build ``paw-tiny/<family>`` into ``out_dir`` (safetensors weights, tokenizer, generation config)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+
+    spec = families()[family]
+    tokenizer = _train_tokenizer(spec)
+    token_id = tokenizer.convert_tokens_to_ids
+    special = spec["special"]
+    config = AutoConfig.for_model(
+        spec["model_type"],
+        vocab_size=len(tokenizer),
+        bos_token_id=token_id(special["bos"]) if special["bos"] else None,
+        eos_token_id=token_id(special["eos"]),
+        pad_token_id=token_id(special["pad"]),
+        **spec["config"],
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    stops = [token_id(special["eos"])]
+    stops += [token_id(t) for t in special["extra"] if t in ("<|im_end|>", "<end_of_turn>", "<|end|>")]
+    model.generation_config = GenerationConfig(
+        bos_token_id=config.bos_token_id, eos_token_id=stops, pad_token_id=config.pad_token_id
+    )
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir

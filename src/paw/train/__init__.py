@@ -1,0 +1,1 @@
+"""Training: schedules, checkpoint policy, progress/report callbacks and the SFT recipe."""

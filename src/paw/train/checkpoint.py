@@ -1,0 +1,93 @@
+"""Checkpoint policy and atomic checkpoints.
+
+A checkpoint is written into ``checkpoints/.staging/checkpoint-<step>``; ``checkpoint_info.json`` is written
+last, and only then is the directory renamed to ``checkpoints/checkpoint-<step>`` (a rename is atomic on one
+filesystem). So a ``checkpoint-<step>`` dir is always complete, whatever kills the process; leftovers in
+``.staging`` are incomplete by definition and are removed on resume.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from paw.utils.io import atomic_write_json, fsync_dir
+
+INFO_FILE = "checkpoint_info.json"
+STAGING = ".staging"
+_NAME = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    """Save after step ``s`` when ``s > start_step`` and ``(s - start_step) % every == 0``.
+
+    The commonsense recipe (start_step 75, every 1) saves nothing in steps 1–75 and a checkpoint after each of
+    steps 76–125. ``keep_last`` keeps only the newest N (None keeps all).
+    """
+
+    start_step: int = 0
+    every: int | None = None
+    keep_last: int | None = None
+
+    def should_save(self, step: int) -> bool:
+        return (
+            self.every is not None and step > self.start_step and (step - self.start_step) % self.every == 0
+        )
+
+    def planned(self, max_steps: int) -> list[int]:
+        return [s for s in range(1, max_steps + 1) if self.should_save(s)]
+
+
+def list_checkpoints(root: str | Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints under ``root``, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        match = _NAME.match(child.name)
+        if match and child.is_dir() and (child / INFO_FILE).is_file():
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    found = list_checkpoints(root)
+    return found[-1][1] if found else None
+
+
+def clear_staging(root: str | Path) -> None:
+    shutil.rmtree(Path(root) / STAGING, ignore_errors=True)
+
+
+def staging_dir(root: str | Path) -> Path:
+    return Path(root) / STAGING
+
+
+def publish(root: str | Path, step: int, info: dict[str, Any]) -> Path:
+    """Finish ``.staging/checkpoint-<step>``: write its info file, then rename it into place."""
+    root = Path(root)
+    staged = staging_dir(root) / f"checkpoint-{step}"
+    atomic_write_json(
+        staged / INFO_FILE, {"step": step, **info, "files": sorted(p.name for p in staged.iterdir())}
+    )
+    final = root / f"checkpoint-{step}"
+    if final.exists():  # re-saving a step after resume: replace the old copy
+        shutil.rmtree(final)
+    staged.rename(final)
+    fsync_dir(root)
+    return final
+
+
+def prune(root: str | Path, keep_last: int | None) -> list[Path]:
+    """Delete all but the newest ``keep_last`` complete checkpoints; returns what was removed."""
+    if keep_last is None:
+        return []
+    removed = [path for _, path in list_checkpoints(root)[:-keep_last]]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed

@@ -1,0 +1,398 @@
+"""The SFT recipe, top to bottom: config → model + tokenizer → data → LoRA → experiment dir → train → save.
+
+One recipe for 1 and N processes (launch with ``accelerate launch -m paw train``); only rank 0 writes
+experiment files. Everything that can be checked before training is checked before the experiment dir exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paw.config.loader import dump_config
+from paw.config.schema import RunConfig
+from paw.data.sft import SftData, SftDataOptions, build_sft_data, to_dataset
+from paw.errors import PawError
+from paw.experiment.layout import Experiment, default_name
+from paw.experiment.metadata import new_metadata, now, update_metadata
+from paw.models.chat import PROMPT_SPEC_FILE, eos_warnings, prompt_spec
+from paw.models.load import LoadOptions, load_causal_lm, load_tokenizer, quiet_hf
+from paw.models.lora import LoraOptions, add_lora
+from paw.models.resolve import resolve_model
+from paw.train import checkpoint as ckpt
+from paw.train.schedule import StageSpec, make_scheduler, multi_stage_lr, named_lr_factor, stage_switch_steps
+from paw.utils.io import atomic_write_json, atomic_write_text
+
+log = logging.getLogger("paw.train")
+
+
+@dataclass
+class Prepared:
+    """Everything built before the first step."""
+
+    config: RunConfig
+    tokenizer: Any
+    data: SftData
+    model: Any = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def data_options(config: RunConfig) -> SftDataOptions:
+    d = config.data
+    return SftDataOptions(
+        train_file=d.train_file,
+        val_file=d.val_file,
+        hub_dataset=d.hub_dataset,
+        hub_split=d.hub_split,
+        format=d.format,
+        prompt_template=d.prompt_template,
+        train_on_prompt=d.train_on_prompt,
+        val_ratio=d.val_ratio,
+        max_length=d.max_length,
+        max_samples=d.max_samples,
+        seed=d.seed,
+    )
+
+
+def load_options(config: RunConfig) -> LoadOptions:
+    m = config.model
+    return LoadOptions(
+        dtype=m.dtype,
+        attn_implementation=m.attn_implementation,
+        gradient_checkpointing=m.gradient_checkpointing,
+        trust_remote_code=m.trust_remote_code,
+        revision=m.revision,
+        quantization=m.quantization,
+    )
+
+
+def lora_options(config: RunConfig) -> LoraOptions:
+    p = config.peft
+    targets = p.target_modules if isinstance(p.target_modules, str) else tuple(p.target_modules)
+    return LoraOptions(
+        r=p.r,
+        alpha=p.alpha,
+        dropout=p.dropout,
+        target_modules=targets,
+        use_dora=p.use_dora or p.method == "dora",
+        use_rslora=p.use_rslora,
+        bias=p.bias,
+        modules_to_save=tuple(p.modules_to_save),
+    )
+
+
+def prepare(config: RunConfig, load_model: bool = True) -> Prepared:
+    """Resolve and load the model and tokenizer, build the data, check LoRA targets. Raises PawError."""
+    quiet_hf()
+    if config.model.quantization != "none":
+        raise PawError(
+            "model.quantization: 4-/8-bit loading is not available in this version of paw; use 'none'"
+        )
+    resolved = resolve_model(config.model.name_or_path, config.paths.models_dir)
+    options = load_options(config)
+    tokenizer = load_tokenizer(resolved, options)
+    uses_chat = config.data.prompt_template == "chat"
+    data = build_sft_data(data_options(config), tokenizer)
+    uses_chat = uses_chat or data.format == "messages"
+    warnings = eos_warnings(tokenizer, uses_chat)
+    data.report["warnings"] = warnings
+    prepared = Prepared(config=config, tokenizer=tokenizer, data=data, warnings=warnings)
+    if load_model:
+        prepared.model = add_lora(load_causal_lm(resolved, options), lora_options(config))
+    else:
+        from paw.models.lora import check_target_modules
+
+        check_target_modules(_empty_model(resolved, options), lora_options(config).target_modules)
+    return prepared
+
+
+def _empty_model(resolved, options: LoadOptions):
+    """The model's module tree without weights (meta device), for compatibility checks."""
+    from accelerate import init_empty_weights
+    from transformers import AutoModelForCausalLM
+
+    from paw.models.load import load_config
+
+    with init_empty_weights():
+        return AutoModelForCausalLM.from_config(
+            load_config(resolved, options), trust_remote_code=options.trust_remote_code
+        )
+
+
+def lr_function(config: RunConfig):
+    """``step -> lr`` for reports; same formulas as the scheduler."""
+    t = config.training
+    if isinstance(t.schedule, list):
+        stages = [StageSpec(s.steps, s.lr) for s in t.schedule]
+        return lambda step: multi_stage_lr(step, stages)
+    total = t.max_steps or 0
+    return lambda step: t.learning_rate * named_lr_factor(step, t.schedule, total, t.warmup_steps)
+
+
+def sft_args(config: RunConfig, exp: Experiment | None, output_dir: str):
+    import torch
+    from trl import SFTConfig
+
+    t = config.training
+    base_lr = t.schedule[0].lr if isinstance(t.schedule, list) else t.learning_rate
+    dtype = config.model.dtype
+    on_gpu = torch.cuda.is_available()
+    kwargs: dict[str, Any] = {
+        "output_dir": output_dir,
+        "max_steps": t.max_steps if t.max_steps is not None else -1,
+        "num_train_epochs": t.num_train_epochs,
+        "learning_rate": base_lr,
+        "per_device_train_batch_size": t.per_device_train_batch_size,
+        "per_device_eval_batch_size": t.per_device_train_batch_size,
+        "gradient_accumulation_steps": t.gradient_accumulation_steps,
+        "logging_steps": t.logging_steps,
+        "logging_first_step": True,
+        "seed": t.seed,
+        "save_strategy": "no",
+        "eval_strategy": "steps" if t.eval_steps else "no",
+        "eval_steps": t.eval_steps,
+        "report_to": "none",
+        "disable_tqdm": True,
+        "include_num_input_tokens_seen": "non_padding",
+        "max_length": config.data.max_length,
+        "bf16": dtype == "bf16" or (dtype == "auto" and on_gpu and torch.cuda.is_bf16_supported()),
+        "fp16": dtype == "fp16",
+        "gradient_checkpointing": config.model.gradient_checkpointing,
+        "use_cpu": not on_gpu,
+        "dataloader_num_workers": 0,
+    }
+    kwargs.update(t.passthrough)
+    try:
+        return SFTConfig(**kwargs)
+    except (ValueError, TypeError) as err:
+        raise PawError(f"training: {err}") from None
+
+
+def _setup_logging(exp: Experiment | None, live_bar: bool) -> list[logging.Handler]:
+    logger = logging.getLogger("paw")
+    logger.setLevel(logging.INFO)
+    handlers: list[logging.Handler] = []
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING if live_bar else logging.INFO)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    handlers.append(console)
+    if exp is not None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        handler = logging.FileHandler(exp.logs / f"train_{stamp}.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handlers.append(handler)
+    for handler in handlers:
+        logger.addHandler(handler)
+    return handlers
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@dataclass
+class TrainResult:
+    experiment: Experiment | None
+    status: str
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def run_training(
+    config: RunConfig,
+    *,
+    name: str | None = None,
+    config_stem: str = "run",
+    resume: tuple[Experiment, Path | None] | None = None,
+    dry_run: bool = False,
+    command: str = "paw train",
+) -> TrainResult:
+    """Train a PEFT adapter as the config says and write the experiment dir.
+
+    Args:
+        config: the validated run config.
+        name: experiment name (overrides ``experiment.name``).
+        config_stem: used for the default name ``<stem>_<timestamp>``.
+        resume: (experiment, checkpoint or None for the latest) to continue instead of starting anew.
+        dry_run: build everything up to the first step, print the plan, write nothing.
+        command: the command line, recorded in metadata.json.
+
+    Raises:
+        PawError: bad input (exit 2); NonFiniteLossError: the loss diverged (exit 1).
+    """
+    main = _is_main_process()
+    if resume is not None:
+        exp, checkpoint = resume
+    else:
+        exp = Experiment.at(
+            config.experiment.root, name or config.experiment.name or default_name(config_stem)
+        )
+        checkpoint = None
+        if exp.dir.exists():
+            exp.create()  # raises the "already exists" PawError
+    prepared = prepare(config)
+    plan = training_plan(config, prepared)
+    if dry_run:
+        return TrainResult(None, "dry-run", plan)
+
+    live_bar = sys.stderr.isatty() and main
+    if resume is None and main:
+        exp.create()
+        atomic_write_text(exp.config_file, dump_config(config))
+    if main:
+        meta = new_metadata(exp.name, command, config.training.seed)
+        if resume is not None:
+            meta = {"resumed": now(), "status": "running", "error": None, "finished": None}
+        update_metadata(exp.metadata_file, **meta)
+        atomic_write_json(exp.results / "data_validation.json", prepared.data.report)
+    handlers = _setup_logging(exp if main else None, live_bar)
+    for warning in prepared.warnings:
+        log.warning("warning: %s", warning)
+    try:
+        report = _train(config, prepared, exp, checkpoint, plan, live_bar)
+    except BaseException as err:
+        if main:
+            reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
+            update_metadata(exp.metadata_file, status="failed", finished=now(), error=reason)
+        raise
+    finally:
+        for handler in handlers:
+            logging.getLogger("paw").removeHandler(handler)
+            handler.close()
+    return TrainResult(exp, "completed", report)
+
+
+def training_plan(config: RunConfig, prepared: Prepared) -> dict[str, Any]:
+    t = config.training
+    trainable, total = prepared.model.get_nb_trainable_parameters()
+    policy = ckpt.CheckpointPolicy(t.save.start_step, t.save.every, t.save.keep_last)
+    steps = t.max_steps
+    return {
+        "model": config.model.name_or_path,
+        "peft": f"{config.peft.method} r={config.peft.r} alpha={config.peft.alpha} targets={config.peft.target_modules}",
+        "trainable_params": trainable,
+        "total_params": total,
+        "train_examples": len(prepared.data.train.examples),
+        "val_examples": len(prepared.data.val.examples) if prepared.data.val else 0,
+        "max_steps": steps,
+        "global_batch": t.per_device_train_batch_size
+        * t.gradient_accumulation_steps
+        * int(os.environ.get("WORLD_SIZE", 1)),
+        "schedule": [s.model_dump() for s in t.schedule] if isinstance(t.schedule, list) else t.schedule,
+        "checkpoints_planned": len(policy.planned(steps)) if steps else None,
+    }
+
+
+def _train(config: RunConfig, prepared: Prepared, exp: Experiment, checkpoint: Path | None, plan, live_bar):
+    import torch
+    from transformers import PrinterCallback
+    from transformers.integrations import TensorBoardCallback
+
+    from paw.train.callbacks import ProgressDisplay, RunRecorder, SavePolicyCallback
+    from paw.train.report import peak_memory_mb, write_reports
+    from paw.train.trainer import PawSFTTrainer
+
+    t = config.training
+    main = _is_main_process()
+    lr_at = lr_function(config)
+    stages = [StageSpec(s.steps, s.lr) for s in t.schedule] if isinstance(t.schedule, list) else []
+    base_lr = stages[0].lr if stages else t.learning_rate
+    policy = ckpt.CheckpointPolicy(t.save.start_step, t.save.every, t.save.keep_last)
+    recorder = RunRecorder(lr_at)
+    progress = ProgressDisplay()
+    callbacks = [recorder, SavePolicyCallback(policy), progress]
+    if "tensorboard" in config.tracking.backends and main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(exp.tensorboard))))
+    args = sft_args(config, exp, str(exp.checkpoints))
+
+    def checkpoint_info(step: int) -> dict[str, Any]:
+        last = recorder.steps[-1] if recorder.steps else {}
+        return {"lr": lr_at(step), "loss": last.get("loss"), "time": now(), "max_steps": args.max_steps}
+
+    trainer = PawSFTTrainer(
+        model=prepared.model,
+        args=args,
+        train_dataset=to_dataset(prepared.data.train),
+        eval_dataset=to_dataset(prepared.data.val) if prepared.data.val else None,
+        processing_class=prepared.tokenizer,
+        callbacks=callbacks,
+        scheduler_factory=lambda opt: make_scheduler(
+            opt, base_lr, t.schedule if not stages else "constant", args.max_steps, t.warmup_steps, stages
+        ),
+        policy=policy,
+        checkpoint_info=checkpoint_info,
+    )
+    trainer.remove_callback(PrinterCallback)
+    if checkpoint is None and exp.checkpoints.is_dir():
+        checkpoint = ckpt.latest_checkpoint(exp.checkpoints)
+    ckpt.clear_staging(exp.checkpoints)
+    if checkpoint is not None:
+        log.info("resuming from %s", checkpoint)
+    log.info(
+        "training %s: %s steps, global batch %s, %s trainable params",
+        exp.name,
+        plan["max_steps"],
+        plan["global_batch"],
+        plan["trainable_params"],
+    )
+    started = time.perf_counter()
+    # SIGTERM (e.g. a scheduler's kill) ends the run like Ctrl-C: status failed, checkpoints kept.
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt) if main else None
+    try:
+        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    finally:
+        progress.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    elapsed = time.perf_counter() - started
+    # TensorBoard's writer closed with training; a late evaluate() must not open a new one elsewhere.
+    trainer.remove_callback(TensorBoardCallback)
+    final_eval = trainer.evaluate() if prepared.data.val else {}
+    if not main:
+        return {}
+    _save_final_model(trainer, prepared, exp)
+    report = write_reports(
+        exp,
+        config=config,
+        recorder=recorder,
+        train_metrics=output.metrics,
+        final_eval=final_eval,
+        checkpoints=trainer.checkpoints_written,
+        switches=stage_switch_steps(stages),
+        seconds=elapsed,
+        peak_mb=peak_memory_mb(torch),
+        resumed_from=str(checkpoint) if checkpoint else None,
+        plan=plan,
+    )
+    update_metadata(exp.metadata_file, status="completed", finished=now(), train_seconds=round(elapsed, 2))
+    log.info("done: %s", exp.dir)
+    return report
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _save_final_model(trainer, prepared: Prepared, exp: Experiment) -> None:
+    """Adapter + tokenizer + prompt spec, written to a temp dir and renamed into place."""
+    import shutil
+
+    staging = exp.final_model.with_name(".final_model.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    trainer.save_model(str(staging))
+    (staging / "training_args.bin").unlink(
+        missing_ok=True
+    )  # a pickle; the experiment's config.yaml says it all
+    (staging / "README.md").unlink(missing_ok=True)
+    prepared.tokenizer.save_pretrained(str(staging))
+    spec = prompt_spec(prepared.tokenizer, prepared.data.format, prepared.config.data.prompt_template)
+    atomic_write_json(staging / PROMPT_SPEC_FILE, spec)
+    shutil.rmtree(exp.final_model, ignore_errors=True)
+    staging.rename(exp.final_model)

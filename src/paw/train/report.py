@@ -1,0 +1,126 @@
+"""Training outputs: ``results/training_results.json``, ``results/training_report.json``, loss/lr plots and
+``report.md``."""
+
+from __future__ import annotations
+
+import math
+import resource
+import sys
+from typing import Any
+
+from paw.config.schema import RunConfig
+from paw.experiment.layout import Experiment
+from paw.train.callbacks import RunRecorder
+from paw.utils.io import atomic_write_json, atomic_write_text
+
+
+def peak_memory_mb(torch) -> dict[str, float]:
+    """Peak host RSS, and peak CUDA memory allocated when on a GPU."""
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = {"host_rss_mb": round(rss_kb / (1024 if sys.platform != "darwin" else 1024**2), 1)}
+    if torch.cuda.is_available():
+        peak["cuda_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return peak
+
+
+def _finite(value: Any) -> Any:
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
+def plot_curves(exp: Experiment, steps: list[dict[str, Any]], evals: list[dict[str, Any]]) -> list[str]:
+    """Loss and LR curves as PNGs; returns the files written (none when matplotlib is missing)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    exp.plots.mkdir(parents=True, exist_ok=True)
+    written = []
+    xs = [s["step"] for s in steps]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(xs, [s["loss"] for s in steps], label="train loss")
+    if evals:
+        ax.plot([e["step"] for e in evals], [e["eval_loss"] for e in evals], "o-", label="val loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(exp.plots / "loss.png", dpi=100)
+    plt.close(fig)
+    written.append("plots/loss.png")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(xs, [s["lr"] for s in steps])
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate")
+    ax.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(exp.plots / "lr.png", dpi=100)
+    plt.close(fig)
+    written.append("plots/lr.png")
+    return written
+
+
+def write_reports(
+    exp: Experiment,
+    *,
+    config: RunConfig,
+    recorder: RunRecorder,
+    train_metrics: dict[str, Any],
+    final_eval: dict[str, Any],
+    checkpoints: list[int],
+    switches: list[int],
+    seconds: float,
+    peak_mb: dict[str, float],
+    resumed_from: str | None,
+    plan: dict[str, Any],
+) -> dict[str, Any]:
+    steps = [{k: _finite(v) for k, v in s.items()} for s in recorder.steps]
+    tokens_per_s = round(recorder.tokens_seen / recorder.train_seconds, 1) if recorder.train_seconds else None
+    results = {
+        "train": {k: _finite(v) for k, v in train_metrics.items()},
+        "final_eval": {k: _finite(v) for k, v in final_eval.items()},
+        "final_model": str(exp.final_model),
+    }
+    atomic_write_json(exp.results / "training_results.json", results)
+    from paw.train.checkpoint import list_checkpoints
+
+    report = {
+        "experiment": exp.name,
+        "plan": plan,
+        "steps": steps,
+        "evals": recorder.evals,
+        "lr_switch_steps": switches,
+        "checkpoints_written": checkpoints,
+        "checkpoints_on_disk": [step for step, _ in list_checkpoints(exp.checkpoints)],
+        "resumed_from": resumed_from,
+        "wall_seconds": round(seconds, 2),
+        "tokens_seen": recorder.tokens_seen,
+        "tokens_per_s": tokens_per_s,
+        "peak_memory_mb": peak_mb,
+    }
+    report["plots"] = plot_curves(exp, steps, recorder.evals)
+    atomic_write_json(exp.results / "training_report.json", report)
+    atomic_write_text(exp.report, _markdown(exp, config, report, results))
+    return report
+
+
+def _markdown(exp: Experiment, config: RunConfig, report: dict[str, Any], results: dict[str, Any]) -> str:
+    steps = report["steps"]
+    first, last = (steps[0], steps[-1]) if steps else ({}, {})
+    lines = [
+        f"# {exp.name}",
+        "",
+        f"- model: `{config.model.name_or_path}`; peft: {report['plan']['peft']}",
+        f"- steps: {report['plan']['max_steps']}; global batch {report['plan']['global_batch']}; "
+        f"LR switches at steps {report['lr_switch_steps'] or 'none'}",
+        f"- loss: {first.get('loss')} (step {first.get('step')}) → {last.get('loss')} (step {last.get('step')})",
+        f"- validation loss: {results['final_eval'].get('eval_loss', 'n/a')}",
+        f"- checkpoints written: {len(report['checkpoints_written'])}; on disk: {len(report['checkpoints_on_disk'])}",
+        f"- throughput: {report['tokens_per_s']} tokens/s; peak memory: {report['peak_memory_mb']}",
+        "- final adapter: `models/final_model`",
+        "",
+    ]
+    lines += [f"![{p}]({p})" for p in report.get("plots", [])]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,83 @@
+"""TRL's SFTTrainer with paw's three changes, and nothing else:
+
+1. the LR scheduler comes from ``paw.train.schedule`` (multi-stage schedules included);
+2. checkpoints are staged and published atomically (``paw.train.checkpoint``) with ``checkpoint_info.json``;
+3. a non-finite loss stops the run with a clear error (the last good checkpoint stays).
+
+Loss normalisation across gradient accumulation is the Trainer's: with a model that accepts
+``num_items_in_batch`` every micro-batch's summed token loss is divided by the number of target tokens in the
+whole accumulated batch, so batch 2 × accumulation 4 gives the same loss and gradients as batch 8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from trl import SFTTrainer
+
+from paw.errors import PawRuntimeError
+from paw.train import checkpoint as ckpt
+
+
+class NonFiniteLossError(PawRuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class PawSFTTrainer(SFTTrainer):
+    def __init__(
+        self,
+        *args: Any,
+        scheduler_factory: Callable[[torch.optim.Optimizer], Any],
+        policy: ckpt.CheckpointPolicy,
+        checkpoint_info: Callable[[int], dict[str, Any]],
+        **kwargs: Any,
+    ):
+        self._scheduler_factory = scheduler_factory
+        self._policy = policy
+        self._checkpoint_info = checkpoint_info
+        self._staging = False
+        self.checkpoints_written: list[int] = []
+        super().__init__(*args, **kwargs)
+
+    def create_model_card(self, *args: Any, **kwargs: Any) -> None:
+        """No README.md model card in the checkpoints dir: the experiment's report.md describes the run."""
+
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
+        if self.lr_scheduler is None:
+            self.lr_scheduler = self._scheduler_factory(
+                optimizer if optimizer is not None else self.optimizer
+            )
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+    def _get_output_dir(self, trial):
+        root = super()._get_output_dir(trial)
+        return str(ckpt.staging_dir(root)) if self._staging else root
+
+    def _save_checkpoint(self, model, trial) -> None:
+        root = Path(self.args.output_dir)
+        step = self.state.global_step
+        self._staging = True
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging = False
+        if self.args.should_save:
+            ckpt.publish(root, step, self._checkpoint_info(step))
+            ckpt.prune(root, self._policy.keep_last)
+        self.checkpoints_written.append(step)
+        self.accelerator.wait_for_everyone()
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss).all():
+            last = ckpt.latest_checkpoint(self.args.output_dir)
+            kept = f"the last good checkpoint is {last}" if last else "no checkpoint had been written"
+            raise NonFiniteLossError(
+                f"training stopped: the loss became {loss.item()} at step {self.state.global_step + 1}; {kept}. "
+                "Lower training.learning_rate, add warmup, or use fp32/bf16 instead of fp16"
+            )
+        return loss
