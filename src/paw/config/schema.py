@@ -138,7 +138,7 @@ class TrainingConfig(BaseModel):
     )
     schedule: Literal["constant", "linear", "cosine"] | list[Stage] = Field(
         "constant",
-        description="LR schedule: constant, linear, cosine (each with warmup_steps/warmup_ratio), or a list of "
+        description="LR schedule: constant, linear, cosine (each after warmup_steps), or a list of "
         "stages [{steps, lr}, ...] held constant in turn.",
     )
     warmup_steps: int = Field(0, ge=0, description="Linear warmup steps (named schedules).")
@@ -175,7 +175,9 @@ class TrainingConfig(BaseModel):
 
 
 class EvalConfig(Section):
-    tasks: list[str] = Field(default_factory=list, description="Benchmark tasks to run after training.")
+    """Benchmark settings read by ``paw eval`` and the pipeline (``paw train`` evaluates the val split only)."""
+
+    tasks: list[str] = Field(default_factory=list, description="Benchmark tasks for paw eval / the pipeline.")
     data_files: dict[str, str] = Field(default_factory=dict, description="task -> local data file.")
     batch_size: int | Literal["auto"] = Field(8, description="Eval batch size, or 'auto'.")
     limit: int | None = Field(None, ge=1, description="Evaluate at most this many examples per task.")

@@ -22,6 +22,7 @@ MANAGED = {
     "save_steps": "use training.save.every",
     "save_total_limit": "use training.save.keep_last",
     "lr_scheduler_type": "use training.schedule",
+    "warmup_ratio": "use training.warmup_steps",
     "resume_from_checkpoint": "use 'paw train --resume'",
     "disable_tqdm": "paw draws its own progress output",
     "eval_strategy": "use training.eval_steps",

@@ -26,7 +26,10 @@ class LoadOptions:
 def quiet_hf() -> None:
     """Silence the per-file progress bars of transformers/datasets/hub: paw draws its own progress."""
     import os
+    import warnings
 
+    # Deprecation notices of the stack (e.g. gradient_checkpointing -> activation_checkpointing) are not the user's.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft)\.")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import datasets

@@ -104,6 +104,10 @@ def prepare(config: RunConfig, load_model: bool = True) -> Prepared:
     data.report["warnings"] = warnings
     prepared = Prepared(config=config, tokenizer=tokenizer, data=data, warnings=warnings)
     if load_model:
+        from transformers import set_seed
+
+        # Seed before the adapter exists: LoRA's A matrices are random, so this makes a run reproducible.
+        set_seed(config.training.seed)
         prepared.model = add_lora(load_causal_lm(resolved, options), lora_options(config))
     else:
         from paw.models.lora import check_target_modules
@@ -354,7 +358,8 @@ def _train(config: RunConfig, prepared: Prepared, exp: Experiment, checkpoint: P
     elapsed = time.perf_counter() - started
     # TensorBoard's writer closed with training; a late evaluate() must not open a new one elsewhere.
     trainer.remove_callback(TensorBoardCallback)
-    final_eval = trainer.evaluate() if prepared.data.val else {}
+    evaluated_last = bool(recorder.evals) and recorder.evals[-1]["step"] == trainer.state.global_step
+    final_eval = recorder.evals[-1] if evaluated_last else (trainer.evaluate() if prepared.data.val else {})
     if not main:
         return {}
     _save_final_model(trainer, prepared, exp)

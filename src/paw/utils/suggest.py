@@ -15,4 +15,6 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
         matches = [
             lowered[m] for m in difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
         ]
+    if not matches:  # abbreviations and long forms: 'rank' -> 'r'
+        matches = sorted((c for c in choices if name.startswith(c) or c.startswith(name)), key=len)[:1]
     return f" (did you mean '{matches[0]}'?)" if matches else ""

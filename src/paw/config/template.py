@@ -1,0 +1,67 @@
+"""Render ``configs/template.yaml``: every option with its default and description, from the pydantic models.
+
+Generated, so it cannot drift from the schema (a test compares): ``python -m paw.config.template > configs/template.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from paw.config.schema import RunConfig
+
+HEADER = """\
+# paw train configs/template.yaml model.name_or_path=paw-tiny/qwen2 data.train_file=train.jsonl
+#
+# Every paw config option with its default. Generated from paw/config/schema.py by
+# `python -m paw.config.template`; do not edit by hand. `training` also accepts any
+# transformers.TrainingArguments field by its own name (e.g. weight_decay, max_grad_norm, optim).
+# Top level extras: `extends: base.yaml` (inherit) and `profiles: {name: {...}}` (pick with --profile).
+"""
+EXAMPLES = {
+    ("model", "name_or_path"): "paw-tiny/qwen2",
+    ("data", "train_file"): "train.jsonl",
+}
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    return json.dumps(value) if not isinstance(value, str) else value if value else '""'
+
+
+def _lines(model: type[BaseModel], path: tuple[str, ...], indent: int) -> list[str]:
+    lines = []
+    pad = "  " * indent
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        description = field.description or ""
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            lines.append(f"{pad}{name}:  # {description}".rstrip())
+            lines += _lines(annotation, (*path, name), indent + 1)
+            continue
+        if (*path, name) in EXAMPLES:
+            default = EXAMPLES[(*path, name)]
+        elif field.default is not PydanticUndefined:
+            default = _value(field.default)
+        elif field.default_factory is not None:
+            default = _value(field.default_factory())
+        else:
+            default = "null"
+        lines.append(f"{pad}{name}: {default}  # {description}")
+    return lines
+
+
+def render_template() -> str:
+    body = []
+    for name, field in RunConfig.model_fields.items():
+        body.append(f"{name}:")
+        body += _lines(field.annotation, (name,), 1)
+    return HEADER + "\n".join(body) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_template(), end="")

@@ -1,0 +1,89 @@
+import json
+import subprocess
+import sys
+import time
+
+from tests.conftest import REPO, run_paw, small_config, write_config
+
+
+def _imports_after(code: str) -> dict:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code + "\nimport sys, json\nprint(json.dumps({m: m in sys.modules "
+            "for m in ('torch', 'transformers', 'peft', 'trl')}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_cli_import_is_light():
+    assert not any(_imports_after("import paw.cli.main").values())
+
+
+def test_help_is_fast_and_torch_free():
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "paw", "--help"], capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0 and "train" in result.stdout
+    assert elapsed < 3.0  # interpreter start included; paw's own import time is checked below
+    code = "import time; t=time.perf_counter(); import paw.cli.main; print(time.perf_counter()-t)"
+    own = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout)
+    assert own < 0.5, own
+
+
+def test_validate_bad_config_is_torch_free(tmp_path):
+    bad = write_config(
+        tmp_path / "bad.yaml",
+        {"model": {"name_or_path": "x"}, "data": {"train_file": "t.jsonl"}, "peft": {"rnk": 3}},
+    )
+    code = (
+        f"from typer.testing import CliRunner\nfrom paw.cli.main import app\n"
+        f"r = CliRunner().invoke(app, ['validate', '{bad}'])\nassert r.exit_code == 2, r.output\n"
+        f"assert \"peft.rnk: unknown key (did you mean 'r'?)\" in r.output, r.output"
+    )
+    assert not any(_imports_after(code).values())
+
+
+def test_validate_good_config_checks_data_and_model(tmp_path, alpaca_file):
+    path = write_config(tmp_path / "ok.yaml", small_config(alpaca_file, tmp_path))
+    result = run_paw("validate", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stderr and "train examples" in result.stderr
+    assert not list(tmp_path.glob("*/metadata.json"))
+
+
+def test_validate_only_and_dry_run_write_nothing(tmp_path, alpaca_file):
+    path = write_config(tmp_path / "ok.yaml", small_config(alpaca_file, tmp_path))
+    assert run_paw("train", str(path), "--validate-only", "--name", "v").returncode == 0
+    dry = run_paw("train", str(path), "--dry-run", "--name", "d")
+    assert dry.returncode == 0, dry.stderr
+    assert "trainable_params" in dry.stderr and "checkpoints_planned" in dry.stderr
+    assert not (tmp_path / "v").exists() and not (tmp_path / "d").exists()
+
+
+def test_doctor_writes_report(tmp_path):
+    start = time.perf_counter()
+    result = run_paw("doctor", "--output", str(tmp_path / "validation_report.json"))
+    assert time.perf_counter() - start < 5
+    report = json.loads((tmp_path / "validation_report.json").read_text())
+    names = {c["name"] for c in report["checks"]}
+    assert {"python", "torch", "transformers", "cuda", "disk", "memory"} <= names
+    assert result.returncode == (0 if report["ok"] else 1)
+    assert "✅" in result.stdout
+
+
+def test_synth_writes_alpaca_rows(tmp_path):
+    out = tmp_path / "s.jsonl"
+    assert run_paw("synth", str(out), "--rows", "12").returncode == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 12 and set(rows[0]) == {"instruction", "input", "output"}
+
+
+def test_shipped_template_validates_offline(tmp_path, alpaca_file):
+    result = run_paw("validate", str(REPO / "configs" / "template.yaml"), "--schema-only")
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,66 @@
+"""Shared fixtures: a private paw cache (tiny models built once per session), synthetic data, CLI helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def paw_cache(tmp_path_factory) -> Path:
+    """Tiny models are built into a per-session cache, never the user's."""
+    cache = tmp_path_factory.mktemp("paw-cache")
+    os.environ["PAW_CACHE_DIR"] = str(cache)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2(paw_cache) -> Path:
+    from paw.models.tiny import tiny_model_dir
+
+    return tiny_model_dir("paw-tiny/qwen2")
+
+
+@pytest.fixture(scope="session")
+def alpaca_file(tmp_path_factory) -> Path:
+    from paw.data.synthetic import generate_alpaca, write_jsonl
+
+    return write_jsonl(generate_alpaca(400, seed=0), tmp_path_factory.mktemp("data") / "train.jsonl")
+
+
+def write_config(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def small_config(train_file: Path, root: Path, **training) -> dict:
+    """A fast tiny-model config (hidden 64, 2 layers, short sequences)."""
+    return {
+        "model": {"name_or_path": "paw-tiny/qwen2"},
+        "peft": {"r": 8, "alpha": 16, "target_modules": "all-linear"},
+        "data": {"train_file": str(train_file), "max_length": 96},
+        "training": {"max_steps": 6, "learning_rate": 1e-3, "per_device_train_batch_size": 4, **training},
+        "experiment": {"root": str(root)},
+    }
+
+
+def run_paw(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess (what a user types), output captured, non-TTY."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "paw", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
