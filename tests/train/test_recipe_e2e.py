@@ -160,6 +160,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, alpaca_file):
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stderr
     assert json.loads((tmp_path / "killed" / "metadata.json").read_text())["status"] == "completed"
+    report = json.loads((tmp_path / "killed" / "results" / "training_report.json").read_text())
+    assert [s["step"] for s in report["steps"]] == list(range(1, 31))  # history from before the kill is kept
     a, b = _adapter(tmp_path / "straight"), _adapter(tmp_path / "killed")
     for key in a:  # same seed, same data order, same dropout masks: equal up to float noise
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
@@ -182,3 +184,36 @@ def test_non_finite_loss_stops_cleanly(tmp_path, alpaca_file, tiny_qwen2):
     assert "loss became" in result.stderr and "Traceback" not in result.stderr
     meta = json.loads((tmp_path / "nan" / "metadata.json").read_text())
     assert meta["status"] == "failed" and "loss became" in meta["error"]
+
+
+@pytest.mark.parametrize("peft", [{"method": "dora"}, {"use_rslora": True}], ids=["dora", "rslora"])
+def test_dora_and_rslora_train_and_reload(tmp_path, alpaca_file, tiny_qwen2, peft):
+    from peft import PeftConfig
+
+    cfg = small_config(alpaca_file, tmp_path, max_steps=2)
+    cfg["peft"].update(peft)
+    result = run_training(load_config(write_config(tmp_path / "c.yaml", cfg)), name="m")
+    saved = PeftConfig.from_pretrained(result.experiment.final_model)
+    assert saved.use_dora == (peft.get("method") == "dora") and saved.use_rslora == bool(
+        peft.get("use_rslora")
+    )
+
+
+def test_same_seed_same_loss_curve(tmp_path, alpaca_file):
+    cfg = small_config(alpaca_file, tmp_path, max_steps=4)
+    cfg["peft"]["dropout"] = 0.1
+    path = write_config(tmp_path / "c.yaml", cfg)
+    a = run_training(load_config(path), name="a").report["steps"]
+    b = run_training(load_config(path), name="b").report["steps"]
+    assert [s["loss"] for s in a] == [s["loss"] for s in b]
+
+
+def test_hosted_tracker_without_its_package_is_a_clear_error(tmp_path, alpaca_file):
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    cfg = small_config(alpaca_file, tmp_path)
+    cfg["tracking"] = {"backends": ["tensorboard", "wandb"]}
+    result = run_paw("train", str(write_config(tmp_path / "c.yaml", cfg)), "--name", "w")
+    assert result.returncode == 2 and "pip install wandb" in result.stderr

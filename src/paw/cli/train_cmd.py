@@ -80,11 +80,12 @@ def train(
         return
     report = result.report
     steps = report.get("steps") or [{}]
+    console.print(f"[green]completed[/] {result.experiment.dir}")
     console.print(
-        f"[green]completed[/] {result.experiment.dir}\n"
-        f"  loss {steps[0].get('loss')} → {steps[-1].get('loss')}; "
-        f"{len(report.get('checkpoints_written', []))} checkpoints; adapter in models/final_model"
+        f"  loss {steps[0].get('loss', float('nan')):.4f} → {steps[-1].get('loss', float('nan')):.4f}; "
+        f"{len(report.get('checkpoints_written', []))} checkpoints written"
     )
+    console.print(f"  adapter: {result.experiment.final_model}")
 
 
 def _status(exp) -> str | None:

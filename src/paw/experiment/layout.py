@@ -67,16 +67,23 @@ class Experiment:
             raise PawError(f"experiment name '{name}' resolves outside {root}")
         return exp
 
+    def _exists_error(self) -> PawError:
+        return PawError(
+            f"experiment '{self.name}' already exists in {self.root}; pick another --name, "
+            f"or continue it with 'paw train --resume {self.dir}'"
+        )
+
+    def ensure_new(self) -> None:
+        if self.dir.exists():
+            raise self._exists_error()
+
     def create(self) -> None:
-        """Make the dir; an existing experiment is never overwritten."""
+        """Make the dir; an existing experiment is never overwritten (mkdir is the atomic test)."""
         self.root.mkdir(parents=True, exist_ok=True)
         try:
             self.dir.mkdir()
         except FileExistsError:
-            raise PawError(
-                f"experiment '{self.name}' already exists in {self.root}; pick another --name, "
-                f"or continue it with 'paw train --resume {self.dir}'"
-            ) from None
+            raise self._exists_error() from None
         for sub in (self.logs, self.checkpoints, self.results, self.plots):
             sub.mkdir(parents=True, exist_ok=True)
 

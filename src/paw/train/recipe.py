@@ -161,7 +161,7 @@ def sft_args(config: RunConfig, exp: Experiment | None, output_dir: str):
         "save_strategy": "no",
         "eval_strategy": "steps" if t.eval_steps else "no",
         "eval_steps": t.eval_steps,
-        "report_to": "none",
+        "report_to": hosted_trackers(config.tracking.backends),
         "disable_tqdm": True,
         "include_num_input_tokens_seen": "non_padding",
         "max_length": config.data.max_length,
@@ -176,6 +176,22 @@ def sft_args(config: RunConfig, exp: Experiment | None, output_dir: str):
         return SFTConfig(**kwargs)
     except (ValueError, TypeError) as err:
         raise PawError(f"training: {err}") from None
+
+
+HOSTED_TRACKERS = {"wandb": "wandb", "swanlab": "swanlab", "mlflow": "mlflow"}
+
+
+def hosted_trackers(backends: list[str]) -> list[str] | str:
+    """transformers' own integrations for hosted trackers; TensorBoard is paw's (in the experiment dir)."""
+    import importlib.util
+
+    hosted = [b for b in backends if b in HOSTED_TRACKERS]
+    for backend in hosted:
+        if importlib.util.find_spec(HOSTED_TRACKERS[backend]) is None:
+            raise PawError(
+                f"tracking.backends: '{backend}' needs its package: pip install {HOSTED_TRACKERS[backend]}"
+            )
+    return hosted or "none"
 
 
 def _setup_logging(exp: Experiment | None, live_bar: bool) -> list[logging.Handler]:
@@ -237,8 +253,8 @@ def run_training(
             config.experiment.root, name or config.experiment.name or default_name(config_stem)
         )
         checkpoint = None
-        if exp.dir.exists():
-            exp.create()  # raises the "already exists" PawError
+        exp.ensure_new()  # fail before any loading, not after
+    hosted_trackers(config.tracking.backends)  # a missing tracker package fails before anything is written
     prepared = prepare(config)
     plan = training_plan(config, prepared)
     if dry_run:
@@ -367,6 +383,7 @@ def _train(config: RunConfig, prepared: Prepared, exp: Experiment, checkpoint: P
         exp,
         config=config,
         recorder=recorder,
+        log_history=trainer.state.log_history,
         train_metrics=output.metrics,
         final_eval=final_eval,
         checkpoints=trainer.checkpoints_written,

@@ -27,6 +27,30 @@ def _finite(value: Any) -> Any:
     return value if not isinstance(value, float) or math.isfinite(value) else None
 
 
+def steps_from_history(
+    log_history: list[dict[str, Any]], recorder: RunRecorder
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per-step records from the Trainer's log history, which a resumed run restores from its checkpoint, so
+    the report covers the whole run; tokens/s is known for the steps this process ran."""
+    speed = {s["step"]: s["tokens_per_s"] for s in recorder.steps}
+    steps, evals = [], []
+    for entry in log_history:
+        if "loss" in entry:
+            steps.append(
+                {
+                    "step": entry["step"],
+                    "loss": _finite(entry["loss"]),
+                    "lr": entry.get("learning_rate"),
+                    "grad_norm": _finite(entry.get("grad_norm")),
+                    "tokens_per_s": speed.get(entry["step"]),
+                    "epoch": round(entry.get("epoch", 0.0), 4),
+                }
+            )
+        elif "eval_loss" in entry:
+            evals.append({k: _finite(v) for k, v in entry.items() if k == "step" or k.startswith("eval_")})
+    return steps, evals
+
+
 def plot_curves(exp: Experiment, steps: list[dict[str, Any]], evals: list[dict[str, Any]]) -> list[str]:
     """Loss and LR curves as PNGs; returns the files written (none when matplotlib is missing)."""
     try:
@@ -67,6 +91,7 @@ def write_reports(
     *,
     config: RunConfig,
     recorder: RunRecorder,
+    log_history: list[dict[str, Any]],
     train_metrics: dict[str, Any],
     final_eval: dict[str, Any],
     checkpoints: list[int],
@@ -76,7 +101,7 @@ def write_reports(
     resumed_from: str | None,
     plan: dict[str, Any],
 ) -> dict[str, Any]:
-    steps = [{k: _finite(v) for k, v in s.items()} for s in recorder.steps]
+    steps, evals = steps_from_history(log_history, recorder)
     tokens_per_s = round(recorder.tokens_seen / recorder.train_seconds, 1) if recorder.train_seconds else None
     results = {
         "train": {k: _finite(v) for k, v in train_metrics.items()},
@@ -90,7 +115,7 @@ def write_reports(
         "experiment": exp.name,
         "plan": plan,
         "steps": steps,
-        "evals": recorder.evals,
+        "evals": evals,
         "lr_switch_steps": switches,
         "checkpoints_written": checkpoints,
         "checkpoints_on_disk": [step for step, _ in list_checkpoints(exp.checkpoints)],
@@ -100,7 +125,7 @@ def write_reports(
         "tokens_per_s": tokens_per_s,
         "peak_memory_mb": peak_mb,
     }
-    report["plots"] = plot_curves(exp, steps, recorder.evals)
+    report["plots"] = plot_curves(exp, steps, evals)
     atomic_write_json(exp.results / "training_report.json", report)
     atomic_write_text(exp.report, _markdown(exp, config, report, results))
     return report
