@@ -19,6 +19,7 @@ def paw_cache(tmp_path_factory) -> Path:
     cache = tmp_path_factory.mktemp("paw-cache")
     os.environ["PAW_CACHE_DIR"] = str(cache)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return cache
 

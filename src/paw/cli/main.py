@@ -109,6 +109,63 @@ def train(
     )
 
 
+@app.command(name="eval")
+@cli_errors
+def eval_(
+    experiment: Annotated[
+        str | None,
+        typer.Argument(help="An experiment (dir or name): evaluate its final adapter.", show_default=False),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Base model: alias, hub id, dir or paw-tiny/*.")
+    ] = None,
+    adapter: Annotated[str | None, typer.Option("--adapter", help="PEFT adapter dir to apply.")] = None,
+    tasks: Annotated[str, typer.Option("--tasks", help="Comma-separated tasks, e.g. arc_easy,piqa.")] = "",
+    data_file: Annotated[
+        list[str] | None,
+        typer.Option("--data-file", help="Local data: PATH (one task) or TASK=PATH; repeatable."),
+    ] = None,
+    sample_ratio: Annotated[
+        float | None, typer.Option("--sample-ratio", min=0.0, max=1.0, help="Fraction (seeded).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="At most N examples per task (seeded).")
+    ] = None,
+    num_fewshot: Annotated[
+        int, typer.Option("--num-fewshot", min=0, help="Solved examples in each prompt.")
+    ] = 0,
+    batch_size: Annotated[str, typer.Option("--batch-size", help="Rows per forward pass, or 'auto'.")] = "16",
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Results dir (default: eval_results/<time>).")
+    ] = None,
+    log_samples: Annotated[bool, typer.Option("--log-samples", help="Write per-example JSONL.")] = False,
+    backend: Annotated[
+        str, typer.Option("--backend", help="native (paw's fast path) or lm-eval.")
+    ] = "native",
+    dtype: Annotated[str, typer.Option("--dtype", help="auto, bf16, fp16 or fp32.")] = "auto",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of --sample-ratio/--limit subsets.")] = 1234,
+) -> None:
+    """Evaluate a base model or base+adapter on benchmark tasks."""
+    from paw.cli import eval_cmd
+
+    eval_cmd.run(
+        experiment,
+        model,
+        adapter,
+        tasks,
+        data_file or [],
+        sample_ratio,
+        limit,
+        num_fewshot,
+        batch_size,
+        output,
+        log_samples,
+        backend,
+        dtype,
+        seed,
+    )
+
+
 @app.command()
 @cli_errors
 def validate(
@@ -160,13 +217,27 @@ def synth(
     output: Annotated[Path, typer.Argument(help="Output .jsonl file.")],
     rows: Annotated[int, typer.Option("--rows", min=1, help="Number of rows.")] = 500,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    schema: Annotated[
+        str,
+        typer.Option("--schema", help="alpaca, alpaca_mc, or a task's native schema (arc_easy, piqa, ...)."),
+    ] = "alpaca",
 ) -> None:
-    """Write the synthetic Alpaca-format task (category / antonym / sentiment) as JSONL."""
+    """Write synthetic data as JSONL: the Alpaca instruction task, or multiple choice in a benchmark's schema."""
     from paw.data.synthetic import generate_alpaca, write_jsonl
+    from paw.eval.synthetic import GENERATORS, generate_mc
 
     if output.exists():
         raise PawError(f"{output}: already exists; choose another path")
-    write_jsonl(generate_alpaca(rows, seed), output)
+    if schema != "alpaca" and schema not in GENERATORS:
+        from paw.utils.suggest import did_you_mean
+
+        known = ["alpaca", *GENERATORS]
+        raise PawError(
+            f"--schema '{schema}' is unknown{did_you_mean(schema, known)}; choose from {', '.join(known)}"
+        )
+    write_jsonl(
+        generate_alpaca(rows, seed) if schema == "alpaca" else generate_mc(schema, rows, seed), output
+    )
     typer.echo(f"wrote {rows} rows to {output}")
 
 

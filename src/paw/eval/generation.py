@@ -38,8 +38,9 @@ def generate(
     max_new_tokens: int = 16,
     batch_size: int = 16,
     stop_tokens: list[str] | None = None,
+    stop_strings: list[str] | None = None,
 ) -> list[str]:
-    """Greedy continuations of ``prompts`` (batched, left-padded)."""
+    """Greedy continuations of ``prompts`` (batched, left-padded), cut at the first of ``stop_strings``."""
     import torch
 
     stops = [tokenizer.convert_tokens_to_ids(t) for t in (stop_tokens or [tokenizer.eos_token])]
@@ -62,12 +63,22 @@ def generate(
                     do_sample=False,
                     eos_token_id=stops,
                     pad_token_id=tokenizer.pad_token_id,
+                    **({"stop_strings": stop_strings, "tokenizer": tokenizer} if stop_strings else {}),
                 )
             new = out[:, batch["input_ids"].shape[1] :]
-            outputs += tokenizer.batch_decode(new, skip_special_tokens=True)
+            texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+            outputs += [_cut(text, stop_strings or []) for text in texts]
     finally:
         tokenizer.padding_side = side
     return outputs
+
+
+def _cut(text: str, stops: list[str]) -> str:
+    """Text up to the first stop string, as lm-eval's generate_until returns it."""
+    for stop in stops:
+        if stop and stop in text:
+            text = text.split(stop, 1)[0]
+    return text
 
 
 def exact_match(

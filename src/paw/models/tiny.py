@@ -104,6 +104,9 @@ def build_tiny_model(family: str, out_dir: Path, seed: int = 0) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
+    from paw.models.load import quiet_hf
+
+    quiet_hf()
     spec = families()[family]
     tokenizer = _train_tokenizer(spec)
     token_id = tokenizer.convert_tokens_to_ids

@@ -1,0 +1,103 @@
+"""``paw eval``: CLI glue over ``paw.eval.api``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from paw.errors import PawError
+
+console = Console(stderr=True, highlight=False)
+BACKENDS = ("native", "lm-eval")
+
+
+def _batch_size(text: str) -> int | str:
+    if text == "auto":
+        return "auto"
+    if not text.isdigit() or int(text) < 1:
+        raise PawError(f"--batch-size must be a positive integer or 'auto', got '{text}'")
+    return int(text)
+
+
+def _experiment_target(ref: str) -> tuple[str, str, Path]:
+    """(base model, adapter dir, results dir) of an experiment."""
+    from paw.config.loader import read_yaml
+    from paw.experiment.layout import find_experiment
+
+    exp, _ = find_experiment(ref, Path.cwd() / "experiments")
+    if not (exp.final_model / "adapter_config.json").is_file():
+        raise PawError(
+            f"experiment {exp.dir} has no final adapter (models/final_model); did training finish?"
+        )
+    base = read_yaml(exp.config_file)["model"]["name_or_path"]
+    return base, str(exp.final_model), exp.results
+
+
+def run(
+    experiment,
+    model,
+    adapter,
+    tasks,
+    data_files,
+    sample_ratio,
+    limit,
+    num_fewshot,
+    batch_size,
+    output,
+    log_samples,
+    backend,
+    dtype,
+    seed,
+) -> None:
+    from paw.eval.runner import EvalOptions
+    from paw.eval.tasks import parse_tasks
+
+    if backend not in BACKENDS:
+        raise PawError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
+    if not tasks:
+        raise PawError("--tasks: name at least one task, e.g. --tasks arc_easy,piqa")
+    prefix = ""
+    if experiment is not None:
+        if model or adapter:
+            raise PawError("give an EXPERIMENT or --model/--adapter, not both")
+        model, adapter, results_dir = _experiment_target(experiment)
+        output, prefix = output or results_dir, "eval_"
+    output = output or Path("eval_results") / time.strftime("%Y%m%d-%H%M%S")
+    options = EvalOptions(
+        limit=limit,
+        sample_ratio=sample_ratio,
+        seed=seed,
+        num_fewshot=num_fewshot,
+        batch_size=_batch_size(batch_size),
+        log_samples=log_samples,
+    )
+    if backend == "lm-eval":
+        from paw.eval.lm_eval_backend import evaluate_with_lm_eval
+
+        results = evaluate_with_lm_eval(tasks, model, adapter, data_files, options, output, dtype, prefix)
+    else:
+        from paw.eval.api import assign_data_files, evaluate
+
+        names = [t.name for t in parse_tasks(tasks)]
+        files = assign_data_files(names, data_files)
+        results = evaluate(tasks, model, adapter, files, options, output, dtype, prefix=prefix)
+    _print(results, output)
+
+
+def _print(results: dict, output: Path) -> None:
+    from paw.eval.api import metric_rows
+
+    table = Table(title=f"{results['model']['name']}" + (" + adapter" if results["model"]["adapter"] else ""))
+    for column in ("task", "metric", "value", "± stderr", "n"):
+        table.add_column(column)
+    for row in metric_rows(results):
+        value = "" if row["value"] is None else f"{row['value']:.4f}"
+        stderr = "" if row["stderr"] is None else f"{row['stderr']:.4f}"
+        table.add_row(row["task"], row["metric"], value, stderr, str(row["n"]))
+    Console(highlight=False).print(table)
+    if "cs_average" in results:
+        Console(highlight=False).print(f"commonsense average: {results['cs_average']:.4f}")
+    console.print(f"results: {output}")

@@ -1,0 +1,42 @@
+"""Data-parallel evaluation helpers: with ``accelerate launch`` / ``torchrun`` each rank scores a slice of the
+documents and rank 0 gathers every per-example result. In one process these are identities."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def shard(items: list[Any]) -> list[Any]:
+    """This rank's items: every world_size-th, starting at its rank (balanced across sorted lengths)."""
+    return items if world_size() == 1 else items[rank() :: world_size()]
+
+
+def _state():
+    from accelerate import PartialState
+
+    return PartialState()
+
+
+def gather(items: list[Any]) -> list[Any]:
+    """All ranks' items, concatenated, on every rank."""
+    if world_size() == 1:
+        return items
+    from accelerate.utils import gather_object
+
+    _state()
+    return gather_object(items)
+
+
+def sum_int(value: int) -> int:
+    if world_size() == 1:
+        return value
+    return sum(gather([value]))

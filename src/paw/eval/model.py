@@ -1,0 +1,116 @@
+"""Load the model under evaluation: a base model (any kind paw resolves), optionally with a PEFT adapter.
+
+An adapter that does not fit its base is a PawError naming the module and both shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from paw.errors import PawError
+from paw.models.load import LoadOptions, load_causal_lm, load_tokenizer
+from paw.models.resolve import ResolvedModel, resolve_model
+
+_SIZE_MISMATCH = re.compile(
+    r"size mismatch for ([\w.]+): copying a param with shape (torch\.Size\(\[[\d, ]*\]\)) "
+    r"from checkpoint, the shape in current model is (torch\.Size\(\[[\d, ]*\]\))"
+)
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    name: str
+    location: str
+    adapter: str | None
+    fingerprint: dict[str, str | None]
+
+
+def adapter_base(adapter: str | Path) -> str | None:
+    """The base model an adapter was trained on, from its adapter_config.json."""
+    config = Path(adapter) / "adapter_config.json"
+    if not config.is_file():
+        return None
+    return json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+
+
+def check_adapter_dir(adapter: str | Path) -> Path:
+    path = Path(adapter)
+    if not path.is_dir():
+        raise PawError(f"--adapter: {path} does not exist")
+    if not (path / "adapter_config.json").is_file():
+        raise PawError(f"--adapter: {path} is not a PEFT adapter dir (no adapter_config.json)")
+    return path
+
+
+def fingerprint(path: str | Path | None) -> str | None:
+    """A short hash of a local model/adapter dir: config files in full, weight files by name, size and first MiB."""
+    if path is None or not Path(path).is_dir():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(Path(path).iterdir()):
+        if file.suffix in (".json", ".safetensors", ".bin", ".model") and file.is_file():
+            digest.update(file.name.encode())
+            with file.open("rb") as handle:
+                digest.update(handle.read() if file.suffix == ".json" else handle.read(2**20))
+            digest.update(str(file.stat().st_size).encode())
+    return digest.hexdigest()[:16]
+
+
+def _attach_adapter(model: Any, adapter: Path):
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+    except RuntimeError as err:
+        match = _SIZE_MISMATCH.search(str(err))
+        if match:
+            name, saved, current = match.groups()
+            raise PawError(
+                f"--adapter {adapter} does not fit this base model: {name} is {saved} in the adapter but the model "
+                f"needs {current}; evaluate it on the base it was trained on ({adapter_base(adapter)})"
+            ) from None
+        raise
+    except ValueError as err:
+        raise PawError(
+            f"--adapter {adapter} does not fit this base model: {str(err).splitlines()[0]}"
+        ) from None
+
+
+def load_for_eval(
+    model_ref: str | None, adapter: str | None, dtype: str = "auto", models_dir: str | None = None
+) -> LoadedModel:
+    """Load base (+ adapter) on the best device, in eval mode."""
+    import torch
+
+    adapter_path = check_adapter_dir(adapter) if adapter else None
+    if model_ref is None:
+        model_ref = adapter_base(adapter_path) if adapter_path else None
+        if model_ref is None:
+            raise PawError("--model: name the base model (or give an --adapter whose config names it)")
+    resolved: ResolvedModel = resolve_model(model_ref, models_dir)
+    options = LoadOptions(dtype=dtype)
+    has_own_tokenizer = adapter_path is not None and (adapter_path / "tokenizer_config.json").is_file()
+    tokenizer_source = (
+        ResolvedModel(str(adapter_path), str(adapter_path), "local") if has_own_tokenizer else resolved
+    )
+    tokenizer = load_tokenizer(tokenizer_source, options)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_causal_lm(resolved, options).to(device)
+    if adapter_path is not None:
+        model = _attach_adapter(model, adapter_path)
+    model.eval()
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        name=model_ref,
+        location=resolved.location,
+        adapter=str(adapter_path) if adapter_path else None,
+        fingerprint={"model": fingerprint(resolved.location), "adapter": fingerprint(adapter_path)},
+    )

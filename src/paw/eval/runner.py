@@ -1,0 +1,233 @@
+"""Run tasks on a loaded model: load docs (local file or hub), sample, build few-shot prompts, score, aggregate.
+
+With several processes (``accelerate launch -m paw eval ...``), documents are split across ranks and the
+per-example results gathered, so rank 0 writes one results file.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from paw.data.readers import read_rows
+from paw.errors import PawError
+from paw.eval.docs import ChoiceDoc, GenDoc, Task
+from paw.eval.metrics import aggregate, choice_predictions
+
+FEWSHOT_SEED = 1234
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    limit: int | None = None
+    sample_ratio: float | None = None
+    seed: int = 1234
+    num_fewshot: int = 0
+    batch_size: int | str = 16
+    log_samples: bool = False
+
+
+@dataclass
+class TaskResult:
+    task: str
+    metrics: dict[str, float | None]
+    n: int
+    seconds: float
+    tokens: int
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **self.metrics,
+            "n": self.n,
+            "seconds": round(self.seconds, 3),
+            "items_per_s": round(self.n / self.seconds, 2) if self.seconds else None,
+            "tokens_per_s": round(self.tokens / self.seconds, 1) if self.seconds else None,
+        }
+
+
+def load_docs(
+    task: Task, data_file: str | None, options: EvalOptions
+) -> tuple[list[ChoiceDoc | GenDoc], int]:
+    """All docs of a task's file (or hub split), then the seeded subset; returns (subset, total)."""
+    if data_file:
+        records = read_rows(data_file)
+        source = data_file
+    elif task.hub is not None:
+        records = _read_hub(task)
+        source = f"{task.hub.path}[{task.hub.split}]"
+    else:
+        raise PawError(
+            f"task {task.name} has no public dataset: pass its file with --data-file {task.name}=PATH"
+        )
+    if not records:
+        raise PawError(f"{source}: no rows for task {task.name}")
+    docs = [task.doc(r.row, r.where) for r in records]
+    indices = list(range(len(docs)))
+    n = len(docs)
+    if options.sample_ratio is not None:
+        n = max(0, round(len(docs) * options.sample_ratio))
+    if options.limit is not None:
+        n = min(n, options.limit)
+    if n < len(docs):
+        indices = sorted(random.Random(options.seed).sample(indices, n))
+    if not indices:
+        raise PawError(f"{source}: no examples left for task {task.name} after sampling (sample_ratio/limit)")
+    return [docs[i] for i in indices], len(docs)
+
+
+def _read_hub(task: Task):
+    from paw.data.readers import Record
+    from paw.models.load import quiet_hf
+
+    quiet_hf()
+    import datasets
+
+    try:
+        data = datasets.load_dataset(task.hub.path, task.hub.name, split=task.hub.split)
+    except Exception as err:  # offline, gated, missing: all user-facing
+        raise PawError(
+            f"task {task.name}: could not load {task.hub.path}/{task.hub.name} [{task.hub.split}] "
+            f"({type(err).__name__}). Offline? Pass a local copy with --data-file {task.name}=PATH"
+        ) from None
+    return [Record(dict(row), f"{task.hub.path}[{task.hub.split}]:row {i}") for i, row in enumerate(data)]
+
+
+def _fewshot_examples(docs: list, index: int, k: int) -> list:
+    if k <= 0:
+        return []
+    rng = random.Random(FEWSHOT_SEED + index)
+    pool = [i for i in range(len(docs)) if i != index]
+    if len(pool) < k:
+        raise PawError(f"--num-fewshot {k}: only {len(pool)} other examples to draw from")
+    return [docs[i] for i in rng.sample(pool, k)]
+
+
+def _shot_text(doc: ChoiceDoc | GenDoc) -> str:
+    if isinstance(doc, GenDoc):
+        return doc.prompt + (doc.fewshot_target if doc.fewshot_target is not None else " " + doc.gold)
+    if doc.multiple_input:
+        return f"{doc.context[doc.gold]} {doc.continuation}"
+    return f"{doc.context} {doc.choices[doc.gold]}"
+
+
+def with_fewshot(docs: list, k: int) -> list:
+    """Prefix each doc's context(s) with k solved examples, joined by blank lines (lm-eval's delimiters)."""
+    if k <= 0:
+        return docs
+    out = []
+    for i, doc in enumerate(docs):
+        prefix = "\n\n".join(_shot_text(d) for d in _fewshot_examples(docs, i, k)) + "\n\n"
+        if isinstance(doc, GenDoc):
+            out.append(GenDoc(doc.where, prefix + doc.prompt, doc.gold, doc.fewshot_target))
+        elif doc.multiple_input:
+            out.append(
+                ChoiceDoc(
+                    doc.where, [prefix + c for c in doc.context], doc.choices, doc.gold, doc.continuation
+                )
+            )
+        else:
+            out.append(ChoiceDoc(doc.where, prefix + doc.context, doc.choices, doc.gold))
+    return out
+
+
+def score_choice_docs(model, tokenizer, docs: list[ChoiceDoc], batch_size: int) -> tuple[list[dict], int]:
+    from paw.eval.loglik import loglikelihoods
+
+    requests, groups = [], []
+    for doc in docs:
+        pairs = doc.requests()
+        groups.append(list(range(len(requests), len(requests) + len(pairs))))
+        requests += pairs
+    scores, tokens = loglikelihoods(model, tokenizer, requests, groups, batch_size)
+    samples = []
+    for doc, group in zip(docs, groups, strict=True):
+        lls = [scores[i].loglik for i in group]
+        preds = choice_predictions(lls, doc.choices)
+        samples.append(
+            {
+                "where": doc.where,
+                "gold": doc.gold,
+                "pred": preds["acc"],
+                "loglikelihoods": lls,
+                "is_greedy": [scores[i].is_greedy for i in group],
+                **{metric: float(pred == doc.gold) for metric, pred in preds.items()},
+            }
+        )
+    return samples, tokens
+
+
+def score_generation_docs(
+    model, tokenizer, task: Task, docs: list[GenDoc], batch_size: int
+) -> tuple[list[dict], int]:
+    from paw.eval.generation import generate
+    from paw.eval.tasks import generative
+
+    until = task.generation.get("until", [])
+    outputs = generate(
+        model,
+        tokenizer,
+        [d.prompt for d in docs],
+        task.generation.get("max_new_tokens", 32),
+        batch_size,
+        stop_strings=until,
+    )
+    samples = []
+    for doc, output in zip(docs, outputs, strict=True):
+        sample = {"where": doc.where, "gold": doc.gold, "output": output}
+        if task.name == "gsm8k":
+            gold = generative.gsm8k_normalize(doc.gold)
+            for mode in ("strict-match", "flexible-extract"):
+                pred = generative.gsm8k_extract(output, mode)
+                sample[f"pred,{mode}"] = pred
+                sample[f"exact_match,{mode}"] = float(generative.gsm8k_normalize(pred) == gold)
+        else:
+            pred = generative.cs_extract(task.name, output)
+            sample.update(pred=pred, acc=float(pred == doc.gold))
+        samples.append(sample)
+    tokens = sum(len(tokenizer(d.prompt)["input_ids"]) for d in docs)
+    return samples, tokens
+
+
+def resolve_batch_size(batch_size: int | str, model) -> int:
+    """'auto': the largest power of two up to 64 whose longest batch runs (probed on CUDA; 32 on CPU)."""
+    if batch_size != "auto":
+        return int(batch_size)
+    import torch
+
+    return 64 if torch.cuda.is_available() else 32
+
+
+def run_task(model, tokenizer, task: Task, data_file: str | None, options: EvalOptions) -> TaskResult:
+    import torch
+
+    from paw.eval import distributed
+
+    docs, _ = load_docs(task, data_file, options)
+    docs = with_fewshot(docs, options.num_fewshot)
+    batch_size = resolve_batch_size(options.batch_size, model)
+    mine = distributed.shard(list(enumerate(docs)))
+    start = time.perf_counter()
+    while True:
+        try:
+            part = [d for _, d in mine]
+            if task.kind == "multiple_choice":
+                samples, tokens = score_choice_docs(model, tokenizer, part, batch_size)
+            else:
+                samples, tokens = score_generation_docs(model, tokenizer, task, part, batch_size)
+            break
+        except torch.cuda.OutOfMemoryError:
+            if options.batch_size != "auto" or batch_size == 1:
+                raise
+            batch_size //= 2
+            torch.cuda.empty_cache()
+    seconds = time.perf_counter() - start
+    indexed = distributed.gather([(i, s) for (i, _), s in zip(mine, samples, strict=True)])
+    samples = [s for _, s in sorted(indexed, key=lambda pair: pair[0])]
+    tokens = distributed.sum_int(tokens)
+    metrics = aggregate(samples, task.metrics)
+    return TaskResult(
+        task.name, metrics, len(samples), seconds, tokens, samples if options.log_samples else []
+    )
