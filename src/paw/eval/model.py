@@ -63,11 +63,33 @@ def fingerprint(path: str | Path | None) -> str | None:
     return digest.hexdigest()[:16]
 
 
+def _check_all_keys_loaded(model: Any, adapter: Path) -> None:
+    """peft only warns when adapter weights find no module; for evaluation that is a wrong result, so refuse."""
+    from safetensors import safe_open
+
+    weights = adapter / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise PawError(f"--adapter {adapter}: no adapter_model.safetensors (paw loads safetensors only)")
+    with safe_open(str(weights), framework="pt") as handle:
+        saved = list(handle.keys())
+    loaded = {name.replace(".default", "") for name, _ in model.named_parameters()}
+    missing = [key for key in saved if key not in loaded]
+    if missing:
+        model_type = getattr(model.config, "model_type", "the base model")
+        raise PawError(
+            f"--adapter {adapter} does not fit this base model: {len(missing)} of its {len(saved)} tensors match no "
+            f"module of {model_type} (first: {missing[0]}); evaluate it on the base it was trained on "
+            f"({adapter_base(adapter)})"
+        )
+
+
 def _attach_adapter(model: Any, adapter: Path):
     from peft import PeftModel
 
     try:
-        return PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+        peft_model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+        _check_all_keys_loaded(peft_model, adapter)
+        return peft_model
     except RuntimeError as err:
         match = _SIZE_MISMATCH.search(str(err))
         if match:

@@ -1,0 +1,223 @@
+import json
+
+import pytest
+
+from paw.errors import PawError
+from paw.eval.api import evaluate
+from paw.eval.runner import EvalOptions, load_docs
+from paw.eval.synthetic import generate_mc
+from paw.eval.tasks import get_task
+from paw.eval.tasks.generative import cs_extract, gsm8k_extract, gsm8k_normalize
+from tests.conftest import run_paw
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def arc_file(tmp_path_factory):
+    return _write(tmp_path_factory.mktemp("arc") / "arc.jsonl", generate_mc("arc_easy", 40, seed=5))
+
+
+def _samples(out_dir, task):
+    return [json.loads(line) for line in (out_dir / f"samples_{task}.jsonl").read_text().splitlines()]
+
+
+def test_batch_size_does_not_change_results(tmp_path, arc_file, paw_cache):
+    runs = {}
+    for batch in (1, 7, 32):
+        out = tmp_path / str(batch)
+        res = evaluate(
+            "arc_easy",
+            model="paw-tiny/qwen2",
+            data_files={"arc_easy": str(arc_file)},
+            options=EvalOptions(batch_size=batch, log_samples=True),
+            output=out,
+            dtype="fp32",
+        )
+        runs[batch] = (res["tasks"]["arc_easy"], _samples(out, "arc_easy"))
+    for batch in (7, 32):
+        for metric in ("acc", "acc_norm", "acc_bytes"):
+            assert runs[batch][0].get(metric) == runs[1][0].get(metric)
+        for a, b in zip(runs[1][1], runs[batch][1], strict=True):
+            assert a["loglikelihoods"] == pytest.approx(b["loglikelihoods"], abs=1e-4)
+            assert a["pred"] == b["pred"]
+
+
+def test_every_registry_schema_scores(tmp_path, paw_cache):
+    for task in ("openbookqa", "commonsense_qa", "boolq"):
+        path = _write(tmp_path / f"{task}.jsonl", generate_mc(task, 8))
+        res = evaluate(task, model="paw-tiny/llama", data_files={task: str(path)}, output=None)
+        assert 0.0 <= res["tasks"][task]["acc"] <= 1.0 and res["tasks"][task]["n"] == 8
+
+
+def test_limit_and_sample_ratio_are_seeded(arc_file):
+    task = get_task("arc_easy")
+    a, total = load_docs(task, str(arc_file), EvalOptions(limit=10))
+    b, _ = load_docs(task, str(arc_file), EvalOptions(limit=10))
+    c, _ = load_docs(task, str(arc_file), EvalOptions(sample_ratio=0.25))
+    assert total == 40 and len(a) == 10 and a == b and len(c) == 10
+    with pytest.raises(PawError, match="no examples left"):
+        load_docs(task, str(arc_file), EvalOptions(sample_ratio=0.001))
+
+
+def test_row_errors_name_file_and_line(tmp_path):
+    task = get_task("piqa")
+    bad = _write(
+        tmp_path / "p.jsonl",
+        [{"goal": "g", "sol1": "a", "sol2": "b", "label": 0}, {"goal": "g", "sol1": "a"}],
+    )
+    with pytest.raises(PawError, match=rf"{bad}:2: missing field 'sol2'"):
+        load_docs(task, str(bad), EvalOptions())
+    out_of_range = _write(tmp_path / "q.jsonl", [{"goal": "g", "sol1": "a", "sol2": "b", "label": 2}])
+    with pytest.raises(PawError, match=r"q\.jsonl:1: label 2 is out of range for 2 choices"):
+        load_docs(task, str(out_of_range), EvalOptions())
+
+
+def test_gsm8k_and_commonsense_extraction():
+    assert gsm8k_extract("so 5+3 = 8.\n#### 1,234", "strict-match") == "1,234"
+    assert gsm8k_normalize("1,234") == gsm8k_normalize("Janet has... #### 1234") == "1234"
+    assert gsm8k_extract("The answer is $18.", "flexible-extract") == "$18."
+    assert gsm8k_normalize("$18.") == "18"
+    assert gsm8k_extract("no number", "strict-match") == "[invalid]"
+    assert cs_extract("cs_arc_c", "The correct answer is Answer2 because") == "answer2"
+    assert cs_extract("cs_boolq", "the correct answer is true") == "true"
+    assert cs_extract("cs_piqa", "nothing") == ""
+
+
+def test_generation_tasks_run(tmp_path, paw_cache):
+    gsm = _write(tmp_path / "gsm.jsonl", [{"question": "What is 2 + 2?", "answer": "2 + 2 = 4\n#### 4"}] * 3)
+    cs = _write(
+        tmp_path / "cs.jsonl",
+        [
+            {
+                "instruction": "Is fire hot? Answer format: true/false",
+                "input": "",
+                "output": "the correct answer is true",
+                "answer": "true",
+            }
+        ]
+        * 3,
+    )
+    res = evaluate(
+        "gsm8k,cs_boolq",
+        model="paw-tiny/qwen2",
+        data_files={"gsm8k": str(gsm), "cs_boolq": str(cs)},
+        options=EvalOptions(log_samples=True, batch_size=2),
+        output=tmp_path / "out",
+    )
+    assert set(res["tasks"]["gsm8k"]) >= {"exact_match,strict-match", "exact_match,flexible-extract", "n"}
+    assert res["tasks"]["cs_boolq"]["n"] == 3
+    sample = _samples(tmp_path / "out", "gsm8k")[0]
+    assert "Question:" not in sample["output"]  # generation stops at the stop sequence
+
+
+def test_paw_unified_format_and_python_literal_native_files(tmp_path, paw_cache):
+    rows = [
+        {
+            "id": f"x{i}",
+            "dataset": "arc",
+            "task_type": "multiple_choice",
+            "input": "Which is a fruit?",
+            "options": ["A: apple", "B: hammer", "C: car", "D: dog"],
+            "target": "A",
+            "target_idx": 0,
+        }
+        for i in range(4)
+    ]
+    paw_file = _write(tmp_path / "paw.jsonl", rows)
+    assert (
+        evaluate("paw_mc", model="paw-tiny/qwen2", data_files={"paw_mc": str(paw_file)})["tasks"]["paw_mc"][
+            "n"
+        ]
+        == 4
+    )
+    literal = tmp_path / "arc_literal.jsonl"
+    literal.write_text("".join(repr(r) + "\n" for r in generate_mc("arc_challenge", 4)))
+    assert (
+        evaluate("arc_challenge", model="paw-tiny/qwen2", data_files={"arc_challenge": str(literal)})[
+            "tasks"
+        ]["arc_challenge"]["n"]
+        == 4
+    )
+
+
+def _check_cli_error(result, *needles):
+    assert result.returncode == 2, result.stderr
+    err = result.stderr.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_cli_bad_inputs(tmp_path, arc_file):
+    base = ["eval", "--model", "paw-tiny/qwen2", "--output", str(tmp_path / "out")]
+    _check_cli_error(
+        run_paw(*base, "--tasks", "arc_chalenge"),
+        "unknown task 'arc_chalenge' (did you mean 'arc_challenge'?)",
+    )
+    _check_cli_error(
+        run_paw(*base, "--tasks", "arc_easy", "--data-file", str(tmp_path / "no.jsonl")), "file not found"
+    )
+    _check_cli_error(
+        run_paw(*base, "--tasks", "arc_easy", "--data-file", str(arc_file), "--sample-ratio", "0.001"),
+        "no examples left",
+    )
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "q", "choices": {"text": ["a"], "label": ["A"]}}) + "\n")
+    _check_cli_error(
+        run_paw(*base, "--tasks", "arc_easy", "--data-file", str(bad)), f"{bad}:1: missing field 'answerKey'"
+    )
+
+
+def test_adapter_that_does_not_fit_the_base_names_module_and_shapes(tmp_path, alpaca_file, arc_file):
+    from tests.conftest import small_config, write_config
+
+    cfg = small_config(alpaca_file, tmp_path, max_steps=1)
+    assert run_paw("train", str(write_config(tmp_path / "c.yaml", cfg)), "--name", "q").returncode == 0
+    adapter = tmp_path / "q" / "models" / "final_model"
+    result = run_paw(
+        "eval",
+        "--model",
+        "paw-tiny/phi3",
+        "--adapter",
+        str(adapter),
+        "--tasks",
+        "arc_easy",
+        "--data-file",
+        str(arc_file),
+        cwd=tmp_path,
+    )
+    _check_cli_error(result, "does not fit this base model", "match no module of phi3")
+    ok = run_paw(
+        "eval", str(tmp_path / "q"), "--tasks", "arc_easy", "--data-file", str(arc_file), "--limit", "5"
+    )
+    assert ok.returncode == 0, ok.stderr
+    results = json.loads((tmp_path / "q" / "results" / "eval_results.json").read_text())
+    assert results["model"]["adapter"].endswith("final_model") and results["tasks"]["arc_easy"]["n"] == 5
+    assert (tmp_path / "q" / "results" / "eval_results.md").is_file()
+
+
+def test_adapter_shape_mismatch_names_module_and_shapes(tmp_path, alpaca_file, arc_file, tiny_qwen2):
+    import shutil
+
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from paw.eval.model import load_for_eval
+    from tests.conftest import small_config, write_config
+
+    wide = tmp_path / "wide-qwen2"
+    shutil.copytree(tiny_qwen2, wide)
+    config = AutoConfig.from_pretrained(wide)
+    config.intermediate_size = 256
+    AutoModelForCausalLM.from_config(config).save_pretrained(wide)
+    cfg = small_config(alpaca_file, tmp_path, max_steps=1)
+    assert run_paw("train", str(write_config(tmp_path / "c.yaml", cfg)), "--name", "a").returncode == 0
+    with pytest.raises(
+        PawError,
+        match=r"does not fit this base model: .*mlp\.\w+_proj.*torch\.Size\(\[.*\]\) in the "
+        r"adapter but the model needs torch\.Size",
+    ):
+        load_for_eval(str(wide), str(tmp_path / "a" / "models" / "final_model"))
