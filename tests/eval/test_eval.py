@@ -221,3 +221,41 @@ def test_adapter_shape_mismatch_names_module_and_shapes(tmp_path, alpaca_file, a
         r"adapter but the model needs torch\.Size",
     ):
         load_for_eval(str(wide), str(tmp_path / "a" / "models" / "final_model"))
+
+
+def test_data_parallel_eval_equals_one_process(tmp_path, arc_file, paw_cache):
+    import os
+    import subprocess
+    import sys
+
+    single = evaluate("arc_easy", model="paw-tiny/qwen2", data_files={"arc_easy": str(arc_file)}, output=None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "paw",
+        "eval",
+        "--model",
+        "paw-tiny/qwen2",
+        "--tasks",
+        "arc_easy",
+        "--data-file",
+        str(arc_file),
+        "--output",
+        str(tmp_path / "dp"),
+        "--log-samples",
+    ]
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert result.returncode == 0, result.stderr
+    multi = json.loads((tmp_path / "dp" / "results.json").read_text())
+    for metric in ("acc", "acc_norm"):
+        assert multi["tasks"]["arc_easy"][metric] == single["tasks"]["arc_easy"][metric]
+    assert multi["tasks"]["arc_easy"]["n"] == 40
+    assert len((tmp_path / "dp" / "samples_arc_easy.jsonl").read_text().splitlines()) == 40

@@ -84,7 +84,10 @@ def run(
         names = [t.name for t in parse_tasks(tasks)]
         files = assign_data_files(names, data_files)
         results = evaluate(tasks, model, adapter, files, options, output, dtype, prefix=prefix)
-    _print(results, output)
+    from paw.eval.distributed import rank
+
+    if rank() == 0:
+        _print(results, output)
 
 
 def _print(results: dict, output: Path) -> None:

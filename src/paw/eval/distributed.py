@@ -20,20 +20,24 @@ def shard(items: list[Any]) -> list[Any]:
     return items if world_size() == 1 else items[rank() :: world_size()]
 
 
-def _state():
-    from accelerate import PartialState
+def _init() -> None:
+    import torch
+    import torch.distributed as dist
 
-    return PartialState()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
 def gather(items: list[Any]) -> list[Any]:
     """All ranks' items, concatenated, on every rank."""
     if world_size() == 1:
         return items
-    from accelerate.utils import gather_object
+    import torch.distributed as dist
 
-    _state()
-    return gather_object(items)
+    _init()
+    parts: list[list[Any] | None] = [None] * world_size()
+    dist.all_gather_object(parts, items)
+    return [item for part in parts for item in (part or [])]
 
 
 def sum_int(value: int) -> int:

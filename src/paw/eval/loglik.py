@@ -7,9 +7,11 @@ model input is ``context_tokens + continuation_tokens`` (an empty context is rep
 The score of a choice is ``Σ_j log p(cont_j | context, cont_<j)``.
 
 Speed: lm-eval's HF backend runs ``context + choice`` once per choice. paw packs one document into one row:
-``context, cont_1, ..., cont_K`` with a block attention mask (each continuation sees the context and its own
-earlier tokens, never another continuation) and position ids that restart after the context for every
-continuation. The context is run once instead of K times; the arithmetic per token is the same. Rows are sorted
+the longest common token prefix of its requests (the context, plus any leading tokens the choices share; for
+WinoGrande the sentence before the blank) once, then each request's remaining tokens as a branch, with a block
+attention mask (a branch sees the prefix and its own earlier tokens, never another branch) and position ids
+that continue from the prefix in every branch. Shared tokens run once instead of K times; the arithmetic per
+token is the same. Rows are sorted
 by length and batched with right padding, so results do not depend on the batch size. Models with sliding-window
 layers (Gemma-2) fall back to one row per choice when a row would exceed the window.
 """
@@ -19,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+MIN_SAVING = 0.85  # pack a group only when it runs at most 85% of the tokens of one row per request
 
 
 @dataclass(frozen=True)
@@ -72,31 +76,51 @@ def _sliding_window(model: Any) -> int | None:
     return window if (window and uses) else None
 
 
+def _common_prefix(seqs: Sequence[list[int]]) -> int:
+    n = min(len(s) for s in seqs)
+    first = seqs[0]
+    for i in range(n):
+        if any(s[i] != first[i] for s in seqs[1:]):
+            return i
+    return n
+
+
 def build_rows(
     pairs: Sequence[tuple[list[int], list[int]]],
     groups: Sequence[Sequence[int]],
     max_len: int,
     window: int | None,
 ) -> list[_Row]:
-    """Pack each group of requests sharing one context into a row; fall back to one row per request when the
-    contexts differ, the row is too long, or it would cross a sliding-attention window."""
+    """One row per group: the longest common token prefix of the group's inputs once, then each request's own
+    tail as a branch. A request's input is lm-eval's ``(context + continuation)[:-1]``; the prefix is capped so
+    every continuation token is predicted from the request's own tokens. Groups that are too long (or cross a
+    sliding window) fall back to one plain, left-truncated row per request, as lm-eval does."""
     rows: list[_Row] = []
+    limit = min(max_len, window) if window else max_len
     for group in groups:
-        ctx = pairs[group[0]][0]
-        shared = all(pairs[i][0] == ctx for i in group)
-        packed_len = len(ctx) + sum(len(pairs[i][1]) for i in group)
-        limit = min(max_len, window) if window else max_len
-        if shared and len(group) > 1 and packed_len <= limit and all(pairs[i][1] for i in group):
-            tokens, positions, blocks = list(ctx), list(range(len(ctx))), [-1] * len(ctx)
+        seqs = [pairs[i][0] + pairs[i][1] for i in group]
+        prefix = min(_common_prefix(seqs), min(len(s) for s in seqs) - 1)
+        packed_len = prefix + sum(len(s) - 1 - prefix for s in seqs)
+        plain_len = sum(len(s) - 1 for s in seqs)
+        # Packing pays when the shared prefix is a real part of the work; a long packed row with little sharing
+        # costs more attention (quadratic in row length) than it saves.
+        worth_it = packed_len <= MIN_SAVING * plain_len
+        if len(group) > 1 and worth_it and packed_len <= limit and all(pairs[i][1] for i in group):
+            first = seqs[0]
+            tokens, positions, blocks = first[:prefix], list(range(prefix)), [-1] * prefix
             reads = []
-            for block, i in enumerate(group):
-                cont = pairs[i][1]
+            for block, (i, seq) in enumerate(zip(group, seqs, strict=True)):
                 start = len(tokens)
-                tokens += cont
-                positions += list(range(len(ctx), len(ctx) + len(cont)))
-                blocks += [block] * len(cont)
-                # cont[0] is predicted by the last context token, cont[j] by cont[j-1]'s position.
-                reads.append((i, [len(ctx) - 1] + list(range(start, start + len(cont) - 1)), cont))
+                tail = seq[prefix:-1]
+                tokens += tail
+                positions += list(range(prefix, prefix + len(tail)))
+                blocks += [block] * len(tail)
+                ctx_len, cont = len(pairs[i][0]), pairs[i][1]
+                # token k of seq is predicted by the output at seq index k-1, which sits in the prefix or the branch
+                where = [
+                    k - 1 if k - 1 < prefix else start + (k - 1 - prefix) for k in range(ctx_len, len(seq))
+                ]
+                reads.append((i, where, cont))
             rows.append(_Row(tokens, positions, blocks, reads))
             continue
         for i in group:
@@ -150,11 +174,11 @@ def score_rows(model: Any, rows: list[_Row], n_requests: int, batch_size: int, p
             pos[b, : len(row.positions)] = torch.tensor(row.positions)
         mask = _block_mask(batch, length, mask_dtype, device)
         with torch.no_grad():
-            logits = model(input_ids=ids.to(device), position_ids=pos.to(device), attention_mask=mask).logits
-        logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+            hidden = model(input_ids=ids.to(device), position_ids=pos.to(device), attention_mask=mask).logits
         for b, row in enumerate(batch):
             for request, positions, cont in row.reads:
-                lp = logprobs[b, positions]
+                # log-softmax over the vocabulary only where a continuation token is read (vocabularies are large)
+                lp = torch.log_softmax(hidden[b, positions].float(), dim=-1).cpu()
                 target = torch.tensor(cont)
                 loglik = lp.gather(1, target[:, None]).sum().item()
                 greedy = bool((lp.argmax(dim=-1) == target).all())

@@ -30,8 +30,12 @@ def _arc(row: dict[str, Any], where: str) -> ChoiceDoc:
 
 
 def _piqa(row: dict[str, Any], where: str) -> ChoiceDoc:
+    # HF rows carry `label`; the original PAW project's copies call it `answer`.
+    value = row["label"] if "label" in row else row.get("answer")
+    if value is None:
+        raise PawError(f"{where}: missing field 'label' (or 'answer')")
     return ChoiceDoc(
-        where, f"Question: {row['goal']}\nAnswer:", [row["sol1"], row["sol2"]], int_label(row["label"], where)
+        where, f"Question: {row['goal']}\nAnswer:", [row["sol1"], row["sol2"]], int_label(value, where)
     )
 
 
@@ -135,7 +139,7 @@ TASKS = {
         "piqa",
         "multiple_choice",
         _piqa,
-        ("goal", "sol1", "sol2", "label"),
+        ("goal", "sol1", "sol2"),
         MC,
         HubSource("baber/piqa", None, "validation"),
     ),
