@@ -259,3 +259,35 @@ def test_data_parallel_eval_equals_one_process(tmp_path, arc_file, paw_cache):
         assert multi["tasks"]["arc_easy"][metric] == single["tasks"]["arc_easy"][metric]
     assert multi["tasks"]["arc_easy"]["n"] == 40
     assert len((tmp_path / "dp" / "samples_arc_easy.jsonl").read_text().splitlines()) == 40
+
+
+def test_instruction_tasks_prompt_a_chat_trained_adapter_with_its_template(tmp_path, paw_cache):
+    from tests.conftest import small_config, write_config
+
+    chat = _write(
+        tmp_path / "chat.jsonl",
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": "Is fire hot?"},
+                    {"role": "assistant", "content": "true"},
+                ]
+            }
+        ]
+        * 8,
+    )
+    cfg = small_config(chat, tmp_path, max_steps=1)
+    assert run_paw("train", str(write_config(tmp_path / "c.yaml", cfg)), "--name", "chat").returncode == 0
+    adapter = tmp_path / "chat" / "models" / "final_model"
+    spec = json.loads((adapter / "paw_prompt.json").read_text())
+    assert spec["prompt_template"] == "chat" and spec["stop_tokens"] == ["<|endoftext|>", "<|im_end|>"]
+    cs = _write(tmp_path / "cs.jsonl", [{"instruction": "Is fire hot?", "input": "", "answer": "true"}] * 2)
+    evaluate(
+        "cs_boolq",
+        adapter=str(adapter),
+        data_files={"cs_boolq": str(cs)},
+        options=EvalOptions(log_samples=True),
+        output=tmp_path / "out",
+    )
+    sample = _samples(tmp_path / "out", "cs_boolq")[0]
+    assert sample["prompt"] == "<|im_start|>user\nIs fire hot?<|im_end|>\n<|im_start|>assistant\n"

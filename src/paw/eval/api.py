@@ -116,7 +116,14 @@ def evaluate(
     results: list[TaskResult] = []
     for task in task_list:
         results.append(
-            run_task(loaded.model, loaded.tokenizer, task, (data_files or {}).get(task.name), options)
+            run_task(
+                loaded.model,
+                loaded.tokenizer,
+                task,
+                (data_files or {}).get(task.name),
+                options,
+                loaded.prompt_spec,
+            )
         )
     summary = {
         "created": now(),

@@ -42,6 +42,7 @@ class GenDoc:
     prompt: str
     gold: str
     fewshot_target: str | None = None
+    user: str | None = None  # instruction tasks: the user turn, for adapters trained with a chat template
 
 
 @dataclass(frozen=True)

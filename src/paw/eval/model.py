@@ -30,6 +30,7 @@ class LoadedModel:
     location: str
     adapter: str | None
     fingerprint: dict[str, str | None]
+    prompt_spec: dict | None = None  # the adapter's paw_prompt.json, when paw trained it
 
 
 def adapter_base(adapter: str | Path) -> str | None:
@@ -135,4 +136,12 @@ def load_for_eval(
         location=resolved.location,
         adapter=str(adapter_path) if adapter_path else None,
         fingerprint={"model": fingerprint(resolved.location), "adapter": fingerprint(adapter_path)},
+        prompt_spec=_prompt_spec(adapter_path),
     )
+
+
+def _prompt_spec(adapter: Path | None) -> dict | None:
+    from paw.models.chat import PROMPT_SPEC_FILE
+
+    path = adapter / PROMPT_SPEC_FILE if adapter is not None else None
+    return json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else None

@@ -159,24 +159,41 @@ def score_choice_docs(model, tokenizer, docs: list[ChoiceDoc], batch_size: int) 
     return samples, tokens
 
 
+def _prompts(docs: list[GenDoc], tokenizer, prompt_spec: dict | None) -> list[str]:
+    """Instruction tasks are prompted as the adapter was trained (paw_prompt.json): Alpaca prompt or chat template."""
+    if not prompt_spec or prompt_spec.get("prompt_template") != "chat":
+        return [d.prompt for d in docs]
+    return [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": d.user}], tokenize=False, add_generation_prompt=True
+        )
+        if d.user is not None
+        else d.prompt
+        for d in docs
+    ]
+
+
 def score_generation_docs(
-    model, tokenizer, task: Task, docs: list[GenDoc], batch_size: int
+    model, tokenizer, task: Task, docs: list[GenDoc], batch_size: int, prompt_spec: dict | None = None
 ) -> tuple[list[dict], int]:
     from paw.eval.generation import generate
     from paw.eval.tasks import generative
 
     until = task.generation.get("until", [])
+    stop_tokens = (prompt_spec or {}).get("stop_tokens") or None
+    prompts = _prompts(docs, tokenizer, prompt_spec)
     outputs = generate(
         model,
         tokenizer,
-        [d.prompt for d in docs],
+        prompts,
         task.generation.get("max_new_tokens", 32),
         batch_size,
+        stop_tokens=stop_tokens,
         stop_strings=until,
     )
     samples = []
-    for doc, output in zip(docs, outputs, strict=True):
-        sample = {"where": doc.where, "gold": doc.gold, "output": output}
+    for doc, prompt, output in zip(docs, prompts, outputs, strict=True):
+        sample = {"where": doc.where, "prompt": prompt, "gold": doc.gold, "output": output}
         if task.name == "gsm8k":
             gold = generative.gsm8k_normalize(doc.gold)
             for mode in ("strict-match", "flexible-extract"):
@@ -200,7 +217,10 @@ def resolve_batch_size(batch_size: int | str, model) -> int:
     return 64 if torch.cuda.is_available() else 32
 
 
-def run_task(model, tokenizer, task: Task, data_file: str | None, options: EvalOptions) -> TaskResult:
+def run_task(
+    model, tokenizer, task: Task, data_file: str | None, options: EvalOptions, prompt_spec: dict | None = None
+) -> TaskResult:
+    """Score one task; ``prompt_spec`` is the adapter's paw_prompt.json (how it was prompted in training)."""
     import torch
 
     from paw.eval import distributed
@@ -216,7 +236,7 @@ def run_task(model, tokenizer, task: Task, data_file: str | None, options: EvalO
             if task.kind == "multiple_choice":
                 samples, tokens = score_choice_docs(model, tokenizer, part, batch_size)
             else:
-                samples, tokens = score_generation_docs(model, tokenizer, task, part, batch_size)
+                samples, tokens = score_generation_docs(model, tokenizer, task, part, batch_size, prompt_spec)
             break
         except torch.cuda.OutOfMemoryError:
             if options.batch_size != "auto" or batch_size == 1:

@@ -59,9 +59,10 @@ def cs_extract(task: str, output: str) -> str:
 
 
 def _instruction(row: dict[str, Any], where: str) -> GenDoc:
-    return GenDoc(
-        where, alpaca_prompt(row["instruction"], row.get("input") or ""), str(row["answer"]).strip().lower()
-    )
+    instruction, input_text = row["instruction"], row.get("input") or ""
+    user = f"{instruction}\n\n{input_text}" if input_text.strip() else instruction
+    gold = str(row["answer"]).strip().lower()
+    return GenDoc(where, alpaca_prompt(instruction, input_text), gold, user=user)
 
 
 TASKS = {
