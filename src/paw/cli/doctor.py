@@ -15,23 +15,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from paw.experiment.metadata import PACKAGES
 from paw.utils.io import atomic_write_json
 
-REQUIRED = (
-    "torch",
-    "transformers",
-    "peft",
-    "trl",
-    "accelerate",
-    "datasets",
-    "tokenizers",
-    "safetensors",
-    "pydantic",
-    "typer",
-    "rich",
-    "pyyaml",
-    "tensorboard",
-)
+REQUIRED = (*(p for p in PACKAGES if p != "paw"), "pydantic", "typer", "rich", "pyyaml", "tensorboard")
 OPTIONAL = ("bitsandbytes", "flash-attn", "deepspeed", "lm-eval", "wandb", "liger-kernel")
 MIN_FREE_DISK_GB = 10
 

@@ -133,7 +133,7 @@ class SftData:
     report: dict[str, Any]
 
 
-def build_sft_data(options: SftDataOptions, tokenizer: Any, warnings: list[str] | None = None) -> SftData:
+def build_sft_data(options: SftDataOptions, tokenizer: Any) -> SftData:
     """Read, split, tokenise; raise PawError on an empty dataset or when every example is truncated away."""
     source = options.train_file or f"{options.hub_dataset}[{options.hub_split}]"
     records = _read(options)
@@ -180,7 +180,7 @@ def build_sft_data(options: SftDataOptions, tokenizer: Any, warnings: list[str] 
         "max_length": options.max_length,
         "train": train.summary(),
         "val": val.summary() if val else None,
-        "warnings": list(warnings or []),
+        "warnings": [],  # filled in by the recipe (EOS vs chat template)
     }
     return SftData(train=train, val=val, format=fmt, report=report)
 

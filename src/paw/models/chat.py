@@ -44,9 +44,14 @@ def eos_warnings(tokenizer: Any, uses_chat_template: bool) -> list[str]:
     ]
 
 
+def uses_chat_template(fmt: str, prompt_template: str) -> bool:
+    """Whether rows of this data format are rendered with the tokenizer's chat template."""
+    return fmt == "messages" or (fmt == "alpaca" and prompt_template == "chat")
+
+
 def prompt_spec(tokenizer: Any, fmt: str, prompt_template: str) -> dict[str, Any]:
     """What inference/eval need to prompt the trained adapter exactly as in training."""
-    uses_chat = fmt == "messages" or (fmt == "alpaca" and prompt_template == "chat")
+    uses_chat = uses_chat_template(fmt, prompt_template)
     end = end_of_turn_token(tokenizer) if uses_chat else None
     stops = [t for t in dict.fromkeys([tokenizer.eos_token, end]) if t]
     return {

@@ -93,15 +93,19 @@ def attention_for(model_type: str, requested: str) -> str:
     return "sdpa" if requested == "auto" else requested
 
 
+def check_quantization(quantization: str) -> None:
+    if quantization != "none":
+        raise PawError(
+            f"model.quantization '{quantization}' (bitsandbytes QLoRA) is not available in this version of paw; "
+            "set model.quantization: none"
+        )
+
+
 def load_causal_lm(model: ResolvedModel, options: LoadOptions = LoadOptions(), device_map: Any = None):
     """Load the base model for training or inference."""
     from transformers import AutoModelForCausalLM
 
-    if options.quantization != "none":
-        raise PawError(
-            f"model.quantization '{options.quantization}' (bitsandbytes QLoRA) is not available in this version "
-            "of paw; set model.quantization: none"
-        )
+    check_quantization(options.quantization)
     config = load_config(model, options)
     try:
         lm = AutoModelForCausalLM.from_pretrained(

@@ -21,8 +21,8 @@ from paw.data.sft import SftData, SftDataOptions, build_sft_data, to_dataset
 from paw.errors import PawError
 from paw.experiment.layout import Experiment, default_name
 from paw.experiment.metadata import new_metadata, now, update_metadata
-from paw.models.chat import PROMPT_SPEC_FILE, eos_warnings, prompt_spec
-from paw.models.load import LoadOptions, load_causal_lm, load_tokenizer, quiet_hf
+from paw.models.chat import PROMPT_SPEC_FILE, eos_warnings, prompt_spec, uses_chat_template
+from paw.models.load import LoadOptions, check_quantization, load_causal_lm, load_tokenizer, quiet_hf
 from paw.models.lora import LoraOptions, add_lora
 from paw.models.resolve import resolve_model
 from paw.train import checkpoint as ckpt
@@ -90,17 +90,12 @@ def lora_options(config: RunConfig) -> LoraOptions:
 def prepare(config: RunConfig, load_model: bool = True) -> Prepared:
     """Resolve and load the model and tokenizer, build the data, check LoRA targets. Raises PawError."""
     quiet_hf()
-    if config.model.quantization != "none":
-        raise PawError(
-            "model.quantization: 4-/8-bit loading is not available in this version of paw; use 'none'"
-        )
+    check_quantization(config.model.quantization)  # before any loading
     resolved = resolve_model(config.model.name_or_path, config.paths.models_dir)
     options = load_options(config)
     tokenizer = load_tokenizer(resolved, options)
-    uses_chat = config.data.prompt_template == "chat"
     data = build_sft_data(data_options(config), tokenizer)
-    uses_chat = uses_chat or data.format == "messages"
-    warnings = eos_warnings(tokenizer, uses_chat)
+    warnings = eos_warnings(tokenizer, uses_chat_template(data.format, config.data.prompt_template))
     data.report["warnings"] = warnings
     prepared = Prepared(config=config, tokenizer=tokenizer, data=data, warnings=warnings)
     if load_model:
@@ -139,7 +134,7 @@ def lr_function(config: RunConfig):
     return lambda step: t.learning_rate * named_lr_factor(step, t.schedule, total, t.warmup_steps)
 
 
-def sft_args(config: RunConfig, exp: Experiment | None, output_dir: str):
+def sft_args(config: RunConfig, output_dir: str):
     import torch
     from trl import SFTConfig
 
@@ -274,7 +269,7 @@ def run_training(
     for warning in prepared.warnings:
         log.warning("warning: %s", warning)
     try:
-        report = _train(config, prepared, exp, checkpoint, plan, live_bar)
+        report = _train(config, prepared, exp, checkpoint, plan)
     except BaseException as err:
         if main:
             reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
@@ -308,7 +303,9 @@ def training_plan(config: RunConfig, prepared: Prepared) -> dict[str, Any]:
     }
 
 
-def _train(config: RunConfig, prepared: Prepared, exp: Experiment, checkpoint: Path | None, plan, live_bar):
+def _train(
+    config: RunConfig, prepared: Prepared, exp: Experiment, checkpoint: Path | None, plan: dict[str, Any]
+):
     import torch
     from transformers import PrinterCallback
     from transformers.integrations import TensorBoardCallback
@@ -330,7 +327,7 @@ def _train(config: RunConfig, prepared: Prepared, exp: Experiment, checkpoint: P
         from torch.utils.tensorboard import SummaryWriter
 
         callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(exp.tensorboard))))
-    args = sft_args(config, exp, str(exp.checkpoints))
+    args = sft_args(config, str(exp.checkpoints))
 
     def checkpoint_info(step: int) -> dict[str, Any]:
         last = recorder.steps[-1] if recorder.steps else {}
