@@ -69,7 +69,8 @@ def run_demo(workdir: Path) -> None:
     table.add_row("paw-tiny/qwen2 (base)", f"{base_acc:.1%}", "")
     table.add_row("+ LoRA (paw train)", f"{tuned_acc:.1%}", f"{evals[-1]['eval_loss']:.3f}" if evals else "")
     console.print(table)
-    for p in predictions[:3]:
+    shown = [p for p in predictions if p.correct][:2] + [p for p in predictions if not p.correct][:2]
+    for p in shown:
         console.print(f"  gold [bold]{p.gold}[/]  predicted [bold]{p.prediction.strip()!r}[/]")
     console.print(
         f"train loss {steps[0]['loss']:.3f} → {steps[-1]['loss']:.3f}; LR switched at step "
