@@ -168,6 +168,37 @@ def eval_(
 
 @app.command()
 @cli_errors
+def transfer(
+    adapter: Annotated[str, typer.Option("--adapter", help="LoRA adapter dir trained on the source model.")],
+    target: Annotated[
+        str, typer.Option("--target", help="Target base model: alias, hub id, dir or paw-tiny/*.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", help="New dir for the target adapter (must not exist).")
+    ],
+    source: Annotated[
+        str | None, typer.Option("--source", help="Source base model (default: the adapter's base).")
+    ] = None,
+    method: Annotated[str, typer.Option("--method", help="auto, direct or project.")] = "auto",
+    depth: Annotated[str, typer.Option("--depth", help="Layer mapping: name or proportional.")] = "name",
+    k: Annotated[
+        float | None, typer.Option("--k", help="Subspace rank: an integer, or an energy fraction in (0, 1).")
+    ] = None,
+    similarity_threshold: Annotated[
+        float, typer.Option("--similarity-threshold", help="Minimum subspace similarity φ (tau).")
+    ] = 0.2,
+    chance_multiple: Annotated[
+        float, typer.Option("--chance-multiple", help="φ must also be this many times the chance level k/d.")
+    ] = 3.0,
+) -> None:
+    """Move a LoRA adapter from its source base model to a target base model."""
+    from paw.cli.transfer_cmd import run_transfer
+
+    run_transfer(adapter, target, output, source, method, depth, k, similarity_threshold, chance_multiple)
+
+
+@app.command()
+@cli_errors
 def validate(
     configs: Annotated[list[Path], typer.Argument(help="Config files to check.")],
     profile: ProfileOpt = None,

@@ -1,0 +1,1 @@
+"""LoRA adapter transfer between base models (``paw transfer``)."""

@@ -1,0 +1,200 @@
+"""``paw transfer`` as a function: source adapter + source base + target base → a PEFT adapter for the target,
+plus ``transfer_report.json`` and ``transfer_report.md``.
+
+Per unit (one projection of one layer): map the layer, read the two base weights (streamed, fp32), take their
+top-k singular subspaces, and gate on the **chance-relative subspace similarity**: the unit transfers only when
+``φ_out ≥ max(τ, c·k/d_out)`` and ``φ_in ≥ max(τ, c·k/d_in)`` (``k/d`` is what two unrelated bases give). Then
+the method maps ΔW, the result is re-balanced to rank ≤ r, and units are assembled into target modules.
+Nothing is written unless at least one unit passes; the output dir must not exist.
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from paw.errors import PawError
+from paw.transfer import linalg
+from paw.transfer.adapter_io import LoraModule, read_lora, write_lora
+from paw.transfer.mapping import Unit, adapter_units, base_weight, layer_map, target_modules
+from paw.transfer.methods import SkipUnit, get_method, pick
+from paw.transfer.weights import WeightStore, local_model_dir
+from paw.utils.io import atomic_write_json, atomic_write_text
+
+# Defaults, from benchmarks/transfer_quality.py on the tiny pairs: related bases give φ ≈ 1, unrelated ones
+# φ ≈ k/d; a unit must be 3× above chance and at least 0.2.
+DEFAULT_TAU = 0.2
+DEFAULT_CHANCE_MULTIPLE = 3.0
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    method: str = "auto"
+    depth: str = "name"
+    k: float | None = (
+        None  # rank of the subspaces: an int, or an energy fraction in (0, 1); None: 4r capped at d/4
+    )
+    tau: float = DEFAULT_TAU
+    chance_multiple: float = DEFAULT_CHANCE_MULTIPLE
+
+
+def _k_for(weight_s, weight_t, r: int, k: float | None) -> int:
+    smallest = min(*weight_s.shape, *weight_t.shape)
+    if k is None:
+        return max(1, min(4 * r, smallest // 4))
+    if 0 < k < 1:
+        return min(linalg.rank_for_energy(weight_t, k, cap=min(512, smallest)), smallest)
+    return max(1, min(int(k), smallest))
+
+
+def _unit_record(unit: Unit, target: Unit | None, source_path: str, A, B) -> dict[str, Any]:
+    return {
+        "unit": f"layer {unit.layer} {unit.kind}",
+        "source_module": source_path,
+        "source_layer": unit.layer,
+        "target_layer": target.layer if target else None,
+        "kind": unit.kind,
+        "adapter_shape": [int(B.shape[0]), int(A.shape[1])],
+        "rank": int(A.shape[0]),
+    }
+
+
+def transfer(
+    adapter: str | Path,
+    target: str,
+    output: str | Path,
+    source: str | None = None,
+    options: TransferOptions = TransferOptions(),
+    models_dir: str | None = None,
+) -> dict[str, Any]:
+    """Transfer a LoRA adapter to ``target``; returns the report (also written next to the adapter)."""
+    import torch
+
+    started = time.perf_counter()
+    output = Path(output)
+    if output.exists():
+        raise PawError(
+            f"--output {output} already exists; choose a new dir (paw never overwrites an adapter)"
+        )
+    get_method("direct" if options.method == "auto" else options.method)
+    lora = read_lora(adapter)
+    source = source or lora.base_model
+    if not source:
+        raise PawError("--source: the adapter config names no base model; pass --source")
+    store_s = WeightStore(local_model_dir(source, models_dir, "source"), "source")
+    store_t = WeightStore(local_model_dir(target, models_dir, "target"), "target")
+    units = adapter_units(lora.modules, store_s)
+    mapping = layer_map(store_s.num_layers, store_t.num_layers, options.depth)
+    records, collected = [], {}
+    for unit, (path, module) in sorted(units.items(), key=lambda item: (item[0].layer, item[0].kind)):
+        w_s = base_weight(store_s, unit)
+        if (module.B.shape[0], module.A.shape[1]) != tuple(w_s.shape):
+            raise PawError(
+                f"--source {source} is not this adapter's base: {path} ({unit.kind}) is "
+                f"{tuple(module.B.shape[:1]) + tuple(module.A.shape[1:])} in the adapter but "
+                f"{tuple(w_s.shape)} in the source model"
+            )
+        target_layer = mapping.get(unit.layer)
+        t_unit = Unit(target_layer, unit.kind) if target_layer is not None else None
+        record = _unit_record(unit, t_unit, path, module.A, module.B)
+        records.append(record)
+        if t_unit is None:
+            record.update(status="skipped", reason=f"target has {store_t.num_layers} layers")
+            continue
+        w_t = base_weight(store_t, t_unit)
+        k = _k_for(w_s, w_t, lora.r, options.k)
+        U_s, V_s = linalg.top_singular(w_s, k)
+        U_t, V_t = linalg.top_singular(w_t, k)
+        phi_out, phi_in = linalg.subspace_similarity(U_s, U_t), linalg.subspace_similarity(V_s, V_t)
+        chance_out, chance_in = k / w_t.shape[0], k / w_t.shape[1]
+        need_out = max(options.tau, options.chance_multiple * chance_out)
+        need_in = max(options.tau, options.chance_multiple * chance_in)
+        method = pick(options.method, tuple(w_s.shape) == tuple(w_t.shape))
+        record.update(
+            target_shape=list(w_t.shape),
+            k=k,
+            phi_out=round(phi_out, 4),
+            phi_in=round(phi_in, 4),
+            chance_out=round(chance_out, 4),
+            chance_in=round(chance_in, 4),
+            method=method,
+        )
+        if phi_out < need_out or phi_in < need_in:
+            record.update(
+                status="skipped",
+                reason=f"subspace similarity below threshold ({need_out:.3f} out, {need_in:.3f} in)",
+            )
+            continue
+        bases = {"U_s": U_s, "V_s": V_s, "U_t": U_t, "V_t": V_t, "target_shape": tuple(w_t.shape)}
+        try:
+            A_t, B_t = get_method(method)(module.A, module.B, bases)
+        except SkipUnit as reason:
+            record.update(status="skipped", reason=str(reason))
+            continue
+        B_t, A_t = linalg.rebalance(B_t, A_t, lora.r)
+        source_norm = linalg.factor_norm(module.B, module.A)
+        record.update(
+            status="transferred", energy_kept=round(linalg.factor_norm(B_t, A_t) / max(source_norm, 1e-12), 4)
+        )
+        if t_unit in collected:  # proportional depth: several source layers on one target layer are summed
+            prev = collected[t_unit]
+            B_t, A_t = linalg.rebalance(
+                torch.cat([prev.B, B_t], dim=1), torch.cat([prev.A, A_t], dim=0), lora.r
+            )
+        collected[t_unit] = LoraModule(A=A_t, B=B_t)
+    passed = sum(1 for r in records if r["status"] == "transferred")
+    if not collected:
+        raise PawError(
+            f"no module passed the transfer checks ({len(records)} units: see reasons with a lower "
+            f"--similarity-threshold/--chance-multiple); nothing was written"
+        )
+    staging = output.with_name(f".{output.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    write_lora(staging, target_modules(collected, store_t), lora.r, target)
+    report = {
+        "adapter": str(adapter),
+        "source": source,
+        "target": target,
+        "options": asdict(options),
+        "layer_map": {str(k): v for k, v in mapping.items()},
+        "units": len(records),
+        "transferred": passed,
+        "skipped": len(records) - passed,
+        "energy_kept_mean": round(
+            sum(r.get("energy_kept", 0.0) for r in records if r["status"] == "transferred") / max(passed, 1),
+            4,
+        ),
+        "seconds": round(time.perf_counter() - started, 3),
+        "peak_host_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "modules": records,
+    }
+    atomic_write_json(staging / "transfer_report.json", report)
+    atomic_write_text(staging / "transfer_report.md", markdown(report))
+    staging.rename(output)
+    return report
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"# Transfer of `{report['adapter']}`",
+        "",
+        f"{report['source']} → {report['target']}; method {report['options']['method']}, depth "
+        f"{report['options']['depth']}; {report['transferred']} of {report['units']} units transferred; "
+        f"mean energy kept {report['energy_kept_mean']}; {report['seconds']} s.",
+        "",
+        "| unit | target layer | shape (adapter → target) | φ out / chance | φ in / chance | method | status |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in report["modules"]:
+        phi_out = f"{r.get('phi_out', '')} / {r.get('chance_out', '')}" if "phi_out" in r else ""
+        phi_in = f"{r.get('phi_in', '')} / {r.get('chance_in', '')}" if "phi_in" in r else ""
+        status = r["status"] + (f": {r['reason']}" if r.get("reason") else "")
+        lines.append(
+            f"| {r['unit']} | {r['target_layer']} | {r['adapter_shape']} → {r.get('target_shape', '')} | "
+            f"{phi_out} | {phi_in} | {r.get('method', '')} | {status} |"
+        )
+    return "\n".join(lines) + "\n"

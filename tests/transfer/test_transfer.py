@@ -1,0 +1,141 @@
+"""paw transfer end to end on tiny models: plain-peft loading, exactness of direct, the threshold, bad inputs."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from paw.config.loader import load_config
+from paw.errors import PawError
+from paw.transfer.api import TransferOptions, transfer
+from paw.transfer.mapping import adapter_units, target_modules
+from paw.transfer.weights import WeightStore
+from tests.conftest import run_paw, small_config, write_config
+
+IDS = torch.tensor([[5, 6, 7, 8, 9]])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, alpaca_file):
+    """A small LoRA trained on paw-tiny/qwen2 (all linear layers, non-trivial B)."""
+    from paw.train.recipe import run_training
+
+    root = tmp_path_factory.mktemp("src")
+    cfg = small_config(alpaca_file, root, max_steps=4, learning_rate=1e-2)
+    result = run_training(load_config(write_config(root / "c.yaml", cfg)), name="src")
+    return result.experiment.final_model
+
+
+def _logits(model_dir, adapter=None):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    if adapter is not None:
+        model = PeftModel.from_pretrained(model, str(adapter))
+    with torch.no_grad():
+        return model(IDS).logits
+
+
+def test_direct_to_the_same_model_reproduces_the_adapter(tmp_path, trained, tiny_qwen2):
+    report = transfer(trained, "paw-tiny/qwen2", tmp_path / "out", options=TransferOptions(method="direct"))
+    assert report["transferred"] == report["units"] == 14
+    torch.testing.assert_close(
+        _logits(tiny_qwen2, tmp_path / "out"), _logits(tiny_qwen2, trained), atol=1e-5, rtol=1e-5
+    )
+    saved = json.loads((tmp_path / "out" / "transfer_report.json").read_text())
+    assert saved["modules"][0]["phi_out"] == pytest.approx(1.0, abs=1e-3)
+    assert (tmp_path / "out" / "transfer_report.md").is_file()
+
+
+def test_project_to_a_fused_phi3_target_loads_with_plain_peft_and_changes_outputs(tmp_path, trained):
+    from paw.models.tiny import tiny_model_dir
+
+    phi3 = tiny_model_dir("paw-tiny/phi3")
+    options = TransferOptions(method="project", tau=0.0, chance_multiple=0.0)
+    report = transfer(trained, "paw-tiny/phi3", tmp_path / "phi", options=options)
+    assert report["transferred"] == 14
+    config = json.loads((tmp_path / "phi" / "adapter_config.json").read_text())
+    assert any(m.endswith("qkv_proj") for m in config["target_modules"])
+    assert not torch.allclose(_logits(phi3, tmp_path / "phi"), _logits(phi3))
+
+
+def test_fused_split_and_join_are_exact():
+    from paw.models.tiny import tiny_model_dir
+    from paw.transfer.adapter_io import LoraModule
+    from paw.transfer.mapping import Unit
+
+    phi3 = WeightStore(tiny_model_dir("paw-tiny/phi3"), "target")
+    sizes = phi3.dims()
+    g = torch.Generator().manual_seed(0)
+    units = {
+        Unit(0, kind): LoraModule(A=torch.randn(4, 64, generator=g), B=torch.randn(rows, 4, generator=g))
+        for kind, rows in (("q", sizes["q"]), ("k", sizes["kv"]), ("v", sizes["kv"]))
+    }
+    fused = target_modules(units, phi3)["model.layers.0.self_attn.qkv_proj"]
+    assert fused.rank == 12  # ranks add up: the join is exact
+    delta = fused.B @ fused.A
+    start = 0
+    for kind, rows in (("q", sizes["q"]), ("k", sizes["kv"]), ("v", sizes["kv"])):
+        unit = units[Unit(0, kind)]
+        torch.testing.assert_close(delta[start : start + rows], unit.B @ unit.A, atol=1e-5, rtol=1e-5)
+        start += rows
+    split = adapter_units({"model.layers.0.self_attn.qkv_proj": fused}, phi3)
+    for unit, (_, module) in split.items():
+        torch.testing.assert_close(module.B @ module.A, units[unit].B @ units[unit].A, atol=1e-5, rtol=1e-5)
+
+
+def test_unrelated_target_is_rejected_by_the_threshold(tmp_path, trained):
+    from paw.models.tiny import build_tiny_model
+
+    other = build_tiny_model("qwen2", tmp_path / "seed1", seed=1)
+    with pytest.raises(PawError, match="no module passed the transfer checks.*nothing was written"):
+        transfer(trained, str(other), tmp_path / "none")
+    assert not (tmp_path / "none").exists()
+
+
+def _cli(*args, cwd=None):
+    result = run_paw("transfer", *args, cwd=cwd)
+    assert result.returncode == 2, result.stderr
+    err = result.stderr.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_bad_inputs(tmp_path, trained, tiny_qwen2):
+    base = ["--target", "paw-tiny/qwen2"]
+    assert "does not exist" in _cli(
+        "--adapter", str(tmp_path / "nope"), *base, "--output", str(tmp_path / "o1")
+    )
+    ia3 = tmp_path / "ia3"
+    ia3.mkdir()
+    (ia3 / "adapter_config.json").write_text(json.dumps({"peft_type": "IA3"}))
+    assert "LoRA adapters only" in _cli("--adapter", str(ia3), *base, "--output", str(tmp_path / "o2"))
+    (tmp_path / "exists").mkdir()
+    assert "already exists" in _cli("--adapter", str(trained), *base, "--output", str(tmp_path / "exists"))
+    # the wrong source: a wider Qwen2 whose MLP shapes differ from the adapter's
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    wide = tmp_path / "wide"
+    shutil.copytree(tiny_qwen2, wide)
+    config = AutoConfig.from_pretrained(wide)
+    config.intermediate_size = 256
+    AutoModelForCausalLM.from_config(config).save_pretrained(wide)
+    err = _cli("--adapter", str(trained), "--source", str(wide), *base, "--output", str(tmp_path / "o3"))
+    assert "is not this adapter's base" in err and "(64, 128) in the adapter but (64, 256)" in err
+    # an unsupported module (the output head)
+    from safetensors.torch import save_file
+
+    head = tmp_path / "head"
+    shutil.copytree(trained, head)
+    save_file(
+        {
+            "base_model.model.lm_head.lora_A.weight": torch.zeros(8, 64),
+            "base_model.model.lm_head.lora_B.weight": torch.zeros(700, 8),
+        },
+        str(head / "adapter_model.safetensors"),
+    )
+    assert "is not supported for transfer" in _cli(
+        "--adapter", str(head), *base, "--output", str(tmp_path / "o4")
+    )
