@@ -182,7 +182,8 @@ def transfer(
     method: Annotated[str, typer.Option("--method", help="auto, direct or project.")] = "auto",
     depth: Annotated[str, typer.Option("--depth", help="Layer mapping: name or proportional.")] = "name",
     k: Annotated[
-        float | None, typer.Option("--k", help="Subspace rank: an integer, or an energy fraction in (0, 1).")
+        float | None,
+        typer.Option("--k", help="Rank project maps through: an integer, or an energy fraction in (0, 1)."),
     ] = None,
     similarity_threshold: Annotated[
         float, typer.Option("--similarity-threshold", help="Minimum subspace similarity φ (tau).")

@@ -43,6 +43,7 @@ class TransferOptions:
 
 
 def _k_for(weight_s, weight_t, r: int, k: float | None) -> int:
+    """Subspace rank: None -> the gate's rank (4r capped at d/4); an int; or an energy fraction of W_t."""
     smallest = min(*weight_s.shape, *weight_t.shape)
     if k is None:
         return max(1, min(4 * r, smallest // 4))
@@ -106,7 +107,9 @@ def transfer(
             record.update(status="skipped", reason=f"target has {store_t.num_layers} layers")
             continue
         w_t = base_weight(store_t, t_unit)
-        k = _k_for(w_s, w_t, lora.r, options.k)
+        # The gate always compares the dominant subspaces (small k, so chance k/d stays low); --k sets the
+        # rank of the subspaces `project` maps through.
+        k = _k_for(w_s, w_t, lora.r, None)
         U_s, V_s = linalg.top_singular(w_s, k)
         U_t, V_t = linalg.top_singular(w_t, k)
         phi_out, phi_in = linalg.subspace_similarity(U_s, U_t), linalg.subspace_similarity(V_s, V_t)
@@ -129,6 +132,11 @@ def transfer(
                 reason=f"subspace similarity below threshold ({need_out:.3f} out, {need_in:.3f} in)",
             )
             continue
+        k_map = _k_for(w_s, w_t, lora.r, options.k)
+        if k_map != k:
+            U_s, V_s = linalg.top_singular(w_s, k_map)
+            U_t, V_t = linalg.top_singular(w_t, k_map)
+        record["k_map"] = k_map
         bases = {"U_s": U_s, "V_s": V_s, "U_t": U_t, "V_t": V_t, "target_shape": tuple(w_t.shape)}
         try:
             A_t, B_t = get_method(method)(module.A, module.B, bases)

@@ -6,7 +6,8 @@ for a Phi-3 target as ``B = blockdiag(B_q, B_k, B_v)``, ``A = [A_q; A_k; A_v]`` 
 ``rank_pattern``), which is exact.
 
 Depth modes: ``name`` (same index; source layers past the target's depth are dropped and reported) and
-``proportional`` (``l_t = round(l_s·(L_t−1)/(L_s−1))``; units landing on the same target unit are summed).
+``proportional`` (``l_t = round(l_s·(L_t−1)/(L_s−1))``; units landing on the same target unit are summed);
+``reversed`` (``l_t = L_t−1−l_s``, a wrong map on purpose: the control in benchmarks/transfer_quality.py).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ BLOCK = {
 }
 FUSED = {"qkv_proj": ("q", "k", "v"), "gate_up_proj": ("gate", "up")}
 _PATH = re.compile(r"^(?P<prefix>.*\.layers)\.(?P<layer>\d+)\.(?P<block>self_attn|mlp)\.(?P<name>\w+)$")
-DEPTH_MODES = ("name", "proportional")
+DEPTH_MODES = ("name", "proportional", "reversed")
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,11 @@ def layer_map(source_layers: int, target_layers: int, mode: str) -> dict[int, in
     """Source layer -> target layer (None: no counterpart)."""
     if mode == "name":
         return {layer: (layer if layer < target_layers else None) for layer in range(source_layers)}
+    if mode == "reversed":
+        return {
+            layer: (target_layers - 1 - layer if layer < target_layers else None)
+            for layer in range(source_layers)
+        }
     if mode == "proportional":
         if source_layers == 1:
             return {0: 0}
