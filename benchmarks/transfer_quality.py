@@ -155,8 +155,9 @@ def bootstrap_rr(base: list[int], lora: list[int], moved: list[int], n_boot: int
     """RR and its paired-bootstrap 95% CI (questions resampled together for all three systems)."""
 
     def rr(idx):
-        b, l, m = (sum(x[i] for i in idx) / len(idx) for x in (base, lora, moved))
-        return None if l - b <= 0 else (m - b) / (l - b)
+        acc_base, acc_lora, acc_moved = (sum(x[i] for i in idx) / len(idx) for x in (base, lora, moved))
+        gain = acc_lora - acc_base
+        return None if gain <= 0 else (acc_moved - acc_base) / gain
 
     n = len(base)
     point = rr(range(n))
