@@ -216,12 +216,14 @@ def main() -> None:
             )
         )
         for label, options in runs:
-            out = work / f"moved-{pair}-{label.split()[0]}"
+            out = work / f"moved-{pair}-{'-'.join(label.split()).replace('=', '')}"
             try:
                 report = transfer(source_lora, str(target), out, source=str(source), options=options)
                 moved, passed = correctness(target, out, docs), f"{report['transferred']}/{report['units']}"
             except PawError as err:
-                moved, passed = base, f"0 ({str(err).split(';')[0]})"
+                if "no module passed" not in str(err):
+                    raise
+                moved, passed = base, "0/14 (nothing written)"
             point, low, high = bootstrap_rr(base, lora, moved, args.boot)
             fmt = (
                 "undefined"

@@ -5,7 +5,8 @@
 
 Weights are random (bf16 safetensors written once into a temp dir; source and target differ by a small
 perturbation so the similarity gate passes). Only the decoder projections are written: transfer reads nothing
-else. Reported: wall time of ``transfer()`` per method, seconds per layer, and peak host RSS of the process.
+else. Each transfer runs as ``paw transfer`` in its own process. Reported: wall time of that process, the transfer's
+own seconds per layer (from its report) scaled to all layers, and the peak RSS of the transfer processes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import argparse
 import json
 import platform
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -88,8 +91,6 @@ def main() -> None:
 
     import torch
 
-    from paw.transfer.api import TransferOptions, transfer
-
     total_layers = SHAPES[args.shape][4]
     layers = args.layers or total_layers
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,22 +103,38 @@ def main() -> None:
             f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
             f"Qwen2.5-{args.shape} shape, {layers} of {total_layers} layers, r={args.r}, all 7 projections"
         )
-        print("| method | units | seconds | s/layer | est. all layers (s) | peak RSS (MB) |")
+        print(
+            "| method | units | wall s (process) | s/layer (transfer) | est. all layers (s) | peak RSS of the process (MB) |"
+        )
         print("|---|---|---|---|---|---|")
         for method in ("direct", "project"):
-            start = time.perf_counter()
-            report = transfer(
-                adapter,
+            # Each transfer runs as a user would run it, in its own process, so its peak RSS is its own.
+            cmd = [
+                sys.executable,
+                "-m",
+                "paw",
+                "transfer",
+                "--adapter",
+                str(adapter),
+                "--source",
+                str(src),
+                "--target",
                 str(tgt),
-                tmp / f"out-{method}",
-                source=str(src),
-                options=TransferOptions(method=method),
-            )
+                "--output",
+                str(tmp / f"out-{method}"),
+                "--method",
+                method,
+            ]
+            start = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, text=True)
             seconds = time.perf_counter() - start
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            if done.returncode != 0:
+                raise SystemExit(done.stderr)
+            report = json.loads((tmp / f"out-{method}" / "transfer_report.json").read_text())
+            rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
             print(
-                f"| {method} | {report['transferred']}/{report['units']} | {seconds:.1f} | {seconds / layers:.2f} | "
-                f"{seconds / layers * total_layers:.0f} | {rss:.0f} |",
+                f"| {method} | {report['transferred']}/{report['units']} | {seconds:.1f} | "
+                f"{report['seconds'] / layers:.2f} | {report['seconds'] / layers * total_layers:.0f} | {rss:.0f} |",
                 flush=True,
             )
 
