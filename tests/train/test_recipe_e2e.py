@@ -81,13 +81,13 @@ def test_training_learns_the_synthetic_task(tmp_path, alpaca_file, tiny_qwen2):
     cfg = small_config(
         alpaca_file,
         tmp_path,
-        max_steps=200,
-        learning_rate=1e-2,
+        max_steps=400,
+        learning_rate=3e-3,
         schedule="cosine",
         warmup_steps=10,
         per_device_train_batch_size=8,
         logging_steps=50,
-        eval_steps=200,
+        eval_steps=400,
     )
     cfg["peft"] = {"r": 16, "alpha": 32}
     cfg["data"]["val_ratio"] = 0.1
@@ -104,7 +104,7 @@ def test_training_learns_the_synthetic_task(tmp_path, alpaca_file, tiny_qwen2):
         AutoModelForCausalLM.from_pretrained(tiny_qwen2), result.experiment.final_model
     )
     tuned_acc, _ = exact_match(tuned, tokenizer, heldout)
-    assert base_acc <= 0.02 and tuned_acc >= base_acc + 0.1, (base_acc, tuned_acc)
+    assert base_acc <= 0.02 and tuned_acc >= base_acc + 0.3, (base_acc, tuned_acc)
 
 
 def test_gradient_accumulation_matches_the_big_batch(tmp_path, alpaca_file):

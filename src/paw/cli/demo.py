@@ -19,7 +19,7 @@ DEMO_CONFIG = {
     "peft": {"method": "lora", "r": 16, "alpha": 32, "target_modules": "all-linear"},
     "data": {"val_ratio": 0.1, "max_length": 128},
     "training": {
-        "schedule": [{"steps": 300, "lr": 1e-2}, {"steps": 100, "lr": 1e-3}],
+        "schedule": [{"steps": 300, "lr": 3e-3}, {"steps": 100, "lr": 3e-4}],
         "per_device_train_batch_size": 8,
         "save": {"start_step": 300, "every": 20, "keep_last": 2},
         "eval_steps": 200,
