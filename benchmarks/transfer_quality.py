@@ -209,6 +209,8 @@ def main() -> None:
         )
         runs = [(m, TransferOptions(method=m, depth=depth)) for m in ("direct", "project")]
         runs.append(("project k=0.95 energy", TransferOptions(method="project", depth=depth, k=0.95)))
+        if pair == "grown":
+            runs.append(("direct, cka depth map", TransferOptions(method="direct", depth="cka")))
         runs.append(
             (
                 "shuffled-layer control",

@@ -87,3 +87,18 @@ def test_direct_refuses_other_shapes():
 
     with pytest.raises(SkipUnit, match="equal shapes"):
         direct.transfer_unit(torch.zeros(2, 4), torch.zeros(6, 2), {"target_shape": (6, 5)})
+
+
+def test_linear_cka_invariances_and_monotone_map():
+    from paw.transfer.cka import linear_cka, monotone_map
+
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(50, 8, generator=g)
+    assert abs(linear_cka(X, X) - 1.0) < 1e-6
+    assert abs(linear_cka(X, 3.0 * X @ _orthonormal(8, 8, 11)) - 1.0) < 1e-5  # rotation and scale
+    assert linear_cka(X, torch.randn(50, 8, generator=g)) < 0.5
+    assert abs(linear_cka(X, torch.cat([X, torch.zeros(50, 4)], dim=1)) - 1.0) < 1e-6  # across widths
+    scores = [[0.9, 0.1, 0.1, 0.1], [0.1, 0.2, 0.8, 0.3], [0.1, 0.1, 0.3, 0.9]]
+    assert monotone_map(scores) == {0: 0, 1: 2, 2: 3}
+    # a better total that is not monotone is not allowed
+    assert monotone_map([[0.1, 0.9], [0.9, 0.1]]) in ({0: 1, 1: 1}, {0: 0, 1: 0})

@@ -139,3 +139,32 @@ def test_bad_inputs(tmp_path, trained, tiny_qwen2):
     assert "is not supported for transfer" in _cli(
         "--adapter", str(head), *base, "--output", str(tmp_path / "o4")
     )
+
+
+def test_cka_depth_map_finds_the_layers_of_a_deepened_model(tmp_path, tiny_qwen2):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from paw.transfer.cka import cka_layer_map
+
+    source = AutoModelForCausalLM.from_pretrained(tiny_qwen2)
+    spec = {k: v for k, v in AutoConfig.from_pretrained(tiny_qwen2).to_dict().items() if k != "layer_types"}
+    spec["num_hidden_layers"] = 4
+    deep = AutoModelForCausalLM.from_config(type(source.config)(**spec))
+    state = {}
+    for key, value in source.state_dict().items():  # layers 0,1 -> 0,2; 1,3 are zero-output (identity) copies
+        if ".layers." in key:
+            head, rest = key.split(".layers.", 1)
+            layer, tail = rest.split(".", 1)
+            state[f"{head}.layers.{2 * int(layer)}.{tail}"] = value
+            zero = tail.endswith(("o_proj.weight", "down_proj.weight"))
+            state[f"{head}.layers.{2 * int(layer) + 1}.{tail}"] = torch.zeros_like(value) if zero else value
+        else:
+            state[key] = value
+    deep.load_state_dict(state)
+    deep.save_pretrained(tmp_path / "deep")
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        if (tiny_qwen2 / name).is_file():
+            shutil.copy(tiny_qwen2 / name, tmp_path / "deep" / name)
+    mapping, scores = cka_layer_map(tiny_qwen2, tmp_path / "deep")
+    assert mapping[0] in (0, 1) and mapping[1] in (2, 3) and mapping[0] < mapping[1]
+    assert scores[0][0] > 0.999

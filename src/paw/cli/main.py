@@ -180,7 +180,7 @@ def transfer(
         str | None, typer.Option("--source", help="Source base model (default: the adapter's base).")
     ] = None,
     method: Annotated[str, typer.Option("--method", help="auto, direct or project.")] = "auto",
-    depth: Annotated[str, typer.Option("--depth", help="Layer mapping: name or proportional.")] = "name",
+    depth: Annotated[str, typer.Option("--depth", help="Layer mapping: name, proportional or cka.")] = "name",
     k: Annotated[
         float | None,
         typer.Option("--k", help="Rank project maps through: an integer, or an energy fraction in (0, 1)."),

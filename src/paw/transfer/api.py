@@ -89,7 +89,13 @@ def transfer(
     store_s = WeightStore(local_model_dir(source, models_dir, "source"), "source")
     store_t = WeightStore(local_model_dir(target, models_dir, "target"), "target")
     units = adapter_units(lora.modules, store_s)
-    mapping = layer_map(store_s.num_layers, store_t.num_layers, options.depth)
+    cka_scores = None
+    if options.depth == "cka":
+        from paw.transfer.cka import cka_layer_map
+
+        mapping, cka_scores = cka_layer_map(store_s.dir, store_t.dir)
+    else:
+        mapping = layer_map(store_s.num_layers, store_t.num_layers, options.depth)
     records, collected = [], {}
     for unit, (path, module) in sorted(units.items(), key=lambda item: (item[0].layer, item[0].kind)):
         w_s = base_weight(store_s, unit)
@@ -169,6 +175,7 @@ def transfer(
         "target": target,
         "options": asdict(options),
         "layer_map": {str(k): v for k, v in mapping.items()},
+        "cka": [[round(v, 4) for v in row] for row in cka_scores] if cka_scores else None,
         "units": len(records),
         "transferred": passed,
         "skipped": len(records) - passed,

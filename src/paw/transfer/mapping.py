@@ -7,6 +7,7 @@ for a Phi-3 target as ``B = blockdiag(B_q, B_k, B_v)``, ``A = [A_q; A_k; A_v]`` 
 
 Depth modes: ``name`` (same index; source layers past the target's depth are dropped and reported) and
 ``proportional`` (``l_t = round(l_s·(L_t−1)/(L_s−1))``; units landing on the same target unit are summed);
+``cka`` (linear CKA of hidden states on calibration text + a monotone alignment, see ``cka.py``);
 ``reversed`` (``l_t = L_t−1−l_s``, a wrong map on purpose: the control in benchmarks/transfer_quality.py).
 """
 
@@ -31,7 +32,7 @@ BLOCK = {
 }
 FUSED = {"qkv_proj": ("q", "k", "v"), "gate_up_proj": ("gate", "up")}
 _PATH = re.compile(r"^(?P<prefix>.*\.layers)\.(?P<layer>\d+)\.(?P<block>self_attn|mlp)\.(?P<name>\w+)$")
-DEPTH_MODES = ("name", "proportional", "reversed")
+DEPTH_MODES = ("name", "proportional", "cka", "reversed")
 
 
 @dataclass(frozen=True)
