@@ -168,3 +168,32 @@ def test_cka_depth_map_finds_the_layers_of_a_deepened_model(tmp_path, tiny_qwen2
     mapping, scores = cka_layer_map(tiny_qwen2, tmp_path / "deep")
     assert mapping[0] in (0, 1) and mapping[1] in (2, 3) and mapping[0] < mapping[1]
     assert scores[0][0] > 0.999
+
+
+def test_refine_runs_the_transferred_init_beside_its_control(tmp_path, trained, alpaca_file):
+    result = run_paw(
+        "transfer",
+        "--adapter",
+        str(trained),
+        "--target",
+        "paw-tiny/qwen2",
+        "--output",
+        str(tmp_path / "out"),
+        "--refine-data",
+        str(alpaca_file),
+        "--refine-steps",
+        "5",
+        "--refine-examples",
+        "40",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "out" / "transfer_report.json").read_text())
+    refine = report["refine"]
+    assert refine["examples"] == 40 and refine["steps"] == 5
+    for run in ("transferred_init", "standard_init"):
+        assert refine[run]["val_loss"] is not None
+        meta = json.loads((tmp_path / "out" / "refine" / run / "metadata.json").read_text())
+        assert meta["status"] == "completed"
+    # the refined run really started from the transferred weights: lower loss than the control at equal budget
+    assert refine["transferred_init"]["val_loss"] < refine["standard_init"]["val_loss"]
+    assert "Refine (40 examples, 5 steps" in (tmp_path / "out" / "transfer_report.md").read_text()

@@ -191,11 +191,32 @@ def transfer(
     chance_multiple: Annotated[
         float, typer.Option("--chance-multiple", help="φ must also be this many times the chance level k/d.")
     ] = 3.0,
+    refine_data: Annotated[
+        str | None,
+        typer.Option("--refine-data", help="Refine on this data (and train the same-budget control)."),
+    ] = None,
+    refine_examples: Annotated[
+        int, typer.Option("--refine-examples", min=1, help="Training examples.")
+    ] = 100,
+    refine_steps: Annotated[int, typer.Option("--refine-steps", min=1, help="Optimizer steps.")] = 50,
 ) -> None:
     """Move a LoRA adapter from its source base model to a target base model."""
     from paw.cli.transfer_cmd import run_transfer
 
-    run_transfer(adapter, target, output, source, method, depth, k, similarity_threshold, chance_multiple)
+    run_transfer(
+        adapter,
+        target,
+        output,
+        source,
+        method,
+        depth,
+        k,
+        similarity_threshold,
+        chance_multiple,
+        refine_data,
+        refine_examples,
+        refine_steps,
+    )
 
 
 @app.command()

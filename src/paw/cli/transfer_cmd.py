@@ -9,7 +9,20 @@ from rich.console import Console
 from paw.errors import PawError
 
 
-def run_transfer(adapter, target, output: Path, source, method, depth, k, tau, chance_multiple) -> None:
+def run_transfer(
+    adapter,
+    target,
+    output: Path,
+    source,
+    method,
+    depth,
+    k,
+    tau,
+    chance_multiple,
+    refine_data=None,
+    refine_examples=100,
+    refine_steps=50,
+) -> None:
     from paw.transfer.api import TransferOptions, transfer
     from paw.transfer.mapping import DEPTH_MODES
 
@@ -18,6 +31,8 @@ def run_transfer(adapter, target, output: Path, source, method, depth, k, tau, c
     if k is not None and (k <= 0 or (k > 1 and k != int(k))):
         raise PawError(f"--k must be a positive integer or a fraction in (0, 1), got {k}")
     options = TransferOptions(method=method, depth=depth, k=k, tau=tau, chance_multiple=chance_multiple)
+    if refine_data is not None and not Path(refine_data).is_file():
+        raise PawError(f"--refine-data {refine_data}: file not found")
     report = transfer(adapter, target, output, source, options)
     console = Console(highlight=False)
     console.print(
@@ -26,3 +41,15 @@ def run_transfer(adapter, target, output: Path, source, method, depth, k, tau, c
         f"{report['seconds']} s"
     )
     console.print(f"adapter: {output}  report: {output / 'transfer_report.md'}")
+    if refine_data is not None:
+        from paw.transfer.api import attach_refine
+        from paw.transfer.refine import RefineOptions, refine
+
+        refined = refine(
+            target, output, RefineOptions(refine_data, refine_examples, refine_steps), output / "refine"
+        )
+        attach_refine(output, refined)
+        console.print(
+            f"refine ({refine_examples} examples, {refine_steps} steps): val loss from the transferred init "
+            f"{refined['transferred_init']['val_loss']:.4f} vs the standard init {refined['standard_init']['val_loss']:.4f}"
+        )

@@ -62,6 +62,11 @@ class PeftConfig(Section):
     modules_to_save: list[str] = Field(
         default_factory=list, description="Modules trained fully and saved with the adapter."
     )
+    init_adapter: str | None = Field(
+        None,
+        description="Start from this LoRA adapter's weights (e.g. one made by paw transfer) instead of a fresh "
+        "init; its rank and targets replace r/alpha/target_modules.",
+    )
 
     @model_validator(mode="after")
     def _only_lora_for_now(self) -> PeftConfig:

@@ -103,8 +103,9 @@ def evaluate_with_lm_eval(
     prefix: str = "",
 ) -> dict[str, Any]:
     from paw.eval.api import write_results
-    from paw.eval.model import adapter_base, check_adapter_dir, fingerprint
+    from paw.eval.model import fingerprint
     from paw.experiment.metadata import now, package_versions
+    from paw.models.adapter_files import adapter_base, check_adapter_dir
     from paw.models.resolve import resolve_model
 
     if adapter:

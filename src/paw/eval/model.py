@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from paw.errors import PawError
+from paw.models.adapter_files import adapter_base, check_adapter_dir, check_all_keys_loaded
 from paw.models.load import LoadOptions, load_causal_lm, load_tokenizer
 from paw.models.resolve import ResolvedModel, resolve_model
 
@@ -33,23 +34,6 @@ class LoadedModel:
     prompt_spec: dict | None = None  # the adapter's paw_prompt.json, when paw trained it
 
 
-def adapter_base(adapter: str | Path) -> str | None:
-    """The base model an adapter was trained on, from its adapter_config.json."""
-    config = Path(adapter) / "adapter_config.json"
-    if not config.is_file():
-        return None
-    return json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
-
-
-def check_adapter_dir(adapter: str | Path) -> Path:
-    path = Path(adapter)
-    if not path.is_dir():
-        raise PawError(f"--adapter: {path} does not exist")
-    if not (path / "adapter_config.json").is_file():
-        raise PawError(f"--adapter: {path} is not a PEFT adapter dir (no adapter_config.json)")
-    return path
-
-
 def fingerprint(path: str | Path | None) -> str | None:
     """A short hash of a local model/adapter dir: config files in full, weight files by name, size and first MiB."""
     if path is None or not Path(path).is_dir():
@@ -64,32 +48,12 @@ def fingerprint(path: str | Path | None) -> str | None:
     return digest.hexdigest()[:16]
 
 
-def _check_all_keys_loaded(model: Any, adapter: Path) -> None:
-    """peft only warns when adapter weights find no module; for evaluation that is a wrong result, so refuse."""
-    from safetensors import safe_open
-
-    weights = adapter / "adapter_model.safetensors"
-    if not weights.is_file():
-        raise PawError(f"--adapter {adapter}: no adapter_model.safetensors (paw loads safetensors only)")
-    with safe_open(str(weights), framework="pt") as handle:
-        saved = list(handle.keys())
-    loaded = {name.replace(".default", "") for name, _ in model.named_parameters()}
-    missing = [key for key in saved if key not in loaded]
-    if missing:
-        model_type = getattr(model.config, "model_type", "the base model")
-        raise PawError(
-            f"--adapter {adapter} does not fit this base model: {len(missing)} of its {len(saved)} tensors match no "
-            f"module of {model_type} (first: {missing[0]}); evaluate it on the base it was trained on "
-            f"({adapter_base(adapter)})"
-        )
-
-
 def _attach_adapter(model: Any, adapter: Path):
     from peft import PeftModel
 
     try:
         peft_model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
-        _check_all_keys_loaded(peft_model, adapter)
+        check_all_keys_loaded(peft_model, adapter)
         return peft_model
     except RuntimeError as err:
         match = _SIZE_MISMATCH.search(str(err))

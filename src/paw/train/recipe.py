@@ -103,7 +103,9 @@ def prepare(config: RunConfig, load_model: bool = True) -> Prepared:
 
         # Seed before the adapter exists: LoRA's A matrices are random, so this makes a run reproducible.
         set_seed(config.training.seed)
-        prepared.model = add_lora(load_causal_lm(resolved, options), lora_options(config))
+        prepared.model = add_lora(
+            load_causal_lm(resolved, options), lora_options(config), config.peft.init_adapter
+        )
     else:
         from paw.models.lora import check_target_modules
 

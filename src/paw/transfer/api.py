@@ -193,6 +193,16 @@ def transfer(
     return report
 
 
+def attach_refine(output: Path, refined: dict[str, Any]) -> None:
+    """Add the refine stage (and its control) to the written report."""
+    import json
+
+    report = json.loads((output / "transfer_report.json").read_text(encoding="utf-8"))
+    report["refine"] = refined
+    atomic_write_json(output / "transfer_report.json", report)
+    atomic_write_text(output / "transfer_report.md", markdown(report))
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Transfer of `{report['adapter']}`",
@@ -204,6 +214,14 @@ def markdown(report: dict[str, Any]) -> str:
         "| unit | target layer | shape (adapter → target) | φ out / chance | φ in / chance | method | status |",
         "|---|---|---|---|---|---|---|",
     ]
+    if report.get("refine"):
+        ref = report["refine"]
+        lines[3:3] = [
+            f"Refine ({ref['examples']} examples, {ref['steps']} steps, lr {ref['learning_rate']}): validation loss "
+            f"{ref['transferred_init']['val_loss']} from the transferred adapter vs "
+            f"{ref['standard_init']['val_loss']} from the standard init (control).",
+            "",
+        ]
     for r in report["modules"]:
         phi_out = f"{r.get('phi_out', '')} / {r.get('chance_out', '')}" if "phi_out" in r else ""
         phi_in = f"{r.get('phi_in', '')} / {r.get('chance_in', '')}" if "phi_in" in r else ""
