@@ -209,7 +209,7 @@ def score_generation_docs(
 
 
 def resolve_batch_size(batch_size: int | str, model) -> int:
-    """'auto': the largest power of two up to 64 whose longest batch runs (probed on CUDA; 32 on CPU)."""
+    """'auto': 64 rows on CUDA (32 on CPU); run_task halves it while a batch runs out of GPU memory."""
     if batch_size != "auto":
         return int(batch_size)
     import torch
