@@ -101,7 +101,7 @@ def train(
     name: Annotated[str | None, typer.Option("--name", help="Experiment name.")] = None,
     profile: ProfileOpt = None,
 ) -> None:
-    """Train a PEFT adapter: paw train CONFIG [k=v ...]."""
+    """Train a PEFT adapter: paw train CONFIG, then optional key=value overrides."""
     from paw.cli import train_cmd
 
     train_cmd.train(
