@@ -8,7 +8,9 @@ gets its own LoRA with the same recipe (the ceiling). Pairs:
   (a) upgrade: the target is the source fully fine-tuned further on other data (antonym/sentiment text);
   (b) grown: the target is the source made twice as deep (each layer followed by a copy whose output
       projections are zero, so the function is unchanged), then fine-tuned like (a); depth map proportional;
-  (c) random: an unrelated random model of the same shape (negative control).
+  (c) rotated: the source in a rotated residual basis (same function), then fine-tuned like (a): raw
+      coordinates no longer line up, only a residual map (``align``) can carry the adapter;
+  (d) random: an unrelated random model of the same shape (negative control).
 Recovery ratio RR = (acc_transfer − acc_target_base) / (acc_target_lora − acc_target_base), with a paired
 bootstrap 95% CI over questions. Also a shuffled-layer control (layer l -> L-1-l, direct, no threshold).
 """
@@ -151,6 +153,31 @@ def grow_deeper(model_dir: Path, out: Path) -> Path:
     return out
 
 
+def rotate(model_dir: Path, out: Path, seed: int = 0) -> Path:
+    """The same function in a rotated residual basis (E Rᵀ, W_in Rᵀ, R W_out; RMSNorm weights are 1)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    d = model.config.hidden_size
+    rotation, _ = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(seed)))
+    reads = tuple(f"{n}_proj.weight" for n in ("q", "k", "v", "gate", "up")) + (
+        "embed_tokens.weight",
+        "lm_head.weight",
+    )
+    state = {}
+    for key, value in model.state_dict().items():
+        if key.endswith(reads):
+            value = value @ rotation.T
+        elif key.endswith(("o_proj.weight", "down_proj.weight")):
+            value = rotation @ value
+        state[key] = value
+    model.load_state_dict(state)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
+    return out
+
+
 def bootstrap_rr(base: list[int], lora: list[int], moved: list[int], n_boot: int, seed: int = 0):
     """RR and its paired-bootstrap 95% CI (questions resampled together for all three systems)."""
 
@@ -192,6 +219,7 @@ def main() -> None:
             fine_tune(grow_deeper(source, work / "grown0"), work / "grown", args.ft_steps),
             "proportional",
         ),
+        "rotated": (fine_tune(rotate(source, work / "rotated0"), work / "rotated", args.ft_steps), "name"),
         "random": (build_tiny_model("qwen2", work / "random", seed=1), "name"),
     }
     rows = [
@@ -207,7 +235,7 @@ def main() -> None:
         lora = correctness(
             target, train_lora(target, train_file, work / "exp", f"target-{pair}", args.steps), docs
         )
-        runs = [(m, TransferOptions(method=m, depth=depth)) for m in ("direct", "project")]
+        runs = [(m, TransferOptions(method=m, depth=depth)) for m in ("direct", "project", "align")]
         runs.append(("project k=0.95 energy", TransferOptions(method="project", depth=depth, k=0.95)))
         if pair == "grown":
             runs.append(("direct, cka depth map", TransferOptions(method="direct", depth="cka")))

@@ -197,3 +197,39 @@ def test_refine_runs_the_transferred_init_beside_its_control(tmp_path, trained, 
     # the refined run really started from the transferred weights: lower loss than the control at equal budget
     assert refine["transferred_init"]["val_loss"] < refine["standard_init"]["val_loss"]
     assert "Refine (40 examples, 5 steps" in (tmp_path / "out" / "transfer_report.md").read_text()
+
+
+def _rotated_copy(model_dir, out_dir, seed=0):
+    """The same function in a rotated residual basis: E R^T, W_in R^T, R W_out (RMSNorm weights are 1)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    d = model.config.hidden_size
+    rotation, _ = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(seed)))
+    state = {}
+    for key, value in model.state_dict().items():
+        if key.endswith(("embed_tokens.weight", "lm_head.weight")) or key.endswith(
+            tuple(f"{n}_proj.weight" for n in ("q", "k", "v", "gate", "up"))
+        ):
+            value = value @ rotation.T
+        elif key.endswith(("o_proj.weight", "down_proj.weight")):
+            value = rotation @ value
+        else:
+            assert not key.endswith("norm.weight") or torch.all(value == 1), key
+        state[key] = value
+    model.load_state_dict(state)
+    model.save_pretrained(out_dir)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        if (model_dir / name).is_file():
+            shutil.copy(model_dir / name, out_dir / name)
+    return out_dir
+
+
+def test_align_carries_an_adapter_into_a_rotated_basis(tmp_path, trained, tiny_qwen2):
+    rotated = _rotated_copy(tiny_qwen2, tmp_path / "rotated")
+    torch.testing.assert_close(_logits(rotated), _logits(tiny_qwen2), atol=1e-4, rtol=1e-4)  # same function
+    with pytest.raises(PawError, match="no module passed"):  # raw coordinates: the gate sees unrelated bases
+        transfer(trained, str(rotated), tmp_path / "direct", options=TransferOptions(method="direct"))
+    report = transfer(trained, str(rotated), tmp_path / "align", options=TransferOptions(method="align"))
+    assert report["transferred"] == report["units"] == 14 and report["shared_tokens"] > 500
+    torch.testing.assert_close(_logits(rotated, tmp_path / "align"), _logits(tiny_qwen2, trained), atol=1e-3, rtol=1e-3)

@@ -89,6 +89,12 @@ def transfer(
     store_s = WeightStore(local_model_dir(source, models_dir, "source"), "source")
     store_t = WeightStore(local_model_dir(target, models_dir, "target"), "target")
     units = adapter_units(lora.modules, store_s)
+    maps = None
+    if options.method == "align":
+        from paw.transfer.residual_map import fit_maps
+
+        M, N, n_shared = fit_maps(store_s, store_t)
+        maps = {"M": M, "N": N}
     cka_scores = None
     if options.depth == "cka":
         from paw.transfer.cka import cka_layer_map
@@ -118,7 +124,17 @@ def transfer(
         k = _k_for(w_s, w_t, lora.r, None)
         U_s, V_s = linalg.top_singular(w_s, k)
         U_t, V_t = linalg.top_singular(w_t, k)
-        phi_out, phi_in = linalg.subspace_similarity(U_s, U_t), linalg.subspace_similarity(V_s, V_t)
+        # With residual maps the source basis is compared in the target's frame (Ũ_s = orth(M U_s)).
+        out_basis, in_basis = U_s, V_s
+        if maps is not None:
+            if unit.kind in ("o", "down"):
+                out_basis = maps["M"] @ U_s
+            else:
+                in_basis = maps["M"] @ V_s
+        phi_out, phi_in = (
+            linalg.subspace_similarity(out_basis, U_t),
+            linalg.subspace_similarity(in_basis, V_t),
+        )
         chance_out, chance_in = k / w_t.shape[0], k / w_t.shape[1]
         need_out = max(options.tau, options.chance_multiple * chance_out)
         need_in = max(options.tau, options.chance_multiple * chance_in)
@@ -143,7 +159,15 @@ def transfer(
             U_s, V_s = linalg.top_singular(w_s, k_map)
             U_t, V_t = linalg.top_singular(w_t, k_map)
         record["k_map"] = k_map
-        bases = {"U_s": U_s, "V_s": V_s, "U_t": U_t, "V_t": V_t, "target_shape": tuple(w_t.shape)}
+        bases = {
+            "U_s": U_s,
+            "V_s": V_s,
+            "U_t": U_t,
+            "V_t": V_t,
+            "target_shape": tuple(w_t.shape),
+            "kind": unit.kind,
+            **(maps or {}),
+        }
         try:
             A_t, B_t = get_method(method)(module.A, module.B, bases)
         except SkipUnit as reason:
@@ -176,6 +200,7 @@ def transfer(
         "options": asdict(options),
         "layer_map": {str(k): v for k, v in mapping.items()},
         "cka": [[round(v, 4) for v in row] for row in cka_scores] if cka_scores else None,
+        "shared_tokens": n_shared if maps is not None else None,
         "units": len(records),
         "transferred": passed,
         "skipped": len(records) - passed,

@@ -11,6 +11,7 @@ from paw.utils.suggest import did_you_mean
 REGISTRY = {
     "direct": "paw.transfer.methods.direct",
     "project": "paw.transfer.methods.project",
+    "align": "paw.transfer.methods.align",
 }
 METHODS = (*REGISTRY, "auto")
 
