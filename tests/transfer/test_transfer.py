@@ -10,6 +10,7 @@ from paw.config.loader import load_config
 from paw.errors import PawError
 from paw.transfer.api import TransferOptions, transfer
 from paw.transfer.mapping import adapter_units, target_modules
+from paw.transfer.pairs import grow_deeper, rotate
 from paw.transfer.weights import WeightStore
 from tests.conftest import run_paw, small_config, write_config
 
@@ -142,30 +143,10 @@ def test_bad_inputs(tmp_path, trained, tiny_qwen2):
 
 
 def test_cka_depth_map_finds_the_layers_of_a_deepened_model(tmp_path, tiny_qwen2):
-    from transformers import AutoConfig, AutoModelForCausalLM
-
     from paw.transfer.cka import cka_layer_map
 
-    source = AutoModelForCausalLM.from_pretrained(tiny_qwen2)
-    spec = {k: v for k, v in AutoConfig.from_pretrained(tiny_qwen2).to_dict().items() if k != "layer_types"}
-    spec["num_hidden_layers"] = 4
-    deep = AutoModelForCausalLM.from_config(type(source.config)(**spec))
-    state = {}
-    for key, value in source.state_dict().items():  # layers 0,1 -> 0,2; 1,3 are zero-output (identity) copies
-        if ".layers." in key:
-            head, rest = key.split(".layers.", 1)
-            layer, tail = rest.split(".", 1)
-            state[f"{head}.layers.{2 * int(layer)}.{tail}"] = value
-            zero = tail.endswith(("o_proj.weight", "down_proj.weight"))
-            state[f"{head}.layers.{2 * int(layer) + 1}.{tail}"] = torch.zeros_like(value) if zero else value
-        else:
-            state[key] = value
-    deep.load_state_dict(state)
-    deep.save_pretrained(tmp_path / "deep")
-    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
-        if (tiny_qwen2 / name).is_file():
-            shutil.copy(tiny_qwen2 / name, tmp_path / "deep" / name)
-    mapping, scores = cka_layer_map(tiny_qwen2, tmp_path / "deep")
+    deep = grow_deeper(tiny_qwen2, tmp_path / "deep")  # layers 0,1 -> 0,2; 1 and 3 are identity copies
+    mapping, scores = cka_layer_map(tiny_qwen2, deep)
     assert mapping[0] in (0, 1) and mapping[1] in (2, 3) and mapping[0] < mapping[1]
     assert scores[0][0] > 0.999
 
@@ -199,37 +180,13 @@ def test_refine_runs_the_transferred_init_beside_its_control(tmp_path, trained, 
     assert "Refine (40 examples, 5 steps" in (tmp_path / "out" / "transfer_report.md").read_text()
 
 
-def _rotated_copy(model_dir, out_dir, seed=0):
-    """The same function in a rotated residual basis: E R^T, W_in R^T, R W_out (RMSNorm weights are 1)."""
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    d = model.config.hidden_size
-    rotation, _ = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(seed)))
-    state = {}
-    for key, value in model.state_dict().items():
-        if key.endswith(("embed_tokens.weight", "lm_head.weight")) or key.endswith(
-            tuple(f"{n}_proj.weight" for n in ("q", "k", "v", "gate", "up"))
-        ):
-            value = value @ rotation.T
-        elif key.endswith(("o_proj.weight", "down_proj.weight")):
-            value = rotation @ value
-        else:
-            assert not key.endswith("norm.weight") or torch.all(value == 1), key
-        state[key] = value
-    model.load_state_dict(state)
-    model.save_pretrained(out_dir)
-    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
-        if (model_dir / name).is_file():
-            shutil.copy(model_dir / name, out_dir / name)
-    return out_dir
-
-
 def test_align_carries_an_adapter_into_a_rotated_basis(tmp_path, trained, tiny_qwen2):
-    rotated = _rotated_copy(tiny_qwen2, tmp_path / "rotated")
+    rotated = rotate(tiny_qwen2, tmp_path / "rotated")
     torch.testing.assert_close(_logits(rotated), _logits(tiny_qwen2), atol=1e-4, rtol=1e-4)  # same function
     with pytest.raises(PawError, match="no module passed"):  # raw coordinates: the gate sees unrelated bases
         transfer(trained, str(rotated), tmp_path / "direct", options=TransferOptions(method="direct"))
     report = transfer(trained, str(rotated), tmp_path / "align", options=TransferOptions(method="align"))
     assert report["transferred"] == report["units"] == 14 and report["shared_tokens"] > 500
-    torch.testing.assert_close(_logits(rotated, tmp_path / "align"), _logits(tiny_qwen2, trained), atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(
+        _logits(rotated, tmp_path / "align"), _logits(tiny_qwen2, trained), atol=1e-3, rtol=1e-3
+    )
