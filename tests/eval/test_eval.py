@@ -291,3 +291,8 @@ def test_instruction_tasks_prompt_a_chat_trained_adapter_with_its_template(tmp_p
     )
     sample = _samples(tmp_path / "out", "cs_boolq")[0]
     assert sample["prompt"] == "<|im_start|>user\nIs fire hot?<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_hub_task_offline_says_how_to_use_a_local_copy(tmp_path):
+    result = run_paw("eval", "--model", "paw-tiny/qwen2", "--tasks", "arc_easy", "--output", str(tmp_path / "o"))
+    _check_cli_error(result, "could not be loaded", "--data-file arc_easy=PATH")

@@ -132,19 +132,19 @@ def read_rows(path: str | Path) -> list[Record]:
         raise PawError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
 
 
-def read_hub(dataset_id: str, split: str) -> list[Record]:
-    """Rows of a hub dataset split (needs the hub or a local datasets cache)."""
+def read_hub(dataset_id: str, split: str, name: str | None = None, fix: str = "") -> list[Record]:
+    """Rows of a hub dataset split (needs the hub or a local datasets cache); ``fix`` is the hint on failure."""
     from paw.models.load import quiet_hf
 
     quiet_hf()
     import datasets
 
     try:
-        data = datasets.load_dataset(dataset_id, split=split)
-    except Exception as err:  # network, missing split, unknown dataset: all user-facing
+        data = datasets.load_dataset(dataset_id, name, split=split)
+    except Exception as err:  # network, gated, missing split, unknown dataset: all user-facing
+        reason = str(err).splitlines()[0] if str(err) else ""
         raise PawError(
-            f"data.hub_dataset '{dataset_id}' (split '{split}') could not be loaded: "
-            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}. "
-            "Offline? Export it to a local .jsonl and set data.train_file"
+            f"hub dataset '{dataset_id}'{f' ({name})' if name else ''} split '{split}' could not be loaded: "
+            f"{type(err).__name__}: {reason}. Offline? {fix or 'Export it to a local .jsonl and point paw at it'}"
         ) from None
     return [Record(dict(row), f"{dataset_id}[{split}]:row {i}") for i, row in enumerate(data)]

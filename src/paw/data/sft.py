@@ -122,7 +122,11 @@ def _resolve_format(records: list[Record], requested: str) -> str:
 def _read(options: SftDataOptions) -> list[Record]:
     if options.train_file:
         return read_rows(options.train_file)
-    return read_hub(options.hub_dataset or "", options.hub_split)
+    return read_hub(
+        options.hub_dataset or "",
+        options.hub_split,
+        fix="Export it to a local .jsonl and set data.train_file",
+    )
 
 
 @dataclass

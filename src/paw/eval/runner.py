@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from paw.data.readers import read_rows
+from paw.data.readers import read_hub, read_rows
 from paw.errors import PawError
 from paw.eval.docs import ChoiceDoc, GenDoc, Task
 from paw.eval.metrics import aggregate, choice_predictions
@@ -56,7 +56,8 @@ def load_docs(
         records = read_rows(data_file)
         source = data_file
     elif task.hub is not None:
-        records = _read_hub(task)
+        fix = f"Pass a local copy with --data-file {task.name}=PATH"
+        records = read_hub(task.hub.path, task.hub.split, task.hub.name, fix)
         source = f"{task.hub.path}[{task.hub.split}]"
     else:
         raise PawError(
@@ -76,23 +77,6 @@ def load_docs(
     if not indices:
         raise PawError(f"{source}: no examples left for task {task.name} after sampling (sample_ratio/limit)")
     return [docs[i] for i in indices], len(docs)
-
-
-def _read_hub(task: Task):
-    from paw.data.readers import Record
-    from paw.models.load import quiet_hf
-
-    quiet_hf()
-    import datasets
-
-    try:
-        data = datasets.load_dataset(task.hub.path, task.hub.name, split=task.hub.split)
-    except Exception as err:  # offline, gated, missing: all user-facing
-        raise PawError(
-            f"task {task.name}: could not load {task.hub.path}/{task.hub.name} [{task.hub.split}] "
-            f"({type(err).__name__}). Offline? Pass a local copy with --data-file {task.name}=PATH"
-        ) from None
-    return [Record(dict(row), f"{task.hub.path}[{task.hub.split}]:row {i}") for i, row in enumerate(data)]
 
 
 def _fewshot_examples(docs: list, index: int, k: int) -> list:
