@@ -27,7 +27,7 @@ def _experiment_target(ref: str) -> tuple[str, str, Path]:
     from paw.config.loader import read_yaml
     from paw.experiment.layout import find_experiment
 
-    exp, _ = find_experiment(ref, Path.cwd() / "experiments")
+    exp, _ = find_experiment(ref)
     if not (exp.final_model / "adapter_config.json").is_file():
         raise PawError(
             f"experiment {exp.dir} has no final adapter (models/final_model); did training finish?"

@@ -51,8 +51,7 @@ def train(
             raise PawError(
                 "--resume continues an experiment with its saved config; drop CONFIG and overrides"
             )
-        root = Path.cwd() / "experiments"
-        exp, checkpoint = find_experiment(resume, root)
+        exp, checkpoint = find_experiment(resume)
         config_path, resume_target = exp.config_file, (exp, checkpoint)
         status = _status(exp)
         if status == "completed":

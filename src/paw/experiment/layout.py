@@ -17,6 +17,7 @@ from pathlib import Path
 
 from paw.errors import PawError
 
+DEFAULT_ROOT = "experiments"  # as ExperimentConfig.root: where `--resume NAME` and `paw eval NAME` look
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
 
@@ -88,7 +89,7 @@ class Experiment:
             sub.mkdir(parents=True, exist_ok=True)
 
 
-def find_experiment(ref: str, root: str | Path) -> tuple[Experiment, Path | None]:
+def find_experiment(ref: str, root: str | Path = DEFAULT_ROOT) -> tuple[Experiment, Path | None]:
     """Resolve ``--resume`` input: an experiment dir, a name under ``root``, or a checkpoint dir inside one.
 
     Returns the experiment and the checkpoint named explicitly (None: use the latest).
