@@ -67,7 +67,7 @@ def run_lm_eval(
     model_location: str,
     adapter: str | None,
     task_names: list[str],
-    include_dir: Path | None,
+    include_dirs: list[str] | str | Path | None,
     batch_size: int | str = 16,
     num_fewshot: int | None = None,
     limit: int | None = None,
@@ -81,7 +81,9 @@ def run_lm_eval(
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = HFLM(pretrained=model_location, peft=adapter, batch_size=batch_size, dtype=dtype, device=device)
-    manager = TaskManager(include_path=str(include_dir) if include_dir else None)
+    if isinstance(include_dirs, str | Path):
+        include_dirs = [str(include_dirs)]
+    manager = TaskManager(include_path=list(include_dirs) if include_dirs else None)
     return lm_eval.simple_evaluate(
         model=model,
         tasks=task_names,
@@ -105,26 +107,22 @@ def evaluate_with_lm_eval(
     from paw.eval.api import write_results
     from paw.eval.model import fingerprint
     from paw.experiment.metadata import now, package_versions
-    from paw.models.adapter_files import adapter_base, check_adapter_dir
+    from paw.models.adapter_files import base_model_for
     from paw.models.resolve import resolve_model
 
-    if adapter:
-        check_adapter_dir(adapter)
-    model = model or (adapter_base(adapter) if adapter else None)
-    if model is None:
-        raise PawError("--model: name the base model")
+    model, _ = base_model_for(model, adapter)
     resolved = resolve_model(model)
     names = [t.strip() for t in tasks.split(",") if t.strip()]
     torch_dtype = {"auto": "auto", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}.get(dtype, dtype)
     with tempfile.TemporaryDirectory() as tmp:
-        run_names, include = [], None
+        run_names, include = [], []
         locals_ = dict(item.split("=", 1) for item in data_files if "=" in item)
         for name in names:
             if name in locals_:
                 run_names.append(local_task_yaml(name, locals_[name], Path(tmp)))
-                include = Path(tmp)
+                include.append(str(tmp))
             elif name.endswith((".yaml", ".yml")):
-                include = Path(name).resolve().parent
+                include.append(str(Path(name).resolve().parent))
                 run_names.append(yaml.safe_load(Path(name).read_text())["task"])
             else:
                 run_names.append(LM_EVAL_TASKS.get(name, (None, name))[1])
@@ -132,7 +130,7 @@ def evaluate_with_lm_eval(
             resolved.location,
             adapter,
             run_names,
-            include,
+            sorted(set(include)),
             options.batch_size,
             options.num_fewshot,
             options.limit,

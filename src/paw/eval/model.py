@@ -1,26 +1,16 @@
-"""Load the model under evaluation: a base model (any kind paw resolves), optionally with a PEFT adapter.
-
-An adapter that does not fit its base is a PawError naming the module and both shapes.
-"""
+"""Load the model under evaluation: a base model (any kind paw resolves), optionally with a PEFT adapter."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paw.errors import PawError
-from paw.models.adapter_files import adapter_base, check_adapter_dir, check_all_keys_loaded
+from paw.models.adapter_files import attach_adapter, base_model_for
 from paw.models.load import LoadOptions, load_causal_lm, load_tokenizer
 from paw.models.resolve import ResolvedModel, resolve_model
-
-_SIZE_MISMATCH = re.compile(
-    r"size mismatch for ([\w.]+): copying a param with shape (torch\.Size\(\[[\d, ]*\]\)) "
-    r"from checkpoint, the shape in current model is (torch\.Size\(\[[\d, ]*\]\))"
-)
 
 
 @dataclass
@@ -48,39 +38,13 @@ def fingerprint(path: str | Path | None) -> str | None:
     return digest.hexdigest()[:16]
 
 
-def _attach_adapter(model: Any, adapter: Path):
-    from peft import PeftModel
-
-    try:
-        peft_model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
-        check_all_keys_loaded(peft_model, adapter)
-        return peft_model
-    except RuntimeError as err:
-        match = _SIZE_MISMATCH.search(str(err))
-        if match:
-            name, saved, current = match.groups()
-            raise PawError(
-                f"--adapter {adapter} does not fit this base model: {name} is {saved} in the adapter but the model "
-                f"needs {current}; evaluate it on the base it was trained on ({adapter_base(adapter)})"
-            ) from None
-        raise
-    except ValueError as err:
-        raise PawError(
-            f"--adapter {adapter} does not fit this base model: {str(err).splitlines()[0]}"
-        ) from None
-
-
 def load_for_eval(
     model_ref: str | None, adapter: str | None, dtype: str = "auto", models_dir: str | None = None
 ) -> LoadedModel:
     """Load base (+ adapter) on the best device, in eval mode."""
     import torch
 
-    adapter_path = check_adapter_dir(adapter) if adapter else None
-    if model_ref is None:
-        model_ref = adapter_base(adapter_path) if adapter_path else None
-        if model_ref is None:
-            raise PawError("--model: name the base model (or give an --adapter whose config names it)")
+    model_ref, adapter_path = base_model_for(model_ref, adapter)
     resolved: ResolvedModel = resolve_model(model_ref, models_dir)
     options = LoadOptions(dtype=dtype)
     has_own_tokenizer = adapter_path is not None and (adapter_path / "tokenizer_config.json").is_file()
@@ -91,7 +55,7 @@ def load_for_eval(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_causal_lm(resolved, options).to(device)
     if adapter_path is not None:
-        model = _attach_adapter(model, adapter_path)
+        model = attach_adapter(model, adapter_path)
     model.eval()
     return LoadedModel(
         model=model,

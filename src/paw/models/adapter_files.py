@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from paw.errors import PawError
+
+_SIZE_MISMATCH = re.compile(
+    r"size mismatch for ([\w.]+): copying a param with shape (torch\.Size\(\[[\d, ]*\]\)) "
+    r"from checkpoint, the shape in current model is (torch\.Size\(\[[\d, ]*\]\))"
+)
 
 
 def adapter_base(adapter: str | Path) -> str | None:
@@ -44,3 +50,39 @@ def check_all_keys_loaded(model: Any, adapter: Path, label: str = "--adapter") -
             f"module of {model_type} (first: {missing[0]}); evaluate it on the base it was trained on "
             f"({adapter_base(adapter)})"
         )
+
+
+def base_model_for(
+    model_ref: str | None, adapter: str | None, label: str = "--adapter"
+) -> tuple[str, Path | None]:
+    """(base model, adapter dir): the base defaults to the one the adapter's config names."""
+    adapter_path = check_adapter_dir(adapter, label) if adapter else None
+    if model_ref is None:
+        model_ref = adapter_base(adapter_path) if adapter_path else None
+        if model_ref is None:
+            raise PawError("--model: name the base model (or give an --adapter whose config names it)")
+    return model_ref, adapter_path
+
+
+def attach_adapter(model: Any, adapter: Path, label: str = "--adapter", trainable: bool = False):
+    """``PeftModel.from_pretrained`` that turns every way an adapter can fail to fit into one PawError:
+    a shape mismatch (module and both shapes named), target modules absent, or tensors matching no module."""
+    from peft import PeftModel
+
+    try:
+        peft_model = PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
+    except RuntimeError as err:
+        match = _SIZE_MISMATCH.search(str(err))
+        if not match:
+            raise
+        name, saved, current = match.groups()
+        raise PawError(
+            f"{label} {adapter} does not fit this base model: {name} is {saved} in the adapter but the model "
+            f"needs {current}; use the base it was trained on ({adapter_base(adapter)})"
+        ) from None
+    except ValueError as err:
+        raise PawError(
+            f"{label} {adapter} does not fit this base model: {str(err).splitlines()[0]}"
+        ) from None
+    check_all_keys_loaded(peft_model, adapter, label)
+    return peft_model

@@ -73,21 +73,12 @@ def lora_config(options: LoraOptions):
 
 def add_lora(model: Any, options: LoraOptions, init_adapter: str | None = None):
     """Wrap ``model`` in a PeftModel: a fresh LoRA adapter, or a trainable copy of ``init_adapter``'s weights."""
-    from peft import PeftModel, get_peft_model
+    from peft import get_peft_model
 
     if init_adapter is None:
         check_target_modules(model, options.target_modules)
         return get_peft_model(model, lora_config(options))
-    from pathlib import Path
+    from paw.models.adapter_files import attach_adapter, check_adapter_dir
 
-    from paw.models.adapter_files import check_adapter_dir, check_all_keys_loaded
-
-    path = check_adapter_dir(init_adapter, "peft.init_adapter")
-    try:
-        peft_model = PeftModel.from_pretrained(model, str(path), is_trainable=True)
-    except (RuntimeError, ValueError) as err:
-        raise PawError(
-            f"peft.init_adapter {init_adapter} does not fit this model: {str(err).splitlines()[0]}"
-        ) from None
-    check_all_keys_loaded(peft_model, Path(path), "peft.init_adapter")
-    return peft_model
+    label = "peft.init_adapter"
+    return attach_adapter(model, check_adapter_dir(init_adapter, label), label, trainable=True)
