@@ -11,9 +11,9 @@ the longest common token prefix of its requests (the context, plus any leading t
 WinoGrande the sentence before the blank) once, then each request's remaining tokens as a branch, with a block
 attention mask (a branch sees the prefix and its own earlier tokens, never another branch) and position ids
 that continue from the prefix in every branch. Shared tokens run once instead of K times; the arithmetic per
-token is the same. Rows are sorted
-by length and batched with right padding, so results do not depend on the batch size. Models with sliding-window
-layers (Gemma-2) fall back to one row per choice when a row would exceed the window.
+token is the same. Rows are sorted by length and batched with right padding, so results do not depend on the
+batch size. Models with sliding-window layers (Gemma-2) fall back to one row per choice when a row would exceed
+the window.
 """
 
 from __future__ import annotations
@@ -174,11 +174,11 @@ def score_rows(model: Any, rows: list[_Row], n_requests: int, batch_size: int, p
             pos[b, : len(row.positions)] = torch.tensor(row.positions)
         mask = _block_mask(batch, length, mask_dtype, device)
         with torch.no_grad():
-            hidden = model(input_ids=ids.to(device), position_ids=pos.to(device), attention_mask=mask).logits
+            logits = model(input_ids=ids.to(device), position_ids=pos.to(device), attention_mask=mask).logits
         for b, row in enumerate(batch):
             for request, positions, cont in row.reads:
                 # log-softmax over the vocabulary only where a continuation token is read (vocabularies are large)
-                lp = torch.log_softmax(hidden[b, positions].float(), dim=-1).cpu()
+                lp = torch.log_softmax(logits[b, positions].float(), dim=-1).cpu()
                 target = torch.tensor(cont)
                 loglik = lp.gather(1, target[:, None]).sum().item()
                 greedy = bool((lp.argmax(dim=-1) == target).all())

@@ -52,15 +52,15 @@ def _k_for(weight_s, weight_t, r: int, k: float | None) -> int:
     return max(1, min(int(k), smallest))
 
 
-def _unit_record(unit: Unit, target: Unit | None, source_path: str, A, B) -> dict[str, Any]:
+def _unit_record(unit: Unit, target: Unit | None, source_path: str, module: LoraModule) -> dict[str, Any]:
     return {
         "unit": f"layer {unit.layer} {unit.kind}",
         "source_module": source_path,
         "source_layer": unit.layer,
         "target_layer": target.layer if target else None,
         "kind": unit.kind,
-        "adapter_shape": [int(B.shape[0]), int(A.shape[1])],
-        "rank": int(A.shape[0]),
+        "adapter_shape": list(module.shape),
+        "rank": module.rank,
     }
 
 
@@ -105,15 +105,14 @@ def transfer(
     records, collected = [], {}
     for unit, (path, module) in sorted(units.items(), key=lambda item: (item[0].layer, item[0].kind)):
         w_s = base_weight(store_s, unit)
-        if (module.B.shape[0], module.A.shape[1]) != tuple(w_s.shape):
+        if module.shape != tuple(w_s.shape):
             raise PawError(
-                f"--source {source} is not this adapter's base: {path} ({unit.kind}) is "
-                f"{tuple(module.B.shape[:1]) + tuple(module.A.shape[1:])} in the adapter but "
-                f"{tuple(w_s.shape)} in the source model"
+                f"--source {source} is not this adapter's base: {path} ({unit.kind}) is {module.shape} in the "
+                f"adapter but {tuple(w_s.shape)} in the source model"
             )
         target_layer = mapping.get(unit.layer)
         t_unit = Unit(target_layer, unit.kind) if target_layer is not None else None
-        record = _unit_record(unit, t_unit, path, module.A, module.B)
+        record = _unit_record(unit, t_unit, path, module)
         records.append(record)
         if t_unit is None:
             record.update(status="skipped", reason=f"target has {store_t.num_layers} layers")
