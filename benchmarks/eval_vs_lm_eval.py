@@ -58,7 +58,7 @@ def bench_model(hidden: int, layers: int) -> Path:
 
 
 def task_files(n: int, workdir: Path) -> tuple[dict[str, str], str]:
-    from paw.eval.synthetic import generate_mc
+    from paw.data.synthetic_mc import generate_mc
 
     files, source = {}, "real (../shared/data)"
     for task, path in REAL.items():

@@ -29,7 +29,7 @@ import yaml
 from paw.data.formats import alpaca_prompt
 from paw.data.synthetic import generate_alpaca, write_jsonl
 from paw.errors import PawError
-from paw.transfer.pairs import fine_tune, grow_deeper, rotate
+from paw.models.tiny_variants import fine_tune, grow_deeper, rotate
 
 LR = 3e-3
 

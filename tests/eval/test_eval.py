@@ -5,7 +5,7 @@ import pytest
 from paw.errors import PawError
 from paw.eval.api import evaluate
 from paw.eval.runner import EvalOptions, load_docs
-from paw.eval.synthetic import generate_mc
+from paw.data.synthetic_mc import generate_mc
 from paw.eval.tasks import get_task
 from paw.eval.tasks.generative import cs_extract, gsm8k_extract, gsm8k_normalize
 from tests.conftest import run_paw
@@ -294,5 +294,7 @@ def test_instruction_tasks_prompt_a_chat_trained_adapter_with_its_template(tmp_p
 
 
 def test_hub_task_offline_says_how_to_use_a_local_copy(tmp_path):
-    result = run_paw("eval", "--model", "paw-tiny/qwen2", "--tasks", "arc_easy", "--output", str(tmp_path / "o"))
+    result = run_paw(
+        "eval", "--model", "paw-tiny/qwen2", "--tasks", "arc_easy", "--output", str(tmp_path / "o")
+    )
     _check_cli_error(result, "could not be loaded", "--data-file arc_easy=PATH")

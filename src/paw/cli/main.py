@@ -264,6 +264,41 @@ def models() -> None:
     Console().print(table)
 
 
+@app.command(context_settings={"allow_interspersed_args": True})
+@cli_errors
+def pipeline(
+    config: Annotated[
+        Path, typer.Argument(help="Pipeline config (YAML), e.g. configs/pipeline/quick_test.yaml.")
+    ],
+    overrides: Overrides = None,
+    quick_test: Annotated[
+        bool, typer.Option("--quick-test", help="Shrink every step (pipeline.quick_test) for a smoke run.")
+    ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the pipeline named by --name, else the newest one made from this config.",
+        ),
+    ] = False,
+    steps: Annotated[
+        str | None, typer.Option("--steps", help="Run only these steps, e.g. 1,3,5 or 4-7.")
+    ] = None,
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", min=1, help="Train (and transfer) with this many seeds.")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Experiment name.")] = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """The transfer study: eval source base, train source LoRA, transfer, eval target base, eval transferred,
+    train target LoRA, eval it; cached per step, resumable, with a report."""
+    from paw.cli import pipeline_cmd
+
+    pipeline_cmd.pipeline(
+        config, overrides or [], quick_test, resume, steps, seeds, name, profile, " ".join(sys.argv)
+    )
+
+
 @app.command()
 @cli_errors
 def synth(
@@ -277,7 +312,7 @@ def synth(
 ) -> None:
     """Write synthetic data as JSONL: the Alpaca instruction task, or multiple choice in a benchmark's schema."""
     from paw.data.synthetic import generate_alpaca, write_jsonl
-    from paw.eval.synthetic import GENERATORS, generate_mc
+    from paw.data.synthetic_mc import GENERATORS, generate_mc
 
     if output.exists():
         raise PawError(f"{output}: already exists; choose another path")
@@ -301,7 +336,7 @@ def demo(
         Path, typer.Option("--workdir", help="Where the demo writes its data and experiments.")
     ] = Path("demo_run"),
 ) -> None:
-    """Offline demo: build a tiny model, generate data, train the two-stage commonsense recipe, show learning."""
+    """Offline demo: the transfer pipeline end to end on tiny models (about a minute on a CPU)."""
     from paw.cli.demo import run_demo
 
     run_demo(workdir)

@@ -17,11 +17,12 @@ console = Console(stderr=True, highlight=False)
 
 def _check_paths(config: RunConfig) -> None:
     """Cheap checks that need no torch: data files exist, the model name resolves."""
+    from paw.data.builtin import resolve_data_file
     from paw.models.resolve import resolve_model
 
     for key in ("train_file", "val_file"):
         value = getattr(config.data, key)
-        if value and not Path(value).is_file():
+        if value and not resolve_data_file(value).is_file():
             raise PawError(f"data.{key}: file not found: {value}")
     resolve_model(config.model.name_or_path, config.paths.models_dir, build_tiny=False)
 

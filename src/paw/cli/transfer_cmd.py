@@ -31,7 +31,9 @@ def run_transfer(
     if k is not None and (k <= 0 or (k > 1 and k != int(k))):
         raise PawError(f"--k must be a positive integer or a fraction in (0, 1), got {k}")
     options = TransferOptions(method=method, depth=depth, k=k, tau=tau, chance_multiple=chance_multiple)
-    if refine_data is not None and not Path(refine_data).is_file():
+    from paw.data.builtin import resolve_data_file
+
+    if refine_data is not None and not resolve_data_file(refine_data).is_file():
         raise PawError(f"--refine-data {refine_data}: file not found")
     report = transfer(adapter, target, output, source, options)
     console = Console(highlight=False)

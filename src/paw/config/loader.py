@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -17,6 +17,7 @@ from paw.errors import PawError
 from paw.utils.suggest import did_you_mean
 
 RESERVED_KEYS = ("extends", "profiles")
+Config = TypeVar("Config", bound=BaseModel)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -110,9 +111,9 @@ def _apply_profile(data: dict[str, Any], profile: str | None, source: Path) -> d
     return deep_merge(data, profiles[profile])
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+def _model_at(loc: tuple[Any, ...], schema: type[BaseModel]) -> type[BaseModel] | None:
     """The pydantic model class that owns the field at ``loc[:-1]`` (for 'did you mean')."""
-    model: type[BaseModel] = RunConfig
+    model: type[BaseModel] = schema
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None)
@@ -122,18 +123,20 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
-def format_validation_error(err: ValidationError, source: str) -> str:
+def format_validation_error(err: ValidationError, source: str, schema: type[BaseModel] = RunConfig) -> str:
     """One line per problem: ``file: field: message``."""
     lines = []
     for problem in err.errors():
         loc = tuple(p for p in problem["loc"] if not str(p).startswith(("function-", "list[", "literal[")))
         field = ".".join(str(p) for p in loc) or "(top level)"
         message = problem["msg"].removeprefix("Value error, ")
+        if not loc and ": " in message:  # a whole-config check that names its own field
+            field, message = message.split(": ", 1)
         if message.startswith("[") and "] " in message:  # a pass-through key named by check_passthrough
             key, message = message[1:].split("] ", 1)
             field = f"{field}.{key}"
         if problem["type"] == "extra_forbidden":
-            owner = _model_at(loc)
+            owner = _model_at(loc, schema)
             hint = did_you_mean(str(loc[-1]), owner.model_fields) if owner else ""
             message = f"unknown key{hint}"
         elif problem["type"] == "missing":
@@ -145,6 +148,16 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     return "\n".join(dict.fromkeys(lines))
 
 
+BUILTIN_DATA_PREFIX = "paw-synth/"  # built-in datasets (paw.data.builtin) are names, not paths
+
+
+def _absolute(value: Any, base: Path) -> Any:
+    if not isinstance(value, str) or not value or value.startswith(BUILTIN_DATA_PREFIX):
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
 def resolve_paths(data: dict[str, Any], cwd: Path | None = None) -> dict[str, Any]:
     """Make data file paths absolute: against ``paths.data_dir`` when set, else the current directory."""
     data = copy.deepcopy(data)
@@ -152,29 +165,22 @@ def resolve_paths(data: dict[str, Any], cwd: Path | None = None) -> dict[str, An
     section = data.get("data")
     if isinstance(section, dict):
         for key in ("train_file", "val_file"):
-            value = section.get(key)
-            if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-                section[key] = str((base / value).resolve())
-            elif isinstance(value, str) and value:
-                section[key] = str(Path(value).expanduser())
+            section[key] = _absolute(section.get(key), base)
     evals = data.get("eval")
     if isinstance(evals, dict) and isinstance(evals.get("data_files"), dict):
-        evals["data_files"] = {
-            task: str((base / f).resolve()) if isinstance(f, str) and not Path(f).is_absolute() else f
-            for task, f in evals["data_files"].items()
-        }
+        evals["data_files"] = {task: _absolute(f, base) for task, f in evals["data_files"].items()}
     return data
 
 
-def validate_dict(data: dict[str, Any], source: str) -> RunConfig:
-    """Validate an already-merged mapping into a RunConfig."""
-    unknown = [k for k in data if k not in RunConfig.model_fields]
+def validate_dict(data: dict[str, Any], source: str, schema: type[Config] = RunConfig) -> Config:
+    """Validate an already-merged mapping into a RunConfig (or another config ``schema``)."""
+    unknown = [k for k in data if k not in schema.model_fields]
     for key in unknown:
-        raise PawError(f"{source}: unknown section '{key}'{did_you_mean(key, RunConfig.model_fields)}")
+        raise PawError(f"{source}: unknown section '{key}'{did_you_mean(key, schema.model_fields)}")
     try:
-        return RunConfig.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as err:
-        raise PawError(format_validation_error(err, source)) from None
+        raise PawError(format_validation_error(err, source, schema)) from None
 
 
 def load_config(
@@ -182,8 +188,9 @@ def load_config(
     overrides: list[str] | None = None,
     profile: str | None = None,
     cwd: Path | None = None,
-) -> RunConfig:
-    """Load, merge and validate a run config file.
+    schema: type[Config] = RunConfig,
+) -> Config:
+    """Load, merge and validate a run config file (or, with ``schema``, another kind of config file).
 
     Args:
         path: the YAML file.
@@ -201,10 +208,10 @@ def load_config(
     for key in RESERVED_KEYS:
         data.pop(key, None)
     data = resolve_paths(data, cwd)
-    return validate_dict(data, str(source))
+    return validate_dict(data, str(source), schema)
 
 
-def dump_config(config: RunConfig) -> str:
+def dump_config(config: BaseModel) -> str:
     """The fully resolved config as YAML (what ``experiments/<name>/config.yaml`` holds)."""
     data = config.model_dump(mode="json", exclude_none=False)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -78,15 +78,20 @@ class PeftConfig(Section):
 
 
 class DataConfig(Section):
-    train_file: str | None = Field(None, description="Training data: a .jsonl/.json/.csv/.parquet file.")
+    train_file: str | None = Field(
+        None,
+        description="Training data: a .jsonl/.json/.csv/.parquet file, or a built-in dataset "
+        "'paw-synth/<name>' (see paw/data/builtin.py).",
+    )
     val_file: str | None = Field(
         None, description="Validation data file; if unset, val_ratio of train is held out."
     )
     hub_dataset: str | None = Field(None, description="A hub dataset id, used when train_file is unset.")
     hub_split: str = Field("train", description="Split of hub_dataset to train on.")
-    format: Literal["auto", "alpaca", "messages", "text"] = Field(
+    format: Literal["auto", "alpaca", "messages", "prompt_completion", "text"] = Field(
         "auto",
-        description="Row format: alpaca (instruction/input/output), messages (chat), text; auto detects.",
+        description="Row format: alpaca (instruction/input/output), messages (chat), prompt_completion "
+        "(prompt/completion, used verbatim: e.g. a benchmark's own prompt), text; auto detects.",
     )
     prompt_template: Literal["alpaca", "chat"] = Field(
         "alpaca",
@@ -211,7 +216,7 @@ class PathsConfig(Section):
         None, description="Local model store; aliases resolve here before the hub."
     )
     data_dir: str | None = Field(
-        None, description="Relative data paths resolve here (else against the config file)."
+        None, description="Relative data paths resolve here (else against the current directory)."
     )
 
 

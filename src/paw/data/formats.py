@@ -1,4 +1,5 @@
-"""Row formats: turn an Alpaca, chat ``messages`` or plain ``text`` row into (text, in-loss) segments.
+"""Row formats: turn an Alpaca, chat ``messages``, ``prompt``/``completion`` or plain ``text`` row into (text,
+in-loss) segments.
 
 A segment list like ``[("prompt ...", False), ("answer<eos>", True)]`` is what the tokeniser step needs: the
 prompt is masked from the loss, the completion is not.
@@ -10,7 +11,7 @@ from typing import Any
 
 from paw.errors import PawError
 
-FORMATS = ("alpaca", "messages", "text")
+FORMATS = ("alpaca", "messages", "prompt_completion", "text")
 ALPACA_PROMPT = (
     "Below is an instruction that describes a task. Write a response that appropriately completes the request."
     "\n\n### Instruction:\n{instruction}\n\n### Response:\n"
@@ -20,7 +21,12 @@ ALPACA_PROMPT_WITH_INPUT = (
     "Write a response that appropriately completes the request."
     "\n\n### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
 )
-REQUIRED = {"alpaca": ("instruction", "output"), "messages": ("messages",), "text": ("text",)}
+REQUIRED = {
+    "alpaca": ("instruction", "output"),
+    "messages": ("messages",),
+    "prompt_completion": ("prompt", "completion"),
+    "text": ("text",),
+}
 
 Segments = list[tuple[str, bool]]
 
@@ -32,11 +38,13 @@ def detect_format(row: dict[str, Any], where: str) -> str:
         return "alpaca"
     if "messages" in keys or "conversations" in keys:
         return "messages"
+    if {"prompt", "completion"} <= keys:
+        return "prompt_completion"
     if "text" in keys:
         return "text"
     raise PawError(
         f"{where}: cannot tell the data format from keys {sorted(keys)}; expected alpaca "
-        "(instruction, input, output), chat (messages) or text; set data.format"
+        "(instruction, input, output), chat (messages), prompt/completion or text; set data.format"
     )
 
 
@@ -113,4 +121,7 @@ def row_segments(row: dict[str, Any], where: str, fmt: str, prompt_template: str
         return chat_segments(tokenizer, alpaca_messages(row, where), where)
     if fmt == "messages":
         return chat_segments(tokenizer, _check_messages(row, where), where)
+    if fmt == "prompt_completion":  # TRL's prompt-completion rows, taken verbatim (no template)
+        completion = _field(row, "completion", where) + tokenizer.eos_token
+        return [(_field(row, "prompt", where), False), (completion, True)]
     return [(_field(row, "text", where) + tokenizer.eos_token, True)]

@@ -117,8 +117,10 @@ READERS = {".jsonl": read_jsonl, ".json": read_json, ".csv": read_csv, ".parquet
 
 
 def read_rows(path: str | Path) -> list[Record]:
-    """Read every row of a local data file."""
-    path = Path(path)
+    """Read every row of a local data file (or of a built-in ``paw-synth/`` dataset)."""
+    from paw.data.builtin import resolve_data_file
+
+    path = resolve_data_file(path)
     if not path.is_file():
         raise PawError(f"{path}: data file not found")
     reader = READERS.get(path.suffix.lower())

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from paw.data.builtin import resolve_data_file
 from paw.errors import PawError
 from paw.eval.runner import EvalOptions, TaskResult, run_task
 from paw.eval.tasks import parse_tasks
@@ -90,7 +91,7 @@ def assign_data_files(task_names: list[str], data_files: list[str]) -> dict[str,
             raise PawError(
                 f"--data-file {item}: task '{task}' is not among --tasks ({', '.join(task_names)})"
             )
-        if not Path(path).is_file():
+        if not resolve_data_file(path).is_file():
             raise PawError(f"--data-file {path}: file not found")
         assigned[task] = path
     return assigned

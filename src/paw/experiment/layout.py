@@ -78,14 +78,14 @@ class Experiment:
         if self.dir.exists():
             raise self._exists_error()
 
-    def create(self) -> None:
+    def create(self, checkpoints: bool = True) -> None:
         """Make the dir; an existing experiment is never overwritten (mkdir is the atomic test)."""
         self.root.mkdir(parents=True, exist_ok=True)
         try:
             self.dir.mkdir()
         except FileExistsError:
             raise self._exists_error() from None
-        for sub in (self.logs, self.checkpoints, self.results, self.plots):
+        for sub in (self.logs, self.results, self.plots, *([self.checkpoints] if checkpoints else [])):
             sub.mkdir(parents=True, exist_ok=True)
 
 

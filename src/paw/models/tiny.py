@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from paw.errors import PawError
+from paw.utils.cache import cache_dir
 from paw.utils.suggest import did_you_mean
 
 PREFIX = "paw-tiny/"
@@ -32,39 +33,54 @@ def families() -> dict[str, dict[str, Any]]:
     return yaml.safe_load(Path(__file__).with_name("tiny_families.yaml").read_text(encoding="utf-8"))
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("PAW_CACHE_DIR") or Path.home() / ".cache" / "paw").expanduser()
+def family_of(name: str) -> tuple[str, str | None]:
+    """``paw-tiny/qwen2`` -> ``("qwen2", None)``, ``paw-tiny/qwen2-upgrade`` -> ``("qwen2", "upgrade")``; an unknown
+    family or variant is a PawError with a suggestion."""
+    from paw.models.tiny_variants import VARIANTS
 
-
-def family_of(name: str) -> str:
-    """``paw-tiny/qwen2`` -> ``qwen2``; an unknown family is a PawError with a suggestion."""
-    family = name[len(PREFIX) :]
-    if family not in families():
+    family, _, variant = name[len(PREFIX) :].partition("-")
+    known = [*families(), *(f"{f}-{v}" for f in families() for v in VARIANTS)]
+    if family not in families() or (variant and variant not in VARIANTS):
         raise PawError(
-            f"unknown tiny model '{name}'{did_you_mean(family, families())}; "
-            f"built-in: {', '.join(PREFIX + f for f in families())}"
+            f"unknown tiny model '{name}'{did_you_mean(name[len(PREFIX) :], known)}; "
+            f"built-in: {', '.join(PREFIX + f for f in families())} and their variants "
+            f"-{', -'.join(VARIANTS)} (e.g. {PREFIX}qwen2-upgrade)"
         )
-    return family
+    return family, variant or None
 
 
-def tiny_model_dir(name: str, seed: int = 0) -> Path:
-    """Return the cached dir of a tiny model, building it first if needed (atomically: safe under parallel use)."""
-    family = family_of(name)
-    target = cache_dir() / "tiny" / f"{family}-seed{seed}-v{TINY_VERSION}"
+def _build_atomically(target: Path, build) -> Path:
+    """Build into a staging dir beside ``target`` and rename it (safe under parallel use)."""
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{family}-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        build_tiny_model(family, staging, seed)
+        build(staging / "model")
         try:
-            os.replace(staging, target)
+            os.replace(staging / "model", target)
         except OSError:  # another process finished first: use its copy
             if not (target / "config.json").is_file():
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def tiny_model_dir(name: str, seed: int = 0) -> Path:
+    """Return the cached dir of a tiny model (or variant), building it first if needed."""
+    family, variant = family_of(name)
+    root = cache_dir() / "tiny"
+    base = _build_atomically(
+        root / f"{family}-seed{seed}-v{TINY_VERSION}", lambda out: build_tiny_model(family, out, seed)
+    )
+    if variant is None:
+        return base
+    from paw.models.tiny_variants import VARIANTS
+
+    return _build_atomically(
+        root / f"{family}-{variant}-seed{seed}-v{TINY_VERSION}", lambda out: VARIANTS[variant](base, out)
+    )
 
 
 def _train_tokenizer(spec: dict[str, Any]):

@@ -130,3 +130,14 @@ def generate_mc(schema: str, n: int, seed: int = 0) -> list[dict[str, Any]]:
         raise ValueError(f"unknown synthetic schema '{schema}'; choose from {', '.join(GENERATORS)}")
     rng = random.Random(seed)
     return [GENERATORS[schema](rng, i) for i in range(n)]
+
+
+def arc_prompt_completion(row: dict[str, Any]) -> dict[str, str]:
+    """An ARC row as a training pair in the benchmark's own prompt (lm-evaluation-harness's ``arc_easy``):
+    ``Question: {question}\\nAnswer:`` → `` {gold choice}``, so a LoRA trained on it is scored in the format it learned.
+    """
+    gold = row["choices"]["label"].index(row["answerKey"])
+    return {
+        "prompt": f"Question: {row['question']}\nAnswer:",
+        "completion": f" {row['choices']['text'][gold]}",
+    }

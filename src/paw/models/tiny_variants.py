@@ -1,5 +1,12 @@
-"""Source/target model pairs whose relation is known, built from a local model dir (for the transfer quality study
-and tests): a further-trained "upgrade", a deeper "grown" copy, and the same function in a rotated basis.
+"""Tiny models derived from a built-in one, with a known relation to it: source/target pairs for transfer.
+
+``paw-tiny/<family>-<variant>`` names one (built on first use and cached like the base):
+- ``upgrade``: the base fully fine-tuned further on other text (antonym and sentiment rows), the tiny analogue
+  of a model's next release;
+- ``deep``: the base made twice as deep (each layer followed by an identity copy), then fine-tuned like upgrade;
+- ``rotated``: the same function in a rotated residual basis, then fine-tuned like upgrade (only a residual map,
+  ``paw transfer --method align``, can carry an adapter across).
+The functions also work on any local model dir (the transfer quality study and tests use them directly).
 """
 
 from __future__ import annotations
@@ -89,3 +96,21 @@ def rotate(model_dir: Path, out: Path, seed: int = 0) -> Path:
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
     return out
+
+
+FINE_TUNE_STEPS = 60
+
+
+def _fine_tuned(make):
+    def build(model_dir: Path, out: Path) -> Path:
+        staged = make(model_dir, out.with_name(out.name + ".pre"))
+        return fine_tune(staged, out, FINE_TUNE_STEPS)
+
+    return build
+
+
+VARIANTS = {
+    "upgrade": lambda model_dir, out: fine_tune(model_dir, out, FINE_TUNE_STEPS),
+    "deep": _fine_tuned(grow_deeper),
+    "rotated": _fine_tuned(rotate),
+}

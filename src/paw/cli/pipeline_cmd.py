@@ -1,0 +1,111 @@
+"""``paw pipeline``: CLI glue over ``paw.pipeline.recipe``, and the results table it prints."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from paw.errors import PawError
+
+console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
+
+
+def find_pipeline(root: Path, name: str | None, config_stem: str):
+    """The pipeline experiment to resume: the one named, else the newest made from a config of this name."""
+    from paw.experiment.layout import Experiment
+    from paw.utils.io import read_json
+
+    if name is not None:
+        exp = Experiment.at(root, name)
+        if not exp.metadata_file.is_file():
+            raise PawError(f"--resume: no pipeline experiment '{name}' in {exp.root}")
+        return exp, read_json(exp.metadata_file)
+    found = []
+    for meta_file in Path(root).glob("*/metadata.json"):
+        try:
+            meta = read_json(meta_file)
+        except (OSError, ValueError):
+            continue
+        if meta.get("kind") == "pipeline" and meta.get("config_stem") == config_stem:
+            found.append((meta.get("created", ""), meta_file.parent.name, meta))
+    if not found:
+        raise PawError(
+            f"--resume: no pipeline made from a config named '{config_stem}' in {Path(root).resolve()}; "
+            "name one with --name"
+        )
+    _, exp_name, meta = max(found)
+    return Experiment.at(root, exp_name), meta
+
+
+def results_table(results: dict[str, Any]) -> Table:
+    from paw.pipeline.report import LABELS, _delta_text, _pct, _rr_text
+
+    table = Table(
+        title=f"{results['source']} → {results['target']} ({results['seeds']} seed(s))", title_justify="left"
+    )
+    for column in ("task", "model", "acc %", "± se", f"Δ vs base [{results['confidence']:.0%} CI]"):
+        table.add_column(column)
+    for task, entry in results["tasks"].items():
+        for name, row in entry["models"].items():
+            table.add_row(
+                task,
+                LABELS[name],
+                _pct(row["value"]),
+                _pct(row["stderr"]),
+                _delta_text(row.get("delta_vs_base")),
+            )
+        table.add_row(
+            task, "[bold]recovery ratio[/]", _rr_text(entry.get("recovery_ratio")), "", "", end_section=True
+        )
+    return table
+
+
+def pipeline(
+    config_path: Path,
+    overrides: list[str],
+    quick_test: bool,
+    resume: bool,
+    steps: str | None,
+    seeds: int | None,
+    name: str | None,
+    profile: str | None,
+    command: str,
+) -> None:
+    from paw.config.loader import load_config
+    from paw.config.pipeline_schema import PipelineConfig
+    from paw.pipeline.steps import parse_steps
+
+    only = parse_steps(steps) if steps else None
+    if seeds is not None:
+        overrides = [*overrides, f"pipeline.seeds={seeds}"]
+    config = load_config(config_path, overrides, profile, schema=PipelineConfig)
+    exp = None
+    if resume:
+        exp, meta = find_pipeline(
+            Path(config.experiment.root), name or config.experiment.name, config_path.stem
+        )
+        if meta.get("status") == "completed" and only is None:
+            console.print(f"{exp.dir}: already completed; re-running only steps whose inputs changed")
+        quick_test = quick_test or bool(meta.get("quick_test"))
+    from paw.pipeline.recipe import run_pipeline
+    from paw.utils.io import read_json
+
+    result = run_pipeline(
+        config,
+        name=name,
+        config_stem=config_path.stem,
+        resume=exp,
+        only=only,
+        quick_test=quick_test,
+        command=command,
+    )
+    results = read_json(result.experiment.results / "pipeline_results.json")
+    console.print(results_table(results))
+    console.print(f"[green]{result.status}[/] {result.experiment.dir}")
+    console.print(
+        f"  report: {result.experiment.report}; table: {result.experiment.results / 'pipeline_results.md'}"
+    )

@@ -1,0 +1,90 @@
+"""The pipeline config: the run sections of a training config, a ``source`` and a ``target`` model instead of
+``model``, and the ``transfer`` and ``pipeline`` sections (see ``paw pipeline``).
+
+Both trainings (source LoRA, target LoRA) use the same ``peft``/``data``/``training`` sections, so the target
+LoRA is the same-recipe baseline the transferred adapter is measured against.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from paw.config.schema import (
+    DataConfig,
+    EvalConfig,
+    ExperimentConfig,
+    ModelConfig,
+    PathsConfig,
+    PeftConfig,
+    Section,
+    TrackingConfig,
+    TrainingConfig,
+)
+
+
+class TransferConfig(Section):
+    method: Literal["auto", "direct", "project", "align"] = Field(
+        "auto",
+        description="Transfer method (see paw transfer --help); auto picks direct or project per module.",
+    )
+    depth: Literal["name", "proportional", "cka"] = Field(
+        "name", description="How source layers map to target layers."
+    )
+    k: float | None = Field(
+        None,
+        gt=0,
+        description="Rank of the compared subspaces: an integer, or an energy fraction in (0, 1); "
+        "unset: 4r capped at d/4.",
+    )
+    similarity_threshold: float = Field(
+        0.2, ge=0, le=1, description="A module transfers only if its subspace similarity is at least this..."
+    )
+    chance_multiple: float = Field(
+        3.0, ge=0, description="...and at least this many times what unrelated bases give (k/d)."
+    )
+
+
+class QuickTestConfig(Section):
+    """What ``--quick-test`` shrinks every step to (a smoke run of a real config on one small GPU)."""
+
+    max_steps: int = Field(20, ge=1, description="Training steps (a multi-stage schedule is scaled to fit).")
+    train_samples: int = Field(200, ge=1, description="Training rows used (data.max_samples).")
+    eval_limit: int = Field(50, ge=1, description="Examples per eval task.")
+    batch_size: int = Field(2, ge=1, description="Training micro-batch and gradient accumulation 1.")
+
+
+class PipelineSettings(Section):
+    seeds: int = Field(
+        1, ge=1, description="Train both LoRAs (and transfer) with this many seeds: training.seed, +1, ..."
+    )
+    bootstrap: int = Field(
+        2000, ge=100, description="Paired bootstrap resamples over questions for CIs and significance."
+    )
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="Confidence level of the reported intervals.")
+    quick_test: QuickTestConfig = Field(
+        default_factory=QuickTestConfig, description="Sizes used with --quick-test."
+    )
+
+
+class PipelineConfig(Section):
+    """A whole pipeline: the YAML file after ``extends``, profile and overrides are applied."""
+
+    source: ModelConfig = Field(description="The model the first LoRA is trained on.")
+    target: ModelConfig = Field(description="The model the LoRA is transferred to.")
+    peft: PeftConfig = Field(default_factory=PeftConfig)
+    data: DataConfig
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    eval: EvalConfig
+    transfer: TransferConfig = Field(default_factory=TransferConfig)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+
+    @model_validator(mode="after")
+    def _has_tasks(self) -> PipelineConfig:
+        if not self.eval.tasks:
+            raise ValueError("eval.tasks: a pipeline needs at least one task to measure (e.g. [arc_easy])")
+        return self

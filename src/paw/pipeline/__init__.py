@@ -1,0 +1,1 @@
+"""``paw pipeline``: the transfer study as cached, resumable steps, and its report."""

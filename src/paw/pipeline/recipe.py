@@ -1,0 +1,420 @@
+"""``paw pipeline``: run the transfer study's steps in order, each cached by its fingerprint, then the report.
+
+Layout of a pipeline experiment (``experiments/<name>/``)::
+
+    config.yaml, metadata.json (kind: pipeline, status, failed_step, error), logs/pipeline_<time>.log
+    steps/<n>_<kind>[-seed<s>].json      the step record: fingerprint, status, seconds, peak memory, outputs
+    steps/<n>_<kind>[-seed<s>]/          its outputs: eval results + per-question samples, a training
+                                         experiment (checkpoints, final adapter, report), a transferred adapter
+    results/pipeline_results.{json,csv,md}, plots/pipeline.png, plots/training_{loss,lr}.png, report.md
+
+A step runs only when its record is missing, unfinished, or has another fingerprint; a training that was
+interrupted resumes from its last checkpoint. A failure marks the pipeline ``failed`` with the step and reason
+and keeps every finished step.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from paw.config.loader import dump_config
+from paw.config.pipeline_schema import PipelineConfig
+from paw.config.schema import ExperimentConfig, ModelConfig, RunConfig, Stage
+from paw.errors import PawError, PawRuntimeError
+from paw.experiment.layout import Experiment, default_name
+from paw.experiment.metadata import new_metadata, now, update_metadata
+from paw.pipeline import steps as stepmod
+from paw.pipeline.steps import Step, train_key
+from paw.utils import memory
+from paw.utils.io import atomic_write_json, atomic_write_text, read_json
+
+log = logging.getLogger("paw.pipeline")
+
+
+def shrink_for_quick_test(config: PipelineConfig) -> PipelineConfig:
+    """``--quick-test``: few steps (a multi-stage schedule scaled to fit), few rows, small batches, short evals."""
+    quick = config.pipeline.quick_test
+    training = config.training.model_dump(exclude_none=True)
+    total = config.training.max_steps or quick.max_steps
+    scale = min(1.0, quick.max_steps / total)
+    if isinstance(config.training.schedule, list):
+        stages = [Stage(steps=max(1, round(s.steps * scale)), lr=s.lr) for s in config.training.schedule]
+        training["schedule"] = [s.model_dump() for s in stages]
+        training["max_steps"] = sum(s.steps for s in stages)
+    else:
+        training["max_steps"] = min(total, quick.max_steps)
+    save = config.training.save
+    training["save"] = {
+        "start_step": round(save.start_step * scale),
+        "every": max(1, round(save.every * scale)) if save.every else None,
+        "keep_last": save.keep_last,
+    }
+    training.update(per_device_train_batch_size=quick.batch_size, gradient_accumulation_steps=1)
+    if config.training.eval_steps:
+        training["eval_steps"] = max(1, round(config.training.eval_steps * scale))
+    data = config.data.model_copy(
+        update={"max_samples": min(config.data.max_samples or quick.train_samples, quick.train_samples)}
+    )
+    evals = config.eval.model_copy(
+        update={"limit": min(config.eval.limit or quick.eval_limit, quick.eval_limit)}
+    )
+    return config.model_copy(
+        update={"training": type(config.training)(**training), "data": data, "eval": evals}
+    )
+
+
+def run_config(config: PipelineConfig, model: ModelConfig, steps_dir: Path, step: Step) -> RunConfig:
+    """The training config of step 2 or 6: the pipeline's sections with one model and one seed."""
+    training = config.training.model_copy(update={"seed": step.seed})
+    return RunConfig(
+        model=model,
+        peft=config.peft,
+        data=config.data,
+        training=training,
+        eval=config.eval,
+        tracking=config.tracking,
+        experiment=ExperimentConfig(root=str(steps_dir), name=step.key, tags=["pipeline"]),
+        paths=config.paths,
+    )
+
+
+@dataclass
+class PipelineRun:
+    """What a step runner needs: the config, where things go, and the records of finished steps."""
+
+    config: PipelineConfig
+    exp: Experiment
+    records: dict[str, dict[str, Any]]
+
+    @property
+    def steps_dir(self) -> Path:
+        return self.exp.dir / "steps"
+
+    def out(self, step: Step) -> Path:
+        return self.steps_dir / step.key
+
+    def record_file(self, step: Step) -> Path:
+        return self.steps_dir / f"{step.key}.json"
+
+    def model(self, side: str) -> ModelConfig:
+        return self.config.source if side == "source" else self.config.target
+
+    def eval_options(self):
+        from paw.eval.runner import EvalOptions
+
+        e = self.config.eval
+        return EvalOptions(
+            limit=e.limit,
+            sample_ratio=e.sample_ratio,
+            num_fewshot=e.num_fewshot,
+            batch_size=e.batch_size,
+            log_samples=True,
+        )
+
+    def evaluate(
+        self, model: ModelConfig, adapter: str | None, output: Path, prefix: str = ""
+    ) -> dict[str, Any]:
+        from paw.eval.api import evaluate
+
+        results = evaluate(
+            self.config.eval.tasks,
+            model=model.name_or_path,
+            adapter=adapter,
+            data_files=self.config.eval.data_files,
+            options=self.eval_options(),
+            output=output,
+            dtype=model.dtype,
+            models_dir=self.config.paths.models_dir,
+            prefix=prefix,
+        )
+        return {"results": str(output / f"{prefix}results.json"), "metrics": results["tasks"]}
+
+
+def _run_eval(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> dict[str, Any]:
+    adapter = None
+    if step.needs is not None:
+        adapter = run.records[step.needs.key]["outputs"]["adapter"]
+    out = run.out(step)
+    shutil.rmtree(out, ignore_errors=True)  # a stale or partial attempt
+    return {**run.evaluate(run.model(step.side), adapter, out), "adapter": adapter}
+
+
+def _run_train(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> dict[str, Any]:
+    from paw.train.checkpoint import latest_checkpoint
+    from paw.train.recipe import run_training
+
+    model = run.model(step.side)
+    exp = Experiment.at(run.steps_dir, step.key)
+    meta = _read_record(exp.metadata_file) or {}
+    if meta.get("status") == "completed" and (exp.final_model / "adapter_config.json").is_file():
+        # trained before with these training inputs (_run_one cleared any other): only the eval is new
+        log.info(
+            "step %s (%s): training done before with the same inputs — reusing it", step.number, step.title
+        )
+        report = read_json(exp.results / "training_report.json")
+    else:
+        config = run_config(run.config, model, run.steps_dir, step)
+        checkpoint = latest_checkpoint(exp.checkpoints) if exp.checkpoints.is_dir() else None
+        resume = None
+        if checkpoint is not None:  # an interrupted attempt with these inputs
+            log.info(
+                "step %s (%s): resuming the interrupted training from %s",
+                step.number,
+                step.title,
+                checkpoint.name,
+            )
+            resume = (exp, None)
+        elif exp.dir.exists():
+            shutil.rmtree(exp.dir)  # interrupted before its first checkpoint: start over
+        command = f"paw pipeline (step {step.key})"
+        report = run_training(config, name=step.key, resume=resume, command=command).report
+    adapter = str(exp.final_model)
+    losses = [s["loss"] for s in report.get("steps", []) if s.get("loss") is not None]
+    outputs: dict[str, Any] = {
+        "experiment": str(exp.dir),
+        "adapter": adapter,
+        "first_loss": losses[0] if losses else None,
+        "final_loss": losses[-1] if losses else None,
+        "resumed_from": report.get("resumed_from"),
+    }
+    if step.number == 2:  # the source LoRA's own accuracy: did it learn what is being transferred?
+        outputs.update(run.evaluate(model, adapter, exp.results, prefix="eval_"))
+    return outputs
+
+
+def _run_transfer(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> dict[str, Any]:
+    from paw.transfer.api import TransferOptions, transfer
+
+    t = run.config.transfer
+    out = run.out(step)
+    shutil.rmtree(out, ignore_errors=True)
+    report = transfer(
+        adapter=run.records[step.needs.key]["outputs"]["adapter"],
+        target=run.config.target.name_or_path,
+        output=out / "adapter",
+        source=run.config.source.name_or_path,
+        options=TransferOptions(
+            method=t.method,
+            depth=t.depth,
+            k=t.k,
+            tau=t.similarity_threshold,
+            chance_multiple=t.chance_multiple,
+        ),
+        models_dir=run.config.paths.models_dir,
+    )
+    counts = {key: report[key] for key in ("units", "transferred", "skipped", "energy_kept_mean")}
+    return {"adapter": str(out / "adapter"), "report": str(out / "adapter" / "transfer_report.md"), **counts}
+
+
+RUNNERS: dict[str, Callable[[PipelineRun, Step, dict[str, str]], dict[str, Any]]] = {
+    "eval_source_base": _run_eval,
+    "train_source": _run_train,
+    "transfer": _run_transfer,
+    "eval_target_base": _run_eval,
+    "eval_transferred": _run_eval,
+    "train_target": _run_train,
+    "eval_target_lora": _run_eval,
+}
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _setup_logging(exp: Experiment) -> list[tuple[logging.Logger, logging.Handler]]:
+    """Pipeline lines to the console; everything (pipeline and training lines) to logs/pipeline_<time>.log."""
+    exp.logs.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.FileHandler(
+        exp.logs / f"pipeline_{time.strftime('%Y%m%d-%H%M%S')}.log", encoding="utf-8"
+    )
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    paw_logger = logging.getLogger("paw")
+    paw_logger.setLevel(logging.INFO)
+    paw_logger.addHandler(file_handler)
+    log.addHandler(console)
+    return [(paw_logger, file_handler), (log, console)]
+
+
+@dataclass
+class PipelineResult:
+    experiment: Experiment
+    status: str
+    report: dict[str, Any]
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    *,
+    name: str | None = None,
+    config_stem: str = "pipeline",
+    resume: Experiment | None = None,
+    only: set[int] | None = None,
+    quick_test: bool = False,
+    command: str = "paw pipeline",
+) -> PipelineResult:
+    """Run (or continue) a pipeline experiment.
+
+    Args:
+        config: the validated pipeline config.
+        name: experiment name (overrides ``experiment.name``; default ``<config stem>_<timestamp>``).
+        resume: an existing pipeline experiment to continue: finished steps with unchanged inputs are skipped.
+        only: step numbers to run (others are only read from earlier runs); None runs all.
+        quick_test: shrink every step (``pipeline.quick_test``).
+
+    Raises:
+        PawError: bad input, or a step needs the output of a step that was not run.
+    """
+    if quick_test:
+        config = shrink_for_quick_test(config)
+    if resume is not None:
+        exp = resume
+    else:
+        exp = Experiment.at(
+            config.experiment.root, name or config.experiment.name or default_name(config_stem)
+        )
+        exp.ensure_new()
+    plan = stepmod.plan(config)
+    fingerprints = stepmod.fingerprints(config, plan)  # fails on an unknown model or missing data file first
+    if resume is None:
+        exp.create(checkpoints=False)  # checkpoints live in each training step's own experiment
+    atomic_write_text(exp.config_file, dump_config(config))
+    meta = new_metadata(exp.name, command, config.training.seed)
+    meta.update(
+        kind="pipeline",
+        source=config.source.name_or_path,
+        target=config.target.name_or_path,
+        tasks=config.eval.tasks,
+        config_stem=config_stem,
+        quick_test=quick_test,
+        failed_step=None,
+    )
+    if resume is not None:
+        meta = {"resumed": now(), "status": "running", "error": None, "failed_step": None, "finished": None}
+    update_metadata(exp.metadata_file, **meta)
+    run = PipelineRun(config, exp, {})
+    handlers = _setup_logging(exp)
+    try:
+        _run_steps(run, plan, fingerprints, only)
+    finally:
+        for logger, handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+    return PipelineResult(exp, read_json(exp.metadata_file)["status"], run.records)
+
+
+def _run_steps(
+    run: PipelineRun, plan: list[Step], fingerprints: dict[str, str], only: set[int] | None
+) -> None:
+    from paw.pipeline.report import write_report
+
+    exp = run.exp
+    started = time.perf_counter()
+    log.info("pipeline %s: %d steps → %s", exp.name, len(plan), exp.dir)
+    for step in plan:
+        record = _read_record(run.record_file(step))
+        fresh = record is not None and record.get("status") == "completed"
+        if fresh and record.get("fingerprint") == fingerprints[step.key]:
+            run.records[step.key] = record
+            log.info("step %s (%s): done before with the same inputs — skipped", step.number, step.title)
+            continue
+        if only is not None and step.number not in only:
+            log.info("step %s (%s): not selected", step.number, step.title)
+            continue
+        if step.needs is not None and step.needs.key not in run.records:
+            raise PawError(
+                f"step {step.number} ({step.title}) needs step {step.needs.number} ({step.needs.title}), "
+                f"which has not run with these inputs; add it to --steps"
+            )
+        if fresh:
+            log.info("step %s (%s): inputs changed since it ran — running again", step.number, step.title)
+        _run_one(run, step, fingerprints)
+    status = "completed" if len(run.records) == len(plan) else "partial"
+    report = write_report(run.config, exp, plan, run.records)
+    update_metadata(
+        exp.metadata_file,
+        status=status,
+        finished=now(),
+        seconds=round(time.perf_counter() - started, 2),
+        summary=report.get("summary"),
+    )
+    log.info(
+        "pipeline %s %s in %.0f s; report: %s", exp.name, status, time.perf_counter() - started, exp.report
+    )
+
+
+def _run_one(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> None:
+    from paw.pipeline.report import write_report
+
+    path = run.record_file(step)
+    previous = _read_record(path) or {}
+    record = {
+        "key": step.key,
+        "number": step.number,
+        "title": step.title,
+        "seed": step.seed,
+        "fingerprint": fingerprints[step.key],
+        "train_fingerprint": fingerprints.get(train_key(step)),
+        "status": "running",
+        "started": now(),
+        "attempts": previous.get("attempts", 0) + 1,
+    }
+    same_training = (
+        train_key(step) in fingerprints and previous.get("train_fingerprint") == fingerprints[train_key(step)]
+    )
+    if previous.get("fingerprint") != fingerprints[step.key] and not same_training:
+        shutil.rmtree(
+            run.out(step), ignore_errors=True
+        )  # outputs of other inputs: neither reusable nor resumable
+    atomic_write_json(path, record)
+    log.info("step %s (%s): running", step.number, step.title)
+    resettable = memory.reset_peaks()
+    started = time.perf_counter()
+    try:
+        outputs = RUNNERS[step.kind](run, step, fingerprints)
+    except BaseException as err:
+        if isinstance(err, KeyboardInterrupt):
+            reason = "interrupted"
+        else:
+            reason = str(err) if isinstance(err, PawError) else f"{type(err).__name__}: {err}"
+        record.update(
+            status="failed", finished=now(), seconds=round(time.perf_counter() - started, 2), error=reason
+        )
+        atomic_write_json(path, record)
+        update_metadata(
+            run.exp.metadata_file,
+            status="failed",
+            finished=now(),
+            failed_step=step.key,
+            error=f"step {step.number} ({step.title}): {reason}",
+        )
+        write_report(run.config, run.exp, stepmod.plan(run.config), run.records)
+        log.error("step %s (%s) failed: %s", step.number, step.title, reason)
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        kind = type(err) if isinstance(err, PawError) else PawRuntimeError
+        raise kind(
+            f"pipeline {run.exp.name}: step {step.number} ({step.title}) failed: {reason}. Finished steps are kept; "
+            "fix the cause and re-run with --resume"
+        ) from err
+    record.update(
+        status="completed",
+        finished=now(),
+        seconds=round(time.perf_counter() - started, 2),
+        memory=memory.peaks(resettable),
+        outputs=outputs,
+    )
+    atomic_write_json(path, record)
+    run.records[step.key] = record
+    log.info("step %s (%s): done in %.1f s", step.number, step.title, record["seconds"])

@@ -1,0 +1,181 @@
+"""The pipeline's steps and the fingerprint of each step's inputs.
+
+Steps (numbers as ``--steps`` takes them): 1 eval source base, 2 train source LoRA (and eval it), 3 transfer it
+to the target, 4 eval target base, 5 eval transferred adapter, 6 train target LoRA (the same-recipe baseline),
+7 eval target LoRA. Steps 2, 3, 5, 6, 7 run once per seed.
+
+A step's fingerprint hashes what determines its output: its config section(s), the model (content hash of a local
+dir, name and version of a built-in), the data files' bytes, paw's version and the fingerprints of the steps it
+reads. A finished step whose recorded fingerprint equals the new one is skipped; any change re-runs it and, via
+the chain, everything downstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import paw
+from paw.config.pipeline_schema import PipelineConfig
+from paw.config.schema import ModelConfig
+
+TITLES = {
+    1: "eval source base",
+    2: "train source LoRA",
+    3: "transfer to target",
+    4: "eval target base",
+    5: "eval transferred adapter",
+    6: "train target LoRA",
+    7: "eval target LoRA",
+}
+KINDS = {
+    1: "eval_source_base",
+    2: "train_source",
+    3: "transfer",
+    4: "eval_target_base",
+    5: "eval_transferred",
+    6: "train_target",
+    7: "eval_target_lora",
+}
+SEEDED = (2, 3, 5, 6, 7)
+NEEDS = {3: 2, 5: 3, 7: 6}  # step -> the step (same seed) whose output it reads
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int
+    seed: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return KINDS[self.number]
+
+    @property
+    def key(self) -> str:
+        return f"{self.number}_{self.kind}" + (f"-seed{self.seed}" if self.seed is not None else "")
+
+    @property
+    def title(self) -> str:
+        return TITLES[self.number] + (f" (seed {self.seed})" if self.seed is not None else "")
+
+    @property
+    def needs(self) -> Step | None:
+        return Step(NEEDS[self.number], self.seed) if self.number in NEEDS else None
+
+    @property
+    def side(self) -> str:
+        return "source" if self.number in (1, 2) else "target"
+
+
+def seeds(config: PipelineConfig) -> list[int]:
+    return [config.training.seed + i for i in range(config.pipeline.seeds)]
+
+
+def plan(config: PipelineConfig) -> list[Step]:
+    """Every step in run order: 1, 2 (each seed), 3 (each seed), 4, 5, 6, 7."""
+    out: list[Step] = []
+    for number in TITLES:
+        out += [Step(number, s) for s in seeds(config)] if number in SEEDED else [Step(number)]
+    return out
+
+
+def parse_steps(text: str) -> set[int]:
+    """``"1,3,5"`` or ``"2-4"`` → step numbers."""
+    from paw.errors import PawError
+
+    numbers: set[int] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        low, _, high = part.partition("-")
+        try:
+            numbers |= set(range(int(low), int(high or low) + 1))
+        except ValueError:
+            raise PawError(f"--steps '{text}': expected numbers like 1,3,5 or 2-4") from None
+    if not numbers or not numbers <= set(TITLES):
+        raise PawError(
+            f"--steps '{text}': steps are 1-7 ({'; '.join(f'{n} {t}' for n, t in TITLES.items())})"
+        )
+    return numbers
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@cache
+def file_digest(path: str) -> str:
+    """sha256 of a data file's bytes (built-in ``paw-synth/`` names are hashed after generation)."""
+    from paw.data.builtin import resolve_data_file
+
+    digest = hashlib.sha256()
+    with resolve_data_file(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def model_identity(model: ModelConfig, models_dir: str | None) -> dict[str, Any]:
+    """What identifies a base model's weights: a content hash of a local dir, else its name and revision."""
+    from paw.eval.model import fingerprint
+    from paw.models import tiny
+    from paw.models.resolve import resolve_model
+
+    resolved = resolve_model(model.name_or_path, models_dir, build_tiny=False)
+    identity: dict[str, Any] = model.model_dump(mode="json")
+    if resolved.kind == "tiny":
+        identity["built_in"] = f"tiny-v{tiny.TINY_VERSION}"
+    elif Path(resolved.location).is_dir():
+        identity["content"] = fingerprint(resolved.location)
+    return identity
+
+
+def _data_identity(config: PipelineConfig) -> dict[str, Any]:
+    data = config.data.model_dump(mode="json")
+    for key in ("train_file", "val_file"):
+        if data.get(key):
+            data[f"{key}_sha256"] = file_digest(data[key])
+    return data
+
+
+def _eval_identity(config: PipelineConfig) -> dict[str, Any]:
+    evals = config.eval.model_dump(mode="json", exclude={"batch_size"})  # batch size does not change scores
+    evals["data_files"] = {task: file_digest(path) for task, path in config.eval.data_files.items()}
+    return evals
+
+
+def train_key(step: Step) -> str:
+    """Key of a training step's training-only fingerprint (step 2 also evaluates; its eval settings must not
+    force a retrain or a new transfer)."""
+    return f"{step.key}:train"
+
+
+def fingerprints(config: PipelineConfig, steps: list[Step]) -> dict[str, str]:
+    """Fingerprint of every step (upstream steps first, as ``plan`` orders them), plus ``<key>:train`` for the
+    trainings: what the trained adapter depends on, which is what downstream steps read."""
+    models_dir = config.paths.models_dir
+    source = model_identity(config.source, models_dir)
+    target = model_identity(config.target, models_dir)
+    out: dict[str, str] = {}
+    for step in steps:
+        model = source if step.side == "source" else target
+        inputs: dict[str, Any] = {"paw": paw.__version__, "step": step.kind, "model": model}
+        if step.needs is not None:
+            inputs["upstream"] = out.get(train_key(step.needs), out[step.needs.key])
+        if step.kind.startswith("train"):
+            training = config.training.model_dump(mode="json", exclude={"logging_steps"})
+            training["seed"] = step.seed
+            inputs.update(
+                peft=config.peft.model_dump(mode="json"), data=_data_identity(config), training=training
+            )
+            out[train_key(step)] = _digest(inputs)
+            if step.number == 2:  # step 2 also evaluates the source LoRA
+                inputs["eval"] = _eval_identity(config)
+        elif step.kind == "transfer":
+            inputs.update(source=source, transfer=config.transfer.model_dump(mode="json"))
+        else:
+            inputs["eval"] = _eval_identity(config)
+        out[step.key] = _digest(inputs)
+    return out
