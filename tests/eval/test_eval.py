@@ -2,10 +2,10 @@ import json
 
 import pytest
 
+from paw.data.synthetic_mc import generate_mc
 from paw.errors import PawError
 from paw.eval.api import evaluate
 from paw.eval.runner import EvalOptions, load_docs
-from paw.data.synthetic_mc import generate_mc
 from paw.eval.tasks import get_task
 from paw.eval.tasks.generative import cs_extract, gsm8k_extract, gsm8k_normalize
 from tests.conftest import run_paw

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
+from paw.data.synthetic_mc import generate_mc
 from paw.eval.api import evaluate
 from paw.eval.lm_eval_backend import local_task_yaml, run_lm_eval
 from paw.eval.runner import EvalOptions
-from paw.data.synthetic_mc import generate_mc
 from paw.models.resolve import resolve_model
 
 pytestmark = pytest.mark.slow

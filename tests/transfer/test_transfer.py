@@ -8,9 +8,9 @@ import torch
 
 from paw.config.loader import load_config
 from paw.errors import PawError
+from paw.models.tiny_variants import grow_deeper, rotate
 from paw.transfer.api import TransferOptions, transfer
 from paw.transfer.mapping import adapter_units, target_modules
-from paw.models.tiny_variants import grow_deeper, rotate
 from paw.transfer.weights import WeightStore
 from tests.conftest import run_paw, small_config, write_config
 

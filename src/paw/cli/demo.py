@@ -51,5 +51,7 @@ def run_demo(workdir: Path) -> None:
             + (f" (recovery ratio {rr['value']:.2f})" if rr.get("value") is not None else "")
         )
     console.print(f"report: {exp.report}", soft_wrap=True)
-    console.print(f"tables: {exp.results / 'pipeline_results.md'} (.json, .csv); plots: {exp.plots}", soft_wrap=True)
+    console.print(
+        f"tables: {exp.results / 'pipeline_results.md'} (.json, .csv); plots: {exp.plots}", soft_wrap=True
+    )
     console.print(f"done in {time.perf_counter() - started:.0f} s")
