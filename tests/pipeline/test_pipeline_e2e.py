@@ -203,3 +203,18 @@ def test_demo_shows_learning_and_a_transfer_figure(tmp_path):
     assert task["recovery_ratio"]["value"] > 0.5  # the upgrade pair: transfer carries most of the gain
     assert (exp / "plots" / "pipeline.png").is_file() and (exp / "report.md").is_file()
     assert seconds < 180
+
+
+def test_exp_list_show_compare_read_what_runs_wrote(quick_run):
+    exp, _ = quick_run
+    listed = run_paw("exp", "list", "--root", str(exp.parent))
+    assert listed.returncode == 0, listed.stderr
+    assert "straight" in listed.stdout and "pipeline" in listed.stdout and "RR " in listed.stdout
+    shown = run_paw("exp", "show", "straight", "--root", str(exp.parent))
+    assert shown.returncode == 0 and "arc_easy transferred %" in shown.stdout and "report.md" in shown.stdout
+    training = exp / "steps" / "2_train_source-seed42"  # a training experiment, named by its dir
+    compared = run_paw("exp", "compare", str(exp), str(training))
+    assert compared.returncode == 0, compared.stderr
+    assert "arc_easy recovery ratio" in compared.stdout and "train loss" in compared.stdout
+    missing = run_paw("exp", "show", "nope", "--root", str(exp.parent))
+    assert missing.returncode == 2 and "no experiment 'nope'" in missing.stderr

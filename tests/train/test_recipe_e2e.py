@@ -216,4 +216,5 @@ def test_hosted_tracker_without_its_package_is_a_clear_error(tmp_path, alpaca_fi
     cfg = small_config(alpaca_file, tmp_path)
     cfg["tracking"] = {"backends": ["tensorboard", "wandb"]}
     result = run_paw("train", str(write_config(tmp_path / "c.yaml", cfg)), "--name", "w")
-    assert result.returncode == 2 and "pip install wandb" in result.stderr
+    assert result.returncode == 2 and "pip install 'paw[wandb]'" in result.stderr
+    assert not (tmp_path / "w").exists()  # failed before anything was written

@@ -6,13 +6,14 @@ Exit codes: 0 ok, 2 bad input (config/data/usage), 1 runtime failure.
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from paw.cli.edge import _state, cli_errors
+from paw.cli.exp_cmd import exp_app
 from paw.errors import PawError
 
 app = typer.Typer(
@@ -23,45 +24,6 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-_state = {"debug": False}
-
-
-def _err(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
-
-
-def cli_errors(func):
-    """Turn PawError into one red line and its exit code; other exceptions into exit 1 (traceback with --debug)."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except PawError as err:
-            if _state["debug"]:
-                raise
-            _err(_escape(str(err)))
-            raise typer.Exit(err.exit_code) from None
-        except KeyboardInterrupt:
-            _err("interrupted")
-            raise typer.Exit(130) from None
-        except Exception as err:  # a bug or an environment failure: say so, keep the traceback for --debug
-            if _state["debug"]:
-                raise
-            _err(_escape(f"{type(err).__name__}: {err} (run 'paw --debug ...' for the traceback)"))
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 @app.callback()
@@ -76,6 +38,8 @@ def main(
         typer.echo(f"paw {__version__}")
         raise typer.Exit(0)
 
+
+app.add_typer(exp_app, name="exp")
 
 ConfigArg = Annotated[Path | None, typer.Argument(help="Run config (YAML).", show_default=False)]
 Overrides = Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. training.max_steps=10.")]

@@ -27,6 +27,7 @@ from paw.models.lora import LoraOptions, add_lora
 from paw.models.resolve import resolve_model
 from paw.train import checkpoint as ckpt
 from paw.train.schedule import StageSpec, make_scheduler, multi_stage_lr, named_lr_factor, stage_switch_steps
+from paw.train.tracking import hosted_trackers, tracker_environment
 from paw.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger("paw.train")
@@ -159,6 +160,7 @@ def sft_args(config: RunConfig, output_dir: str):
         "eval_strategy": "steps" if t.eval_steps else "no",
         "eval_steps": t.eval_steps,
         "report_to": hosted_trackers(config.tracking.backends),
+        "run_name": Path(output_dir).parent.name,  # the experiment name, as hosted trackers show it
         "disable_tqdm": True,
         "include_num_input_tokens_seen": "non_padding",
         "max_length": config.data.max_length,
@@ -173,22 +175,6 @@ def sft_args(config: RunConfig, output_dir: str):
         return SFTConfig(**kwargs)
     except (ValueError, TypeError) as err:
         raise PawError(f"training: {err}") from None
-
-
-HOSTED_TRACKERS = {"wandb": "wandb", "swanlab": "swanlab", "mlflow": "mlflow"}
-
-
-def hosted_trackers(backends: list[str]) -> list[str] | str:
-    """transformers' own integrations for hosted trackers; TensorBoard is paw's (in the experiment dir)."""
-    import importlib.util
-
-    hosted = [b for b in backends if b in HOSTED_TRACKERS]
-    for backend in hosted:
-        if importlib.util.find_spec(HOSTED_TRACKERS[backend]) is None:
-            raise PawError(
-                f"tracking.backends: '{backend}' needs its package: pip install {HOSTED_TRACKERS[backend]}"
-            )
-    return hosted or "none"
 
 
 def _setup_logging(exp: Experiment | None, live_bar: bool) -> list[logging.Handler]:
@@ -365,7 +351,8 @@ def _train(
     # SIGTERM (e.g. a scheduler's kill) ends the run like Ctrl-C: status failed, checkpoints kept.
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt) if main else None
     try:
-        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        with tracker_environment(config.tracking.backends, config.tracking.project, exp.dir):
+            output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:
         progress.close()
         if previous is not None:

@@ -1,0 +1,50 @@
+"""The CLI's edge: a PawError becomes one red line and its exit code; anything else exit 1 (traceback with
+``--debug``)."""
+
+from __future__ import annotations
+
+import functools
+
+import typer
+
+from paw.errors import PawError
+
+_state = {"debug": False}
+
+
+def _err(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
+
+
+def cli_errors(func):
+    """Turn PawError into one red line and its exit code; other exceptions into exit 1 (traceback with --debug)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except PawError as err:
+            if _state["debug"]:
+                raise
+            _err(_escape(str(err)))
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            _err("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as err:  # a bug or an environment failure: say so, keep the traceback for --debug
+            if _state["debug"]:
+                raise
+            _err(_escape(f"{type(err).__name__}: {err} (run 'paw --debug ...' for the traceback)"))
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
