@@ -64,6 +64,8 @@ def _pipeline_rows(exp: Path, meta: dict[str, Any]) -> dict[str, Any]:
             rows[f"{task} recovery ratio"] = f"{rr:.2f}" if rr is not None else "undefined"
         if best is None and rr is not None:
             best = f"RR {rr:.2f} ({task})"
+        elif best is None and "transferred" in entry["models"]:
+            best = f"transferred {_pct(entry['models']['transferred']['value'])}% ({task})"
     rows["best"] = best or ""
     return rows
 
