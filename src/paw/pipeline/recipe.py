@@ -16,6 +16,7 @@ and keeps every finished step.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import time
@@ -276,6 +277,11 @@ def run_pipeline(
     Raises:
         PawError: bad input, or a step needs the output of a step that was not run.
     """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise PawError(
+            "paw pipeline runs in one process (each step on one device); run it without accelerate/torchrun, "
+            "or run its trainings and evals as paw train / paw eval under accelerate launch"
+        )
     if quick_test:
         config = shrink_for_quick_test(config)
     if resume is not None:
