@@ -406,7 +406,9 @@ def _run_one(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> None
             error=f"step {step.number} ({step.title}): {reason}",
         )
         write_report(run.config, run.exp, stepmod.plan(run.config), run.records)
-        log.error("step %s (%s) failed: %s", step.number, step.title, reason)
+        logging.getLogger("paw").error(
+            "step %s (%s) failed: %s", step.number, step.title, reason
+        )  # log file only: the CLI prints it
         if isinstance(err, KeyboardInterrupt):
             raise
         kind = type(err) if isinstance(err, PawError) else PawRuntimeError

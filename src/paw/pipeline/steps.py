@@ -109,9 +109,13 @@ def _digest(value: Any) -> str:
 def file_digest(path: str) -> str:
     """sha256 of a data file's bytes (built-in ``paw-synth/`` names are hashed after generation)."""
     from paw.data.builtin import resolve_data_file
+    from paw.errors import PawError
 
+    file = resolve_data_file(path)
+    if not file.is_file():
+        raise PawError(f"{path}: data file not found")
     digest = hashlib.sha256()
-    with resolve_data_file(path).open("rb") as handle:
+    with file.open("rb") as handle:
         for block in iter(lambda: handle.read(2**20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
