@@ -223,6 +223,10 @@ def models() -> None:
     table = Table("name", "resolves to")
     for family, spec in families().items():
         table.add_row(PREFIX + family, f"built locally (tiny {spec['model_type']}, like {spec['mirrors']})")
+    table.add_row(
+        PREFIX + "<family>-<upgrade|deep|rotated>",
+        "derived from the tiny model: trained further / twice as deep / rotated basis (transfer pairs)",
+    )
     for alias, hub_id in aliases().items():
         table.add_row(alias, hub_id)
     Console().print(table)

@@ -78,6 +78,8 @@ def train(
     if dry_run:
         console.print(_plan_table("dry run: what would train (nothing written)", result.report))
         return
+    if result.experiment is None or not result.report:  # a non-zero rank of a multi-process run
+        return
     report = result.report
     steps = report.get("steps") or [{}]
     console.print(f"[green]completed[/] {result.experiment.dir}")

@@ -39,10 +39,14 @@ class TransferConfig(Section):
         "unset: 4r capped at d/4.",
     )
     similarity_threshold: float = Field(
-        0.2, ge=0, le=1, description="A module transfers only if its subspace similarity is at least this..."
+        0.2,
+        ge=0,
+        le=1,
+        description="A module transfers only if its input and output subspace similarities both reach this "
+        "and chance_multiple times chance (k/d, what unrelated bases give).",
     )
     chance_multiple: float = Field(
-        3.0, ge=0, description="...and at least this many times what unrelated bases give (k/d)."
+        3.0, ge=0, description="How far above chance (k/d) the subspace similarities must be."
     )
 
 

@@ -21,7 +21,8 @@ class Section(BaseModel):
 class ModelConfig(Section):
     name_or_path: str = Field(
         description="Local dir, hub id, alias (e.g. 'qwen2.5-0.5b', see paw/models/aliases.yaml) "
-        "or a built-in tiny model 'paw-tiny/<qwen2|llama|gemma2|phi3>'."
+        "or a built-in tiny model 'paw-tiny/<qwen2|llama|gemma2|phi3>', optionally with a derived variant "
+        "'-upgrade', '-deep' or '-rotated' (see paw/models/tiny_variants.py)."
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to load.")
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(

@@ -182,7 +182,8 @@ def _setup_logging(exp: Experiment | None, live_bar: bool) -> list[logging.Handl
     logger.setLevel(logging.INFO)
     handlers: list[logging.Handler] = []
     console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.WARNING if live_bar else logging.INFO)
+    # other ranks of a multi-process run only report problems; rank 0 prints the progress
+    console.setLevel(logging.WARNING if live_bar or exp is None else logging.INFO)
     console.setFormatter(logging.Formatter("%(message)s"))
     handlers.append(console)
     if exp is not None:
