@@ -87,3 +87,20 @@ def test_synth_writes_alpaca_rows(tmp_path):
 def test_shipped_template_validates_offline(tmp_path, alpaca_file):
     result = run_paw("validate", str(REPO / "configs" / "template.yaml"), "--schema-only")
     assert result.returncode == 0, result.stderr
+
+
+def test_validate_recognises_pipeline_configs(tmp_path):
+    result = run_paw("validate", str(REPO / "configs" / "pipeline" / "quick_test.yaml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "valid pipeline config" in result.stderr and "paw-tiny/qwen2-upgrade" in result.stderr
+    real = run_paw(
+        "validate", str(REPO / "configs" / "pipeline" / "llama3-8b_to_qwen2.5-7b.yaml"), cwd=tmp_path
+    )
+    assert real.returncode == 2 and "commonsense_170k.json: data file not found" in real.stderr
+
+
+def test_exp_list_on_a_missing_root_is_a_clear_error(tmp_path):
+    result = run_paw("exp", "list", "--root", str(tmp_path / "nowhere"))
+    assert (
+        result.returncode == 2 and "no such directory" in result.stderr and "Traceback" not in result.stderr
+    )

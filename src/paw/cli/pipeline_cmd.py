@@ -106,6 +106,7 @@ def pipeline(
     results = read_json(result.experiment.results / "pipeline_results.json")
     console.print(results_table(results))
     console.print(f"[green]{result.status}[/] {result.experiment.dir}")
+    console.print(f"  report: {result.experiment.report}", soft_wrap=True)
     console.print(
-        f"  report: {result.experiment.report}; table: {result.experiment.results / 'pipeline_results.md'}"
+        f"  tables: {result.experiment.results / 'pipeline_results.md'} (.json, .csv)", soft_wrap=True
     )

@@ -122,8 +122,30 @@ def validate_loaded(config: RunConfig, source: str, schema_only: bool = False) -
         console.print(f"[yellow]warning:[/] {warning}")
 
 
+def _validate_pipeline(path: Path, profile: str | None, schema_only: bool) -> None:
+    """A pipeline config: schema, data files and both model names (fingerprinting reads every input)."""
+    from paw.config.pipeline_schema import PipelineConfig
+    from paw.pipeline.steps import fingerprints, plan
+
+    config = load_config(path, [], profile, schema=PipelineConfig)
+    if not schema_only:
+        fingerprints(config, plan(config))
+    rows = {
+        "source → target": f"{config.source.name_or_path} → {config.target.name_or_path}",
+        "tasks": ", ".join(config.eval.tasks),
+        "steps": len(plan(config)),
+        "transfer": f"{config.transfer.method}, depth {config.transfer.depth}",
+    }
+    console.print(_plan_table(f"{path}: valid pipeline config", rows))
+
+
 def validate(configs: list[Path], profile: str | None, schema_only: bool) -> None:
+    from paw.config.loader import load_with_extends
+
     for path in configs:
+        if {"source", "target"} <= set(load_with_extends(path)):
+            _validate_pipeline(path, profile, schema_only)
+            continue
         config = load_config(path, [], profile)
         if not schema_only:
             _check_paths(config)

@@ -50,7 +50,7 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _load_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def load_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
         chain = " -> ".join(str(p) for p in (*seen, path))
@@ -68,7 +68,7 @@ def _load_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any
         parent_path = (path.parent / parent) if not Path(parent).is_absolute() else Path(parent)
         if not parent_path.is_file():
             raise PawError(f"{path}: extends '{parent}', which does not exist ({parent_path})")
-        merged = deep_merge(merged, _load_with_extends(parent_path, (*seen, path)))
+        merged = deep_merge(merged, load_with_extends(parent_path, (*seen, path)))
     return deep_merge(merged, data)
 
 
@@ -202,7 +202,7 @@ def load_config(
         PawError: with ``file: field: reason`` for any problem.
     """
     source = Path(path)
-    data = _load_with_extends(source)
+    data = load_with_extends(source)
     data = _apply_profile(data, profile, source)
     data = apply_overrides(data, overrides or [])
     for key in RESERVED_KEYS:

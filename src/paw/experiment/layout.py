@@ -71,7 +71,7 @@ class Experiment:
     def _exists_error(self) -> PawError:
         return PawError(
             f"experiment '{self.name}' already exists in {self.root}; pick another --name, "
-            f"or continue it with 'paw train --resume {self.dir}'"
+            "or continue it with --resume"
         )
 
     def ensure_new(self) -> None:
