@@ -136,7 +136,8 @@ def _validate_pipeline(path: Path, profile: str | None, schema_only: bool) -> No
         "steps": len(plan(config)),
         "transfer": f"{config.transfer.method}, depth {config.transfer.depth}",
     }
-    console.print(_plan_table(f"{path}: valid pipeline config", rows))
+    console.print(f"[green]ok[/] {path}: valid pipeline config", soft_wrap=True)
+    console.print(_plan_table("", rows))
 
 
 def validate(configs: list[Path], profile: str | None, schema_only: bool) -> None:
