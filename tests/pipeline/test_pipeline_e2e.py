@@ -104,6 +104,7 @@ def test_changing_eval_settings_reruns_evals_only(quick_run, tmp_path):
 
 
 KILL_ARGS = (
+    "pipeline.seeds=1",
     "training.schedule=[{steps: 45, lr: 3.0e-3}, {steps: 15, lr: 3.0e-4}]",
     "training.save={start_step: 10, every: 5, keep_last: 2}",
     "data.max_samples=200",
@@ -154,7 +155,9 @@ def test_kill_during_target_training_then_resume_equals_an_uninterrupted_run(tmp
 
 def test_a_failed_step_marks_the_pipeline_failed_and_keeps_finished_steps(tmp_path):
     # an unrelated random target: the similarity gate rejects every module, so the transfer writes nothing
-    failed = _pipeline(tmp_path, "--quick-test", "--name", "bad", "target.name_or_path=paw-tiny/llama")
+    failed = _pipeline(
+        tmp_path, "--quick-test", "--seeds", "1", "--name", "bad", "target.name_or_path=paw-tiny/llama"
+    )
     assert failed.returncode != 0
     assert "Traceback" not in failed.stderr
     assert "step 3 (transfer to target (seed 42)) failed" in failed.stderr
@@ -176,6 +179,8 @@ def test_a_failed_step_marks_the_pipeline_failed_and_keeps_finished_steps(tmp_pa
         "--resume",
         "--steps",
         "1,2",
+        "--seeds",
+        "1",
         "target.name_or_path=paw-tiny/llama",
     )
     assert again.returncode == 0, again.stderr
