@@ -42,9 +42,21 @@ class ModelConfig(Section):
     )
 
 
+LORA_FAMILY = ("lora", "dora")
+PROMPT_LEARNING = ("prefix", "prompt")
+
+
 class PeftConfig(Section):
-    method: Literal["lora", "dora", "prefix", "prompt", "ia3", "adalora"] = Field(
-        "lora", description="PEFT method. 'dora' is LoRA with weight decomposition (same as lora + use_dora)."
+    method: Literal["lora", "dora", "adalora", "ia3", "prefix", "prompt"] = Field(
+        "lora",
+        description="PEFT method: lora, dora (LoRA with weight decomposition), adalora (LoRA with ranks "
+        "re-allocated during training), ia3 (learned activation scales), prefix (prefix tuning), prompt "
+        "(prompt tuning).",
+    )
+    task_type: Literal["CAUSAL_LM", "SEQ_CLS"] = Field(
+        "CAUSAL_LM",
+        description="CAUSAL_LM (SFT on instructions/chat/text) or SEQ_CLS (sequence classification with a "
+        "trained head: text or sentence pairs with a label).",
     )
     r: int = Field(8, ge=1, description="LoRA rank.")
     alpha: float = Field(
@@ -53,13 +65,14 @@ class PeftConfig(Section):
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
     target_modules: list[str] | Literal["all-linear"] = Field(
         "all-linear",
-        description="Module names (suffixes) to adapt, or 'all-linear' for every linear layer but the head.",
+        description="Module names (suffixes) to adapt, or 'all-linear' for every linear layer but the head "
+        "(for ia3: peft's per-architecture default).",
     )
     use_dora: bool = Field(
         False, description="DoRA: learn a magnitude vector on top of LoRA's direction update."
     )
     use_rslora: bool = Field(False, description="rsLoRA: scale by alpha/sqrt(r) instead of alpha/r.")
-    bias: Literal["none", "all", "lora_only"] = Field("none", description="Which biases to train.")
+    bias: Literal["none", "all", "lora_only"] = Field("none", description="Which biases to train (LoRA).")
     modules_to_save: list[str] = Field(
         default_factory=list, description="Modules trained fully and saved with the adapter."
     )
@@ -68,13 +81,43 @@ class PeftConfig(Section):
         description="Start from this LoRA adapter's weights (e.g. one made by paw transfer) instead of a fresh "
         "init; its rank and targets replace r/alpha/target_modules.",
     )
+    num_virtual_tokens: int = Field(20, ge=1, description="prefix/prompt: number of virtual tokens.")
+    prefix_projection: bool = Field(
+        False, description="prefix: re-parametrise the prefix through an MLP (more stable, more memory)."
+    )
+    prompt_init_text: str | None = Field(
+        None, description="prompt: initialise the virtual tokens from this text's embeddings (else random)."
+    )
+    init_r: int = Field(12, ge=1, description="adalora: initial rank of every module.")
+    target_r: int = Field(8, ge=1, description="adalora: average rank after reallocation.")
+    tinit: int = Field(0, ge=0, description="adalora: steps before ranks start being pruned.")
+    tfinal: int = Field(0, ge=0, description="adalora: final steps with ranks fixed.")
+    delta_t: int = Field(1, ge=1, description="adalora: steps between two reallocations.")
+    feedforward_modules: list[str] | None = Field(
+        None, description="ia3: modules scaled at their input (must be among target_modules)."
+    )
 
     @model_validator(mode="after")
-    def _only_lora_for_now(self) -> PeftConfig:
-        if self.method not in ("lora", "dora"):
+    def _options_fit_the_method(self) -> PeftConfig:
+        """Refuse options that mean nothing for the chosen method (so a typo'd method is not silently LoRA)."""
+        given = self.model_fields_set
+        if self.method not in LORA_FAMILY:
+            for key in ("use_dora", "use_rslora", "init_adapter"):
+                if key in given and getattr(self, key):
+                    raise ValueError(f"[{key}] applies to LoRA only; peft.method is '{self.method}'")
+        if self.method in PROMPT_LEARNING:
+            for key in ("target_modules", "modules_to_save", "r", "alpha", "bias"):
+                if key in given:
+                    raise ValueError(
+                        f"[{key}] does not apply to {self.method} tuning, which trains virtual tokens and adapts "
+                        "no module; drop it (the size is peft.num_virtual_tokens)"
+                    )
+        if self.prompt_init_text is not None and self.method != "prompt":
             raise ValueError(
-                f"peft.method '{self.method}' is not available in this version of paw; use 'lora' or 'dora'"
+                f"[prompt_init_text] applies to prompt tuning only; peft.method is '{self.method}'"
             )
+        if self.method == "adalora" and self.target_r > self.init_r:
+            raise ValueError(f"[target_r] ({self.target_r}) cannot exceed peft.init_r ({self.init_r})")
         return self
 
 
@@ -232,3 +275,14 @@ class RunConfig(Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
+
+    @model_validator(mode="after")
+    def _method_fits_the_model_options(self) -> RunConfig:
+        if self.peft.method == "prefix" and self.model.gradient_checkpointing:
+            raise ValueError(
+                "peft.method: prefix tuning does not work with model.gradient_checkpointing (peft refuses it: the "
+                "prefix lives in the attention cache); turn one of them off"
+            )
+        if self.peft.method == "adalora" and self.training.max_steps is None:
+            raise ValueError("training.max_steps: adalora plans its rank budget over the run; set max_steps")
+        return self

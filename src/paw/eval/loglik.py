@@ -13,7 +13,8 @@ attention mask (a branch sees the prefix and its own earlier tokens, never anoth
 that continue from the prefix in every branch. Shared tokens run once instead of K times; the arithmetic per
 token is the same. Rows are sorted by length and batched with right padding, so results do not depend on the
 batch size. Models with sliding-window layers (Gemma-2) fall back to one row per choice when a row would exceed
-the window.
+the window. Prefix- and prompt-tuned models (virtual tokens in the cache or before the input) take plain rows
+with an ordinary padding mask; prompt tuning's virtual positions are cut from the logits.
 """
 
 from __future__ import annotations
@@ -74,6 +75,15 @@ def _sliding_window(model: Any) -> int | None:
     layer_types = getattr(config, "layer_types", None) or []
     uses = "sliding_attention" in layer_types or getattr(config, "use_sliding_window", False)
     return window if (window and uses) else None
+
+
+def virtual_tokens(model: Any) -> int | None:
+    """None for ordinary models; for a prefix/prompt-tuned PeftModel, how many logits its virtual tokens add in
+    front (prompt tuning: ``num_virtual_tokens``; prefix tuning: 0, the prefix lives in the attention cache)."""
+    config = getattr(model, "active_peft_config", None)
+    if config is None or not getattr(config, "is_prompt_learning", False):
+        return None
+    return config.num_virtual_tokens if str(config.peft_type).endswith("PROMPT_TUNING") else 0
 
 
 def _common_prefix(seqs: Sequence[list[int]]) -> int:
@@ -158,6 +168,7 @@ def score_rows(model: Any, rows: list[_Row], n_requests: int, batch_size: int, p
     """Run the rows (longest first, so an OOM shows up at once) and collect each request's score."""
     import torch
 
+    virtual = virtual_tokens(model)
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     mask_dtype = dtype if dtype.is_floating_point else torch.float32
@@ -172,9 +183,17 @@ def score_rows(model: Any, rows: list[_Row], n_requests: int, batch_size: int, p
         for b, row in enumerate(batch):
             ids[b, : len(row.tokens)] = torch.tensor(row.tokens)
             pos[b, : len(row.positions)] = torch.tensor(row.positions)
-        mask = _block_mask(batch, length, mask_dtype, device)
         with torch.no_grad():
-            logits = model(input_ids=ids.to(device), position_ids=pos.to(device), attention_mask=mask).logits
+            if virtual is None:
+                mask = _block_mask(batch, length, mask_dtype, device)
+                logits = model(
+                    input_ids=ids.to(device), position_ids=pos.to(device), attention_mask=mask
+                ).logits
+            else:  # plain right-padded rows: peft prepends the virtual tokens itself
+                mask = (
+                    torch.arange(length)[None] < torch.tensor([len(r.tokens) for r in batch])[:, None]
+                ).long()
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, virtual:]
         for b, row in enumerate(batch):
             for request, positions, cont in row.reads:
                 # log-softmax over the vocabulary only where a continuation token is read (vocabularies are large)
@@ -201,6 +220,9 @@ def loglikelihoods(
     prefix = prefix_token_id(tokenizer)
     pairs = [encode_pair(tokenizer, ctx, cont, prefix) for ctx, cont in requests]
     max_len = max_length or getattr(model.config, "max_position_embeddings", 2048)
+    if virtual_tokens(model) is not None:
+        groups = [[i] for group in groups for i in group]  # one plain row per request
+        max_len -= virtual_tokens(model) or 0
     rows = build_rows(pairs, groups, max_len, _sliding_window(model))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else prefix
     return score_rows(model, rows, len(requests), batch_size, pad), sum(len(r.tokens) for r in rows)

@@ -23,6 +23,17 @@ def adapter_base(adapter: str | Path) -> str | None:
     return json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
 
 
+PROMPT_LEARNING_TYPES = ("PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING", "MULTITASK_PROMPT_TUNING")
+
+
+def adapter_type(adapter: str | Path) -> str | None:
+    """peft_type from an adapter's adapter_config.json (LORA, ADALORA, IA3, PREFIX_TUNING, ...)."""
+    config = Path(adapter) / "adapter_config.json"
+    if not config.is_file():
+        return None
+    return json.loads(config.read_text(encoding="utf-8")).get("peft_type")
+
+
 def check_adapter_dir(adapter: str | Path, label: str = "--adapter") -> Path:
     path = Path(adapter)
     if not path.is_dir():
@@ -36,13 +47,16 @@ def check_all_keys_loaded(model: Any, adapter: Path, label: str = "--adapter") -
     """peft only warns when adapter weights find no module; for evaluation that is a wrong result, so refuse."""
     from safetensors import safe_open
 
+    if adapter_type(adapter) in PROMPT_LEARNING_TYPES:  # virtual tokens: their tensors belong to no module
+        return
     weights = adapter / "adapter_model.safetensors"
     if not weights.is_file():
         raise PawError(f"{label} {adapter}: no adapter_model.safetensors (paw loads safetensors only)")
     with safe_open(str(weights), framework="pt") as handle:
         saved = list(handle.keys())
     loaded = {name.replace(".default", "") for name, _ in model.named_parameters()}
-    missing = [key for key in saved if key not in loaded]
+    # a DoRA magnitude is saved as ``...lora_magnitude_vector`` but lives in a module as ``...lora_magnitude_vector.weight``
+    missing = [key for key in saved if key not in loaded and f"{key}.weight" not in loaded]
     if missing:
         model_type = getattr(model.config, "model_type", "the base model")
         raise PawError(

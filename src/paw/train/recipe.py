@@ -23,7 +23,7 @@ from paw.experiment.layout import Experiment, default_name
 from paw.experiment.metadata import new_metadata, now, update_metadata
 from paw.models.chat import PROMPT_SPEC_FILE, eos_warnings, prompt_spec, uses_chat_template
 from paw.models.load import LoadOptions, check_quantization, load_causal_lm, load_tokenizer, quiet_hf
-from paw.models.lora import LoraOptions, add_lora
+from paw.models.peft_methods import PeftOptions, add_adapter, training_callbacks
 from paw.models.resolve import resolve_model
 from paw.train import checkpoint as ckpt
 from paw.train.schedule import StageSpec, make_scheduler, multi_stage_lr, named_lr_factor, stage_switch_steps
@@ -73,18 +73,30 @@ def load_options(config: RunConfig) -> LoadOptions:
     )
 
 
-def lora_options(config: RunConfig) -> LoraOptions:
+def peft_options(config: RunConfig, total_steps: int | None = None) -> PeftOptions:
     p = config.peft
     targets = p.target_modules if isinstance(p.target_modules, str) else tuple(p.target_modules)
-    return LoraOptions(
+    return PeftOptions(
+        method=p.method,
+        task_type=p.task_type,
         r=p.r,
         alpha=p.alpha,
         dropout=p.dropout,
         target_modules=targets,
-        use_dora=p.use_dora or p.method == "dora",
+        use_dora=p.use_dora,
         use_rslora=p.use_rslora,
         bias=p.bias,
         modules_to_save=tuple(p.modules_to_save),
+        num_virtual_tokens=p.num_virtual_tokens,
+        prefix_projection=p.prefix_projection,
+        prompt_init_text=p.prompt_init_text,
+        init_r=p.init_r,
+        target_r=p.target_r,
+        tinit=p.tinit,
+        tfinal=p.tfinal,
+        delta_t=p.delta_t,
+        feedforward_modules=tuple(p.feedforward_modules) if p.feedforward_modules else None,
+        total_steps=total_steps or config.training.max_steps,
     )
 
 
@@ -104,13 +116,13 @@ def prepare(config: RunConfig, load_model: bool = True) -> Prepared:
 
         # Seed before the adapter exists: LoRA's A matrices are random, so this makes a run reproducible.
         set_seed(config.training.seed)
-        prepared.model = add_lora(
-            load_causal_lm(resolved, options), lora_options(config), config.peft.init_adapter
+        prepared.model = add_adapter(
+            load_causal_lm(resolved, options), peft_options(config), config.peft.init_adapter
         )
     else:
-        from paw.models.lora import check_target_modules
+        from paw.models.peft_methods import method_module
 
-        check_target_modules(_empty_model(resolved, options), lora_options(config).target_modules)
+        method_module(config.peft.method).check(peft_options(config), _empty_model(resolved, options))
     return prepared
 
 
@@ -312,6 +324,7 @@ def _train(
     recorder = RunRecorder(lr_at)
     progress = ProgressDisplay()
     callbacks = [recorder, SavePolicyCallback(policy), progress]
+    callbacks += training_callbacks(prepared.model, peft_options(config))
     if "tensorboard" in config.tracking.backends and main:
         from torch.utils.tensorboard import SummaryWriter
 

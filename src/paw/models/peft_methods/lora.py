@@ -1,4 +1,4 @@
-"""LoRA/DoRA/rsLoRA adapters via peft, with target modules checked against the model first.
+"""LoRA, DoRA and rsLoRA via peft, with target modules checked against the model first.
 
 ΔW = (α/r)·B·A (α/√r with rsLoRA); DoRA (arXiv 2402.09353) re-normalises W + ΔW column-wise and learns the
 magnitudes.
@@ -6,22 +6,10 @@ magnitudes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from paw.errors import PawError
-
-
-@dataclass(frozen=True)
-class LoraOptions:
-    r: int = 8
-    alpha: float = 16
-    dropout: float = 0.0
-    target_modules: tuple[str, ...] | str = "all-linear"
-    use_dora: bool = False
-    use_rslora: bool = False
-    bias: str = "none"
-    modules_to_save: tuple[str, ...] = ()
+from paw.models.peft_methods import PeftOptions
 
 
 def linear_module_names(model: Any) -> list[str]:
@@ -52,33 +40,21 @@ def check_target_modules(model: Any, targets: tuple[str, ...] | str) -> None:
         )
 
 
-def lora_config(options: LoraOptions):
-    from peft import LoraConfig, TaskType
+def check(options: PeftOptions, model: Any) -> None:
+    check_target_modules(model, options.target_modules)
 
-    targets = (
-        options.target_modules if isinstance(options.target_modules, str) else list(options.target_modules)
-    )
+
+def build(options: PeftOptions, model: Any):
+    from peft import LoraConfig
+
     return LoraConfig(
-        task_type=TaskType.CAUSAL_LM,
+        task_type=options.task_type,
         r=options.r,
         lora_alpha=options.alpha,
         lora_dropout=options.dropout,
-        target_modules=targets,
-        use_dora=options.use_dora,
+        target_modules=options.targets,
+        use_dora=options.use_dora or options.method == "dora",
         use_rslora=options.use_rslora,
         bias=options.bias,
         modules_to_save=list(options.modules_to_save) or None,
     )
-
-
-def add_lora(model: Any, options: LoraOptions, init_adapter: str | None = None):
-    """Wrap ``model`` in a PeftModel: a fresh LoRA adapter, or a trainable copy of ``init_adapter``'s weights."""
-    from peft import get_peft_model
-
-    if init_adapter is None:
-        check_target_modules(model, options.target_modules)
-        return get_peft_model(model, lora_config(options))
-    from paw.models.adapter_files import attach_adapter, check_adapter_dir
-
-    label = "peft.init_adapter"
-    return attach_adapter(model, check_adapter_dir(init_adapter, label), label, trainable=True)
