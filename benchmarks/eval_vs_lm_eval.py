@@ -96,9 +96,9 @@ def main() -> None:
     from lm_eval.tasks import TaskManager
 
     from paw.eval.lm_eval_backend import local_task_yaml
-    from paw.eval.model import load_for_eval
     from paw.eval.runner import EvalOptions, run_task
     from paw.eval.tasks import get_task
+    from paw.models.loaded import load_for_eval
 
     tasks = args.tasks.split(",")
     model_dir = bench_model(args.hidden, args.layers)

@@ -205,7 +205,7 @@ def test_adapter_shape_mismatch_names_module_and_shapes(tmp_path, alpaca_file, a
 
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from paw.eval.model import load_for_eval
+    from paw.models.loaded import load_for_eval
     from tests.conftest import small_config, write_config
 
     wide = tmp_path / "wide-qwen2"

@@ -269,6 +269,90 @@ def pipeline(
 
 @app.command()
 @cli_errors
+def infer(
+    model: Annotated[
+        str | None, typer.Option("--model", help="Base or merged model (default: the adapter's base).")
+    ] = None,
+    adapter: Annotated[str | None, typer.Option("--adapter", help="PEFT adapter dir.")] = None,
+    input_text: Annotated[
+        str | None, typer.Option("--input-text", help="One prompt (streamed to the terminal).")
+    ] = None,
+    input_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--input-file", help=".txt (a prompt per line) or .jsonl (prompt/instruction/messages)."
+        ),
+    ] = None,
+    output_file: Annotated[
+        Path | None, typer.Option("--output-file", help="Write results here (JSON).")
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 128,
+    temperature: Annotated[float, typer.Option("--temperature", min=0, help="0: greedy.")] = 0.0,
+    top_p: Annotated[float, typer.Option("--top-p", min=0, max=1)] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
+    template: Annotated[
+        str,
+        typer.Option(
+            "--template",
+            help="auto (as the adapter was trained, else chat if the model has a template), chat, alpaca or raw.",
+        ),
+    ] = "auto",
+    dtype: Annotated[str, typer.Option("--dtype", help="auto, bf16, fp16 or fp32.")] = "auto",
+) -> None:
+    """Generate with a base model (+ adapter): one --input-text, or a batch from --input-file."""
+    from paw.cli.infer_cmd import infer as run
+
+    run(
+        model,
+        adapter,
+        input_text,
+        input_file,
+        output_file,
+        max_new_tokens,
+        temperature,
+        top_p,
+        seed,
+        batch_size,
+        template,
+        dtype,
+    )
+
+
+@app.command()
+@cli_errors
+def merge(
+    adapter: Annotated[str, typer.Option("--adapter", help="PEFT adapter dir (LoRA, DoRA, AdaLoRA, IA3).")],
+    output: Annotated[Path, typer.Option("--output", help="New dir for the merged model.")],
+    model: Annotated[
+        str | None, typer.Option("--model", help="Base model (default: the adapter's base).")
+    ] = None,
+    dtype: Annotated[
+        str, typer.Option("--dtype", help="auto, bf16, fp16 or fp32 (never quantized).")
+    ] = "auto",
+    max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="e.g. 2GB, 500MB.")] = "2GB",
+) -> None:
+    """Merge an adapter into its base model and save a standalone model (safetensors) with its tokenizer."""
+    from rich.console import Console
+
+    from paw.models.merge import merge_adapter
+
+    info = merge_adapter(adapter, output, model, dtype, max_shard_size)
+    console = Console(stderr=True, highlight=False)
+    if model is not None and info["adapter_trained_on"] not in (None, model):
+        console.print(
+            f"[yellow]warning:[/] the adapter was trained on {info['adapter_trained_on']}; merged into {model} "
+            "because its modules fit",
+            soft_wrap=True,
+        )
+    console.print(
+        f"[green]merged[/] {info['adapter_type']} adapter into {info['base']} ({info['dtype']}) → {output}",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+@cli_errors
 def synth(
     output: Annotated[Path, typer.Argument(help="Output .jsonl file.")],
     rows: Annotated[int, typer.Option("--rows", min=1, help="Number of rows.")] = 500,

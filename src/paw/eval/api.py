@@ -110,7 +110,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate a base model (+ adapter) on paw's registry tasks; returns the results dict (and writes it)."""
     from paw.eval import distributed
-    from paw.eval.model import load_for_eval
+    from paw.models.loaded import load_for_eval
 
     task_list = parse_tasks(tasks)
     loaded = load_for_eval(model, adapter, dtype, models_dir)

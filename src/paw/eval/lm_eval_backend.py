@@ -105,9 +105,9 @@ def evaluate_with_lm_eval(
     prefix: str = "",
 ) -> dict[str, Any]:
     from paw.eval.api import write_results
-    from paw.eval.model import fingerprint
     from paw.experiment.metadata import now, package_versions
     from paw.models.adapter_files import base_model_for
+    from paw.models.loaded import fingerprint
     from paw.models.resolve import resolve_model
 
     model, _ = base_model_for(model, adapter)

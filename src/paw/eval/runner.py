@@ -160,8 +160,8 @@ def _prompts(docs: list[GenDoc], tokenizer, prompt_spec: dict | None) -> list[st
 def score_generation_docs(
     model, tokenizer, task: Task, docs: list[GenDoc], batch_size: int, prompt_spec: dict | None = None
 ) -> tuple[list[dict], int]:
-    from paw.eval.generation import generate
     from paw.eval.tasks import generative
+    from paw.models.generate import generate
 
     until = task.generation.get("until", [])
     stop_tokens = (prompt_spec or {}).get("stop_tokens") or None

@@ -123,8 +123,8 @@ def file_digest(path: str) -> str:
 
 def model_identity(model: ModelConfig, models_dir: str | None) -> dict[str, Any]:
     """What identifies a base model's weights: a content hash of a local dir, else its name and revision."""
-    from paw.eval.model import fingerprint
     from paw.models import tiny
+    from paw.models.loaded import fingerprint
     from paw.models.resolve import resolve_model
 
     resolved = resolve_model(model.name_or_path, models_dir, build_tiny=False)

@@ -1,4 +1,4 @@
-"""Load the model under evaluation: a base model (any kind paw resolves), optionally with a PEFT adapter."""
+"""Load a model for evaluation or inference: a base model (any kind paw resolves), optionally with a PEFT adapter."""
 
 from __future__ import annotations
 
@@ -64,12 +64,13 @@ def load_for_eval(
         location=resolved.location,
         adapter=str(adapter_path) if adapter_path else None,
         fingerprint={"model": fingerprint(resolved.location), "adapter": fingerprint(adapter_path)},
-        prompt_spec=_prompt_spec(adapter_path),
+        # how the adapter was trained (or, for a model paw merged, how its adapter was)
+        prompt_spec=_prompt_spec(adapter_path) or _prompt_spec(Path(resolved.location)),
     )
 
 
 def _prompt_spec(adapter: Path | None) -> dict | None:
     from paw.models.chat import PROMPT_SPEC_FILE
 
-    path = adapter / PROMPT_SPEC_FILE if adapter is not None else None
+    path = adapter / PROMPT_SPEC_FILE if adapter is not None and adapter.is_dir() else None
     return json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else None
