@@ -95,3 +95,28 @@ def test_debug_shows_the_traceback(tmp_path, alpaca_file):
     cfg["peft"]["rank"] = 4
     result = run_paw("--debug", "train", str(write_config(tmp_path / "c.yaml", cfg)))
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize("bits", ["4bit", "8bit"])
+def test_quantization_without_cuda_is_refused_before_loading(tmp_path, alpaca_file, bits):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = _train(
+        tmp_path, small_config(alpaca_file, tmp_path), f"model.quantization={bits}", "--name", "q"
+    )
+    _check(result, f"model.quantization '{bits}' needs a CUDA GPU")
+    assert not (tmp_path / "q").exists()
+
+
+def test_qlora_config_is_nf4_with_double_quantization():
+    from paw.models.quantization import bnb_config
+
+    config = bnb_config("4bit")
+    assert (config.load_in_4bit, config.bnb_4bit_quant_type, config.bnb_4bit_use_double_quant) == (
+        True,
+        "nf4",
+        True,
+    )
+    assert bnb_config("8bit").load_in_8bit

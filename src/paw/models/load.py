@@ -93,20 +93,26 @@ def attention_for(model_type: str, requested: str) -> str:
     return "sdpa" if requested == "auto" else requested
 
 
-def check_quantization(quantization: str) -> None:
-    if quantization != "none":
-        raise PawError(
-            f"model.quantization '{quantization}' (bitsandbytes QLoRA) is not available in this version of paw; "
-            "set model.quantization: none"
-        )
+def load_causal_lm(
+    model: ResolvedModel,
+    options: LoadOptions = LoadOptions(),
+    device_map: Any = None,
+    for_training: bool = False,
+):
+    """Load the base model for training or inference (quantized with bitsandbytes when asked: QLoRA)."""
+    import os
 
-
-def load_causal_lm(model: ResolvedModel, options: LoadOptions = LoadOptions(), device_map: Any = None):
-    """Load the base model for training or inference."""
     from transformers import AutoModelForCausalLM
 
-    check_quantization(options.quantization)
+    from paw.models import quantization as quant
+
+    quant.check_quantization(options.quantization)
     config = load_config(model, options)
+    extra: dict[str, Any] = {}
+    if options.quantization != "none":
+        extra["quantization_config"] = quant.bnb_config(options.quantization)
+        # each process holds its whole quantized copy on its own GPU
+        device_map = device_map or {"": int(os.environ.get("LOCAL_RANK", "0"))}
     try:
         lm = AutoModelForCausalLM.from_pretrained(
             model.location,
@@ -115,9 +121,12 @@ def load_causal_lm(model: ResolvedModel, options: LoadOptions = LoadOptions(), d
             dtype=torch_dtype(options.dtype),
             attn_implementation=attention_for(config.model_type, options.attn_implementation),
             device_map=device_map,
+            **extra,
         )
     except (OSError, ValueError) as err:
         raise _hub_error(model, err) from None
+    if options.quantization != "none" and for_training:
+        return quant.prepare_for_training(lm, options.gradient_checkpointing)
     if options.gradient_checkpointing:
         lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         lm.config.use_cache = False

@@ -22,8 +22,9 @@ from paw.errors import PawError
 from paw.experiment.layout import Experiment, default_name
 from paw.experiment.metadata import new_metadata, now, update_metadata
 from paw.models.chat import PROMPT_SPEC_FILE, eos_warnings, prompt_spec, uses_chat_template
-from paw.models.load import LoadOptions, check_quantization, load_causal_lm, load_tokenizer, quiet_hf
+from paw.models.load import LoadOptions, load_causal_lm, load_tokenizer, quiet_hf
 from paw.models.peft_methods import PeftOptions, add_adapter, training_callbacks
+from paw.models.quantization import QLORA_OPTIMIZER, check_quantization
 from paw.models.resolve import resolve_model
 from paw.train import checkpoint as ckpt
 from paw.train.schedule import StageSpec, make_scheduler, multi_stage_lr, named_lr_factor, stage_switch_steps
@@ -117,7 +118,9 @@ def prepare(config: RunConfig, load_model: bool = True) -> Prepared:
         # Seed before the adapter exists: LoRA's A matrices are random, so this makes a run reproducible.
         set_seed(config.training.seed)
         prepared.model = add_adapter(
-            load_causal_lm(resolved, options), peft_options(config), config.peft.init_adapter
+            load_causal_lm(resolved, options, for_training=True),
+            peft_options(config),
+            config.peft.init_adapter,
         )
     else:
         from paw.models.peft_methods import method_module
@@ -182,6 +185,8 @@ def sft_args(config: RunConfig, output_dir: str):
         "use_cpu": not on_gpu,
         "dataloader_num_workers": 0,
     }
+    if config.model.quantization != "none":
+        kwargs["optim"] = QLORA_OPTIMIZER  # QLoRA's paged 8-bit AdamW, unless training.optim says otherwise
     kwargs.update(t.passthrough)
     try:
         return SFTConfig(**kwargs)
