@@ -132,10 +132,22 @@ class DataConfig(Section):
     )
     hub_dataset: str | None = Field(None, description="A hub dataset id, used when train_file is unset.")
     hub_split: str = Field("train", description="Split of hub_dataset to train on.")
-    format: Literal["auto", "alpaca", "messages", "prompt_completion", "text"] = Field(
+    hub_name: str | None = Field(
+        None, description="Configuration of hub_dataset (e.g. 'mrpc' of nyu-mll/glue)."
+    )
+    format: Literal["auto", "alpaca", "messages", "prompt_completion", "text", "classification"] = Field(
         "auto",
         description="Row format: alpaca (instruction/input/output), messages (chat), prompt_completion "
-        "(prompt/completion, used verbatim: e.g. a benchmark's own prompt), text; auto detects.",
+        "(prompt/completion, used verbatim: e.g. a benchmark's own prompt), text, classification (text or a "
+        "sentence pair and a label; with peft.task_type SEQ_CLS); auto detects.",
+    )
+    text_fields: list[str] | None = Field(
+        None,
+        description="classification: the text field, or the two of a sentence pair; unset: detected "
+        "(sentence1/sentence2, question/sentence, text, sentence, ...).",
+    )
+    label_field: str = Field(
+        "label", description="classification: the label field (integers 0..K-1 or strings)."
     )
     prompt_template: Literal["alpaca", "chat"] = Field(
         "alpaca",
@@ -275,6 +287,18 @@ class RunConfig(Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
+
+    @model_validator(mode="after")
+    def _task_fits_the_data(self) -> RunConfig:
+        classification = self.peft.task_type == "SEQ_CLS"
+        if classification and self.data.format not in ("auto", "classification"):
+            raise ValueError(
+                f"data.format: peft.task_type SEQ_CLS trains a classifier on labelled text; format "
+                f"'{self.data.format}' is for causal LM training (use classification)"
+            )
+        if self.data.format == "classification" and not classification:
+            raise ValueError("peft.task_type: data.format classification needs peft.task_type: SEQ_CLS")
+        return self
 
     @model_validator(mode="after")
     def _method_fits_the_model_options(self) -> RunConfig:

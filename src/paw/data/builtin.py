@@ -3,7 +3,7 @@
 also takes one of these names, so configs that use them run anywhere, offline.
 
 Names: ``instructions`` (the Alpaca instruction task), ``arc-train`` (ARC questions as prompt/completion pairs
-in ARC's own prompt), and ``<schema>`` for each native multiple-choice schema (``arc_easy``, ``piqa``, ...):
+in ARC's own prompt), ``sentiment`` (text/label rows for sequence classification), and ``<schema>`` for each native multiple-choice schema (``arc_easy``, ``piqa``, ...):
 test rows drawn with another seed than the training rows.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from paw.data.synthetic import generate_alpaca, write_jsonl
+from paw.data.synthetic import generate_alpaca, generate_sentiment_classification, write_jsonl
 from paw.data.synthetic_mc import GENERATORS, arc_prompt_completion, generate_mc
 from paw.errors import PawError
 from paw.utils.cache import cache_dir
@@ -31,6 +31,7 @@ def _catalog() -> dict[str, Callable[[], list[dict[str, Any]]]]:
     catalog: dict[str, Callable[[], list[dict[str, Any]]]] = {
         "instructions": lambda: generate_alpaca(1000, TRAIN_SEED),
         "arc-train": lambda: [arc_prompt_completion(r) for r in generate_mc("arc_easy", 1000, TRAIN_SEED)],
+        "sentiment": lambda: generate_sentiment_classification(1000, TRAIN_SEED),
     }
     for schema in GENERATORS:
         catalog[schema] = lambda schema=schema: generate_mc(schema, 300, TEST_SEED)

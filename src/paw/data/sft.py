@@ -25,6 +25,7 @@ class SftDataOptions:
     val_file: str | None = None
     hub_dataset: str | None = None
     hub_split: str = "train"
+    hub_name: str | None = None
     format: str = "auto"
     prompt_template: str = "alpaca"
     train_on_prompt: bool = False
@@ -125,25 +126,18 @@ def _read(options: SftDataOptions) -> list[Record]:
     return read_hub(
         options.hub_dataset or "",
         options.hub_split,
+        options.hub_name,
         fix="Export it to a local .jsonl and set data.train_file",
     )
 
 
-@dataclass
-class SftData:
-    train: TokenizedSplit
-    val: TokenizedSplit | None
-    format: str
-    report: dict[str, Any]
-
-
-def build_sft_data(options: SftDataOptions, tokenizer: Any) -> SftData:
-    """Read, split, tokenise; raise PawError on an empty dataset or when every example is truncated away."""
+def read_and_split(options: SftDataOptions) -> tuple[list[Record], list[Record], str]:
+    """(train rows, validation rows, source name): the val file, or a seeded ``val_ratio`` hold-out; then
+    ``max_samples`` of train. Raises PawError on an empty dataset or a split that leaves nothing to train on."""
     source = options.train_file or f"{options.hub_dataset}[{options.hub_split}]"
     records = _read(options)
     if not records:
         raise PawError(f"{source}: the dataset is empty (no rows)")
-    fmt = _resolve_format(records, options.format)
     rng = random.Random(options.seed)
     val_records: list[Record] = []
     if options.val_file:
@@ -163,6 +157,21 @@ def build_sft_data(options: SftDataOptions, tokenizer: Any) -> SftData:
         records = [r for i, r in enumerate(records) if i not in held]
     if options.max_samples is not None and options.max_samples < len(records):
         records = [records[i] for i in sorted(rng.sample(range(len(records)), options.max_samples))]
+    return records, val_records, source
+
+
+@dataclass
+class SftData:
+    train: TokenizedSplit
+    val: TokenizedSplit | None
+    format: str
+    report: dict[str, Any]
+
+
+def build_sft_data(options: SftDataOptions, tokenizer: Any) -> SftData:
+    """Read, split, tokenise; raise PawError on an empty dataset or when every example is truncated away."""
+    records, val_records, source = read_and_split(options)
+    fmt = _resolve_format(records, options.format)
     train = tokenize_records(records, options, tokenizer, fmt)
     if not train.examples:
         reasons = ", ".join(f"{k}: {v}" for k, v in train.summary()["dropped_by_reason"].items())

@@ -90,3 +90,14 @@ def corpus_lines() -> Iterator[str]:
     yield " ".join(table["subjects"]) + " " + " ".join(table["fillers"])
     for row in generate_alpaca(300, seed=1234):
         yield " ".join(row.values())
+
+
+def generate_sentiment_classification(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``n`` rows ``{"text", "label"}`` (positive/negative): reviews built from the sentiment word tables, for
+    sequence classification."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        row = _sentiment(rng)
+        rows.append({"text": row["input"], "label": row["output"]})
+    return rows

@@ -131,3 +131,31 @@ def load_causal_lm(
         lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         lm.config.use_cache = False
     return lm
+
+
+def load_sequence_classifier(model: ResolvedModel, options: LoadOptions, labels: list[str]):
+    """An encoder (BERT/RoBERTa) or decoder with a fresh classification head of ``len(labels)`` outputs."""
+    from transformers import AutoModelForSequenceClassification
+
+    from paw.models.quantization import check_quantization
+
+    check_quantization(options.quantization)
+    config = load_config(model, options)
+    try:
+        lm = AutoModelForSequenceClassification.from_pretrained(
+            model.location,
+            revision=options.revision,
+            trust_remote_code=options.trust_remote_code,
+            dtype=torch_dtype(options.dtype),
+            attn_implementation=attention_for(config.model_type, options.attn_implementation),
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={name: i for i, name in enumerate(labels)},
+        )
+    except (OSError, ValueError) as err:
+        raise _hub_error(model, err) from None
+    if lm.config.pad_token_id is None:  # decoders: the head reads the last non-pad token
+        lm.config.pad_token_id = lm.config.eos_token_id
+    if options.gradient_checkpointing:
+        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return lm

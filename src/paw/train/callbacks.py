@@ -45,7 +45,13 @@ class RunRecorder(TrainerCallback):
         if "eval_loss" in logs:
             record = {"step": step, **{k: v for k, v in logs.items() if k.startswith("eval_")}}
             self.evals.append(record)
-            log.info("eval step %d: loss %s", step, _fmt(logs["eval_loss"], ".4f"))
+            shown = [f"{k[5:]} {_fmt(logs[k], '.4f')}" for k in ("eval_accuracy", "eval_f1") if k in logs]
+            log.info(
+                "eval step %d: loss %s%s",
+                step,
+                _fmt(logs["eval_loss"], ".4f"),
+                "".join(f"  {x}" for x in shown),
+            )
             return
         if "loss" not in logs:
             return

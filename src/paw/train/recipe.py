@@ -17,6 +17,7 @@ from typing import Any
 
 from paw.config.loader import dump_config
 from paw.config.schema import RunConfig
+from paw.data.classification import ClassificationData, build_classification_data, to_classification_dataset
 from paw.data.sft import SftData, SftDataOptions, build_sft_data, to_dataset
 from paw.errors import PawError
 from paw.experiment.layout import Experiment, default_name
@@ -40,7 +41,7 @@ class Prepared:
 
     config: RunConfig
     tokenizer: Any
-    data: SftData
+    data: SftData | ClassificationData
     model: Any = None
     warnings: list[str] = field(default_factory=list)
 
@@ -52,6 +53,7 @@ def data_options(config: RunConfig) -> SftDataOptions:
         val_file=d.val_file,
         hub_dataset=d.hub_dataset,
         hub_split=d.hub_split,
+        hub_name=d.hub_name,
         format=d.format,
         prompt_template=d.prompt_template,
         train_on_prompt=d.train_on_prompt,
@@ -101,15 +103,27 @@ def peft_options(config: RunConfig, total_steps: int | None = None) -> PeftOptio
     )
 
 
+def is_classification(config: RunConfig) -> bool:
+    return config.peft.task_type == "SEQ_CLS"
+
+
 def prepare(config: RunConfig, load_model: bool = True) -> Prepared:
-    """Resolve and load the model and tokenizer, build the data, check LoRA targets. Raises PawError."""
+    """Resolve and load the model and tokenizer, build the data, check the adapter's targets. Raises PawError."""
+    from paw.models.load import load_sequence_classifier
+
     quiet_hf()
     check_quantization(config.model.quantization)  # before any loading
     resolved = resolve_model(config.model.name_or_path, config.paths.models_dir)
     options = load_options(config)
     tokenizer = load_tokenizer(resolved, options)
-    data = build_sft_data(data_options(config), tokenizer)
-    warnings = eos_warnings(tokenizer, uses_chat_template(data.format, config.data.prompt_template))
+    if is_classification(config):
+        data = build_classification_data(
+            data_options(config), tokenizer, config.data.text_fields, config.data.label_field
+        )
+        warnings: list[str] = []
+    else:
+        data = build_sft_data(data_options(config), tokenizer)
+        warnings = eos_warnings(tokenizer, uses_chat_template(data.format, config.data.prompt_template))
     data.report["warnings"] = warnings
     prepared = Prepared(config=config, tokenizer=tokenizer, data=data, warnings=warnings)
     if load_model:
@@ -117,29 +131,29 @@ def prepare(config: RunConfig, load_model: bool = True) -> Prepared:
 
         # Seed before the adapter exists: LoRA's A matrices are random, so this makes a run reproducible.
         set_seed(config.training.seed)
-        prepared.model = add_adapter(
-            load_causal_lm(resolved, options, for_training=True),
-            peft_options(config),
-            config.peft.init_adapter,
-        )
+        if is_classification(config):
+            base = load_sequence_classifier(resolved, options, data.labels)
+        else:
+            base = load_causal_lm(resolved, options, for_training=True)
+        prepared.model = add_adapter(base, peft_options(config), config.peft.init_adapter)
     else:
         from paw.models.peft_methods import method_module
 
-        method_module(config.peft.method).check(peft_options(config), _empty_model(resolved, options))
+        empty = _empty_model(resolved, options, is_classification(config))
+        method_module(config.peft.method).check(peft_options(config), empty)
     return prepared
 
 
-def _empty_model(resolved, options: LoadOptions):
-    """The model's module tree without weights (meta device), for compatibility checks."""
+def _empty_model(resolved, options: LoadOptions, classification: bool = False):
+    """The model's modules without its weights (for checking adapter targets in --validate-only)."""
     from accelerate import init_empty_weights
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     from paw.models.load import load_config
 
+    auto = AutoModelForSequenceClassification if classification else AutoModelForCausalLM
     with init_empty_weights():
-        return AutoModelForCausalLM.from_config(
-            load_config(resolved, options), trust_remote_code=options.trust_remote_code
-        )
+        return auto.from_config(load_config(resolved, options), trust_remote_code=options.trust_remote_code)
 
 
 def lr_function(config: RunConfig):
@@ -152,8 +166,10 @@ def lr_function(config: RunConfig):
     return lambda step: t.learning_rate * named_lr_factor(step, t.schedule, total, t.warmup_steps)
 
 
-def sft_args(config: RunConfig, output_dir: str):
+def training_args(config: RunConfig, output_dir: str):
+    """TRL's SFTConfig (causal LM) or transformers' TrainingArguments (classification) from the config."""
     import torch
+    from transformers import TrainingArguments
     from trl import SFTConfig
 
     t = config.training
@@ -178,7 +194,6 @@ def sft_args(config: RunConfig, output_dir: str):
         "run_name": Path(output_dir).parent.name,  # the experiment name, as hosted trackers show it
         "disable_tqdm": True,
         "include_num_input_tokens_seen": "non_padding",
-        "max_length": config.data.max_length,
         "bf16": dtype == "bf16" or (dtype == "auto" and on_gpu and torch.cuda.is_bf16_supported()),
         "fp16": dtype == "fp16",
         "gradient_checkpointing": config.model.gradient_checkpointing,
@@ -188,8 +203,10 @@ def sft_args(config: RunConfig, output_dir: str):
     if config.model.quantization != "none":
         kwargs["optim"] = QLORA_OPTIMIZER  # QLoRA's paged 8-bit AdamW, unless training.optim says otherwise
     kwargs.update(t.passthrough)
+    if not is_classification(config):
+        kwargs["max_length"] = config.data.max_length
     try:
-        return SFTConfig(**kwargs)
+        return TrainingArguments(**kwargs) if is_classification(config) else SFTConfig(**kwargs)
     except (ValueError, TypeError) as err:
         raise PawError(f"training: {err}") from None
 
@@ -334,25 +351,41 @@ def _train(
         from torch.utils.tensorboard import SummaryWriter
 
         callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(exp.tensorboard))))
-    args = sft_args(config, str(exp.checkpoints))
+    args = training_args(config, str(exp.checkpoints))
 
     def checkpoint_info(step: int) -> dict[str, Any]:
         last = recorder.steps[-1] if recorder.steps else {}
         return {"lr": lr_at(step), "loss": last.get("loss"), "time": now(), "max_steps": args.max_steps}
 
-    trainer = PawSFTTrainer(
-        model=prepared.model,
-        args=args,
-        train_dataset=to_dataset(prepared.data.train),
-        eval_dataset=to_dataset(prepared.data.val) if prepared.data.val else None,
-        processing_class=prepared.tokenizer,
-        callbacks=callbacks,
-        scheduler_factory=lambda opt: make_scheduler(
+    common = {
+        "model": prepared.model,
+        "args": args,
+        "processing_class": prepared.tokenizer,
+        "callbacks": callbacks,
+        "scheduler_factory": lambda opt: make_scheduler(
             opt, base_lr, t.schedule if not stages else "constant", args.max_steps, t.warmup_steps, stages
         ),
-        policy=policy,
-        checkpoint_info=checkpoint_info,
-    )
+        "policy": policy,
+        "checkpoint_info": checkpoint_info,
+    }
+    data = prepared.data
+    if isinstance(data, ClassificationData):
+        from paw.train.classification import collator, compute_metrics
+        from paw.train.trainer import PawClassificationTrainer
+
+        trainer = PawClassificationTrainer(
+            train_dataset=to_classification_dataset(data.train),
+            eval_dataset=to_classification_dataset(data.val) if data.val else None,
+            data_collator=collator(prepared.tokenizer),
+            compute_metrics=compute_metrics(len(data.labels)),
+            **common,
+        )
+    else:
+        trainer = PawSFTTrainer(
+            train_dataset=to_dataset(data.train),
+            eval_dataset=to_dataset(data.val) if data.val else None,
+            **common,
+        )
     trainer.remove_callback(PrinterCallback)
     if checkpoint is None and exp.checkpoints.is_dir():
         checkpoint = ckpt.latest_checkpoint(exp.checkpoints)
@@ -419,7 +452,15 @@ def _save_final_model(trainer, prepared: Prepared, exp: Experiment) -> None:
     )  # a pickle; the experiment's config.yaml says it all
     (staging / "README.md").unlink(missing_ok=True)
     prepared.tokenizer.save_pretrained(str(staging))
-    spec = prompt_spec(prepared.tokenizer, prepared.data.format, prepared.config.data.prompt_template)
-    atomic_write_json(staging / PROMPT_SPEC_FILE, spec)
+    data = prepared.data
+    if isinstance(data, ClassificationData):
+        from paw.train.classification import LABELS_FILE
+
+        atomic_write_json(
+            staging / LABELS_FILE, {"labels": data.labels, "text_fields": list(data.text_fields)}
+        )
+    else:
+        spec = prompt_spec(prepared.tokenizer, data.format, prepared.config.data.prompt_template)
+        atomic_write_json(staging / PROMPT_SPEC_FILE, spec)
     shutil.rmtree(exp.final_model, ignore_errors=True)
     staging.rename(exp.final_model)

@@ -1,4 +1,4 @@
-"""TRL's SFTTrainer with paw's three changes, and nothing else:
+"""TRL's SFTTrainer (and, for classification, transformers' Trainer) with paw's three changes, and nothing else:
 
 1. the LR scheduler comes from ``paw.train.schedule`` (multi-stage schedules included);
 2. checkpoints are staged and published atomically (``paw.train.checkpoint``) with ``checkpoint_info.json``;
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import Trainer
 from trl import SFTTrainer
 
 from paw.errors import PawRuntimeError
@@ -26,7 +27,9 @@ class NonFiniteLossError(PawRuntimeError):
     """The training loss became NaN or infinite."""
 
 
-class PawSFTTrainer(SFTTrainer):
+class PawTrainerMixin:
+    """The three changes; mixed in before a Trainer class."""
+
     def __init__(
         self,
         *args: Any,
@@ -81,3 +84,11 @@ class PawSFTTrainer(SFTTrainer):
                 "Lower training.learning_rate, add warmup, or use fp32/bf16 instead of fp16"
             )
         return loss
+
+
+class PawSFTTrainer(PawTrainerMixin, SFTTrainer):
+    """Causal-LM SFT on pre-tokenised ``input_ids``/``labels``."""
+
+
+class PawClassificationTrainer(PawTrainerMixin, Trainer):
+    """Sequence classification (``input_ids``, ``attention_mask``, ``labels``), padded per batch."""
