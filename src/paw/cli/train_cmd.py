@@ -112,7 +112,7 @@ def validate_loaded(config: RunConfig, source: str, schema_only: bool = False) -
         "model": config.model.name_or_path,
         "data format": data["format"],
         "train examples": data["train"]["examples"],
-        "truncated / dropped": f"{data['train']['truncated']} / {data['train']['dropped']}",
+        "truncated / dropped": f"{data['train']['truncated']} / {data['train'].get('dropped', 0)}",
         "val examples": data["val"]["examples"] if data["val"] else 0,
         "peft": f"{config.peft.method} r={config.peft.r} targets={config.peft.target_modules}",
         "max_steps": config.training.max_steps,

@@ -135,6 +135,14 @@ class DataConfig(Section):
     hub_name: str | None = Field(
         None, description="Configuration of hub_dataset (e.g. 'mrpc' of nyu-mll/glue)."
     )
+    hub_val_split: str | None = Field(
+        None, description="Split of hub_dataset to validate on (e.g. 'validation'); else val_file / val_ratio."
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Rename fields as rows are read, source -> paw name (e.g. {query: instruction, response: "
+        "output} for MetaMathQA).",
+    )
     format: Literal["auto", "alpaca", "messages", "prompt_completion", "text", "classification"] = Field(
         "auto",
         description="Row format: alpaca (instruction/input/output), messages (chat), prompt_completion "

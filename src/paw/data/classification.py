@@ -95,7 +95,9 @@ def _tokenize(
     for record in records:
         texts = []
         for name in fields:
-            value = record.row.get(name)
+            if name not in record.row:
+                raise PawError(f"{record.where}: missing field '{name}' (data.text_fields)")
+            value = record.row[name]
             if not isinstance(value, str):
                 raise PawError(f"{record.where}: field '{name}' must be a string")
             texts.append(value)

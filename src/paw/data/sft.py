@@ -26,6 +26,8 @@ class SftDataOptions:
     hub_dataset: str | None = None
     hub_split: str = "train"
     hub_name: str | None = None
+    hub_val_split: str | None = None
+    columns: tuple[tuple[str, str], ...] = ()  # (source field, paw field) renames
     format: str = "auto"
     prompt_template: str = "alpaca"
     train_on_prompt: bool = False
@@ -131,19 +133,34 @@ def _read(options: SftDataOptions) -> list[Record]:
     )
 
 
+def _renamed(records: list[Record], columns: tuple[tuple[str, str], ...]) -> list[Record]:
+    """Rows with fields renamed (``data.columns``): a dataset's own names mapped to the format's."""
+    if not columns:
+        return records
+    mapping = dict(columns)
+    return [Record({mapping.get(k, k): v for k, v in r.row.items()}, r.where) for r in records]
+
+
 def read_and_split(options: SftDataOptions) -> tuple[list[Record], list[Record], str]:
-    """(train rows, validation rows, source name): the val file, or a seeded ``val_ratio`` hold-out; then
-    ``max_samples`` of train. Raises PawError on an empty dataset or a split that leaves nothing to train on."""
+    """(train rows, validation rows, source name): the val file or hub split, or a seeded ``val_ratio`` hold-out;
+    then ``max_samples`` of train; fields renamed by ``columns``. Raises PawError on an empty dataset or a split
+    that leaves nothing to train on."""
     source = options.train_file or f"{options.hub_dataset}[{options.hub_split}]"
-    records = _read(options)
+    records = _renamed(_read(options), options.columns)
     if not records:
         raise PawError(f"{source}: the dataset is empty (no rows)")
     rng = random.Random(options.seed)
     val_records: list[Record] = []
-    if options.val_file:
-        val_records = read_rows(options.val_file)
+    if options.val_file or (options.hub_val_split and not options.train_file):
+        if options.val_file:
+            val_records = read_rows(options.val_file)
+        else:
+            fix = "Export it to a local .jsonl and set data.val_file"
+            val_records = read_hub(options.hub_dataset or "", options.hub_val_split, options.hub_name, fix=fix)
+        val_records = _renamed(val_records, options.columns)
         if not val_records:
-            raise PawError(f"{options.val_file}: the validation dataset is empty (no rows)")
+            where = options.val_file or f"{options.hub_dataset}[{options.hub_val_split}]"
+            raise PawError(f"{where}: the validation dataset is empty (no rows)")
     elif options.val_ratio > 0:
         order = list(range(len(records)))
         rng.shuffle(order)

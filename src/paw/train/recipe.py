@@ -54,6 +54,8 @@ def data_options(config: RunConfig) -> SftDataOptions:
         hub_dataset=d.hub_dataset,
         hub_split=d.hub_split,
         hub_name=d.hub_name,
+        hub_val_split=d.hub_val_split,
+        columns=tuple(d.columns.items()),
         format=d.format,
         prompt_template=d.prompt_template,
         train_on_prompt=d.train_on_prompt,
