@@ -136,7 +136,8 @@ class DataConfig(Section):
         None, description="Configuration of hub_dataset (e.g. 'mrpc' of nyu-mll/glue)."
     )
     hub_val_split: str | None = Field(
-        None, description="Split of hub_dataset to validate on (e.g. 'validation'); else val_file / val_ratio."
+        None,
+        description="Split of hub_dataset to validate on (e.g. 'validation'); else val_file / val_ratio.",
     )
     columns: dict[str, str] = Field(
         default_factory=dict,

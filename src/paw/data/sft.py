@@ -156,7 +156,9 @@ def read_and_split(options: SftDataOptions) -> tuple[list[Record], list[Record],
             val_records = read_rows(options.val_file)
         else:
             fix = "Export it to a local .jsonl and set data.val_file"
-            val_records = read_hub(options.hub_dataset or "", options.hub_val_split, options.hub_name, fix=fix)
+            val_records = read_hub(
+                options.hub_dataset or "", options.hub_val_split, options.hub_name, fix=fix
+            )
         val_records = _renamed(val_records, options.columns)
         if not val_records:
             where = options.val_file or f"{options.hub_dataset}[{options.hub_val_split}]"
