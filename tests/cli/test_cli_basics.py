@@ -104,3 +104,15 @@ def test_exp_list_on_a_missing_root_is_a_clear_error(tmp_path):
     assert (
         result.returncode == 2 and "no such directory" in result.stderr and "Traceback" not in result.stderr
     )
+
+
+def test_download_targets_and_offline_error(tmp_path):
+    from paw.models.download import download_target
+
+    assert download_target("qwen2.5-0.5b", tmp_path) == ("Qwen/Qwen2.5-0.5B", tmp_path / "qwen2.5-0.5b")
+    assert download_target("org/some-model", tmp_path) == ("org/some-model", tmp_path / "some-model")
+    result = run_paw("download", "qwen2.5-0.5b", "--models-dir", str(tmp_path / "models"))  # tests run offline
+    assert result.returncode == 2 and "could not download Qwen/Qwen2.5-0.5B" in result.stderr
+    assert "paths.models_dir" in result.stderr and "Traceback" not in result.stderr
+    tiny = run_paw("download", "paw-tiny/qwen2")
+    assert tiny.returncode == 2 and "nothing to download" in tiny.stderr

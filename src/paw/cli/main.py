@@ -353,6 +353,31 @@ def merge(
 
 @app.command()
 @cli_errors
+def download(
+    name: Annotated[str, typer.Argument(help="An alias (see paw models) or a hub id (org/name).")],
+    models_dir: Annotated[
+        Path, typer.Option("--models-dir", help="Where models live (paths.models_dir); default ./models.")
+    ] = Path("models"),
+    revision: Annotated[str | None, typer.Option("--revision", help="Branch, tag or commit.")] = None,
+    allow_bin: Annotated[
+        bool, typer.Option("--allow-bin", help="Also fetch pickled .bin weights (default: safetensors only).")
+    ] = False,
+) -> None:
+    """Download a model into --models-dir/<name> (resumable); then set paths.models_dir to use it offline."""
+    from rich.console import Console
+
+    from paw.models.download import download as fetch
+
+    result = fetch(name, models_dir, revision, allow_bin)
+    Console(stderr=True, highlight=False).print(
+        f"[green]downloaded[/] {result['hub_id']} → {result['path']} ({len(result['files'])} files); "
+        f"use it with paths.models_dir={models_dir}",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+@cli_errors
 def synth(
     output: Annotated[Path, typer.Argument(help="Output .jsonl file.")],
     rows: Annotated[int, typer.Option("--rows", min=1, help="Number of rows.")] = 500,
