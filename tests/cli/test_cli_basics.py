@@ -111,7 +111,9 @@ def test_download_targets_and_offline_error(tmp_path):
 
     assert download_target("qwen2.5-0.5b", tmp_path) == ("Qwen/Qwen2.5-0.5B", tmp_path / "qwen2.5-0.5b")
     assert download_target("org/some-model", tmp_path) == ("org/some-model", tmp_path / "some-model")
-    result = run_paw("download", "qwen2.5-0.5b", "--models-dir", str(tmp_path / "models"))  # tests run offline
+    result = run_paw(
+        "download", "qwen2.5-0.5b", "--models-dir", str(tmp_path / "models")
+    )  # tests run offline
     assert result.returncode == 2 and "could not download Qwen/Qwen2.5-0.5B" in result.stderr
     assert "paths.models_dir" in result.stderr and "Traceback" not in result.stderr
     tiny = run_paw("download", "paw-tiny/qwen2")
