@@ -169,6 +169,11 @@ class DataConfig(Section):
         0.0, ge=0, lt=1, description="Fraction of train held out for validation (with seed)."
     )
     max_length: int = Field(1024, ge=8, description="Examples longer than this (in tokens) are truncated.")
+    packing: bool = Field(
+        False,
+        description="Pack several examples per row (best-fit, up to max_length) with attention kept inside each "
+        "example: fewer pad tokens computed (causal LM only).",
+    )
     max_samples: int | None = Field(
         None, ge=1, description="Use at most this many training rows (after shuffling)."
     )
@@ -305,6 +310,9 @@ class RunConfig(Section):
                 f"data.format: peft.task_type SEQ_CLS trains a classifier on labelled text; format "
                 f"'{self.data.format}' is for causal LM training (use classification)"
             )
+        if self.data.packing and (classification or self.peft.method in PROMPT_LEARNING):
+            what = "sequence classification" if classification else f"{self.peft.method} tuning"
+            raise ValueError(f"data.packing: not available with {what} (it needs one example per row)")
         if self.data.format == "classification" and not classification:
             raise ValueError("peft.task_type: data.format classification needs peft.task_type: SEQ_CLS")
         return self

@@ -207,6 +207,8 @@ def training_args(config: RunConfig, output_dir: str):
     kwargs.update(t.passthrough)
     if not is_classification(config):
         kwargs["max_length"] = config.data.max_length
+    if config.data.packing:  # the packed rows' position_ids tell the collator where examples start
+        kwargs["remove_unused_columns"] = False
     try:
         return TrainingArguments(**kwargs) if is_classification(config) else SFTConfig(**kwargs)
     except (ValueError, TypeError) as err:
@@ -383,9 +385,27 @@ def _train(
             **common,
         )
     else:
+        train_set, extra = to_dataset(data.train), {}
+        if config.data.packing:
+            import datasets
+
+            from paw.data.packing import PackedCollator, pack_examples
+
+            rows = pack_examples(data.train.examples, config.data.max_length)
+            log.info(
+                "packing: %d examples in %d rows of up to %d tokens",
+                len(data.train.examples),
+                len(rows),
+                config.data.max_length,
+            )
+            train_set = datasets.Dataset.from_list(rows)
+            attention = prepared.model.config._attn_implementation
+            dtype = next(prepared.model.parameters()).dtype
+            extra["data_collator"] = PackedCollator(prepared.tokenizer.pad_token_id, attention, dtype)
         trainer = PawSFTTrainer(
-            train_dataset=to_dataset(data.train),
+            train_dataset=train_set,
             eval_dataset=to_dataset(data.val) if data.val else None,
+            **extra,
             **common,
         )
     trainer.remove_callback(PrinterCallback)

@@ -74,6 +74,18 @@ class PawTrainerMixin:
         self.checkpoints_written.append(step)
         self.accelerator.wait_for_everyone()
 
+    def _track_num_input_tokens(self, inputs):
+        """Packed batches carry a 4D mask (or no mask, padding-free): count their real tokens."""
+        from paw.data.packing import real_tokens
+
+        mask = inputs.get("attention_mask")
+        if self.args.include_num_input_tokens_seen != "no" and (mask is None or mask.dim() == 4):
+            if "position_ids" in inputs:
+                tokens = torch.as_tensor(real_tokens(inputs), device=self.args.device, dtype=torch.int64)
+                self.state.num_input_tokens_seen += self.accelerator.gather(tokens).sum().item()
+                return
+        super()._track_num_input_tokens(inputs)
+
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
         if not torch.isfinite(loss).all():
