@@ -1,0 +1,171 @@
+"""Padding vs packing for LoRA SFT on one device: real (non-pad) tokens per second, same model, data and steps.
+
+    .venv/bin/python benchmarks/packing.py [--steps 12] [--hidden 512] [--layers 6]
+
+Runs, on the same tokenised examples and the same micro-batch:
+  (a) TRL ``SFTTrainer`` + peft as a typical user writes it, padding (``packing=False``);
+  (b) TRL ``SFTTrainer`` with ``packing=True`` (its defaults: best-fit packing, padding-free batches);
+  (c) paw, padded batches (``data.packing: false``);
+  (d) paw, packed rows with a block-diagonal mask (``data.packing: true``).
+Model: Qwen2-shaped, random weights, the tiny tokenizer; data: ARC-Challenge train in the instruction format
+(``../shared/data/commonsense``) when present, else paw's synthetic instructions. Throughput is real tokens / train
+seconds after one warm-up step. (b) on a CPU or without flash-attention lets examples attend to each other
+(TRL warns); (d) does not (see tests/data/test_packing.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "commonsense" / "ARC-Challenge-train.json"
+
+
+def build_model(out: Path, hidden: int, layers: int) -> Path:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from paw.models.tiny import tiny_model_dir
+
+    tiny = tiny_model_dir("paw-tiny/qwen2")
+    spec = AutoConfig.from_pretrained(tiny).to_dict()
+    spec.update(
+        hidden_size=hidden,
+        intermediate_size=hidden * 3,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 64,
+        num_key_value_heads=max(1, hidden // 256),
+    )
+    spec.pop("layer_types", None)
+    config = type(AutoConfig.from_pretrained(tiny))(**spec)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny).save_pretrained(out)
+    return out
+
+
+def data_file(work: Path) -> Path:
+    from paw.data.synthetic import generate_alpaca, write_jsonl
+
+    if SHARED.is_file():
+        rows = json.loads(SHARED.read_text())
+        return write_jsonl(
+            [{k: r[k] for k in ("instruction", "input", "output")} for r in rows], work / "arc.jsonl"
+        )
+    return write_jsonl(generate_alpaca(1000, 0), work / "synthetic.jsonl")
+
+
+def run_paw(model: Path, train: Path, work: Path, packing: bool, steps: int, batch: int) -> dict:
+    from paw.config.loader import validate_dict
+    from paw.train.recipe import run_training
+
+    cfg = {
+        "model": {"name_or_path": str(model)},
+        "peft": {"r": 16, "alpha": 32, "target_modules": "all-linear"},
+        "data": {"train_file": str(train), "max_length": 512, "packing": packing},
+        "training": {
+            "max_steps": steps,
+            "learning_rate": 1e-4,
+            "per_device_train_batch_size": batch,
+            "logging_steps": steps,
+        },
+        "tracking": {"backends": []},
+        "experiment": {"root": str(work / "exps")},
+    }
+    report = run_training(validate_dict(cfg, "bench"), name=f"paw-{'packed' if packing else 'padded'}").report
+    # logged at step 1 and at the last step: the last record's rate covers steps 2..N (after the warm-up step)
+    return {"tokens": report["tokens_seen"], "tokens_per_s": report["steps"][-1]["tokens_per_s"]}
+
+
+def run_trl(model_dir: Path, train: Path, work: Path, packing: bool, steps: int, batch: int) -> dict:
+    """What a typical user writes: SFTTrainer + LoraConfig on the same prompt/completion text."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from paw.data.formats import alpaca_prompt
+    from paw.data.readers import read_rows
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    rows = [r.row for r in read_rows(train)]
+    dataset = Dataset.from_list(
+        [
+            {"prompt": alpaca_prompt(r["instruction"], r.get("input") or ""), "completion": r["output"]}
+            for r in rows
+        ]
+    )
+
+    class Clock(TrainerCallback):
+        def __init__(self):
+            self.start, self.tokens0 = None, 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 1:  # after the warm-up step
+                self.start, self.tokens0 = time.perf_counter(), state.num_input_tokens_seen
+
+    clock = Clock()
+    args = SFTConfig(
+        output_dir=str(work / f"trl-{packing}"),
+        max_steps=steps,
+        per_device_train_batch_size=batch,
+        learning_rate=1e-4,
+        max_length=512,
+        packing=packing,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=steps,
+        disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding",
+        use_cpu=True,
+    )
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(model_dir),
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"),
+        callbacks=[clock],
+    )
+    trainer.train()
+    seconds = time.perf_counter() - clock.start
+    tokens = trainer.state.num_input_tokens_seen - clock.tokens0
+    return {"tokens": tokens, "tokens_per_s": round(tokens / seconds, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--layers", type=int, default=6)
+    args = parser.parse_args()
+    from paw.models.load import quiet_hf
+
+    quiet_hf()
+    work = Path(tempfile.mkdtemp(prefix="paw-packing-"))
+    model = build_model(work / "model", args.hidden, args.layers)
+    train = data_file(work)
+    results = {
+        "TRL SFTTrainer, padding": run_trl(model, train, work, False, args.steps, args.batch),
+        "TRL SFTTrainer, packing=True": run_trl(model, train, work, True, args.steps, args.batch),
+        "paw, padded": run_paw(model, train, work, False, args.steps, args.batch),
+        "paw, packed (data.packing)": run_paw(model, train, work, True, args.steps, args.batch),
+    }
+    base = results["TRL SFTTrainer, padding"]["tokens_per_s"]
+    print(
+        f"\nmachine: {platform.processor() or platform.machine()}, data: {train.name}, steps {args.steps}, "
+        f"batch {args.batch}, hidden {args.hidden} x {args.layers} layers"
+    )
+    print(f"{'run':32} {'real tokens/s':>14} {'vs TRL padding':>15}")
+    for name, r in results.items():
+        print(f"{name:32} {r['tokens_per_s']:>14.1f} {r['tokens_per_s'] / base:>14.2f}x")
+
+
+if __name__ == "__main__":
+    main()
