@@ -405,7 +405,10 @@ def _run_one(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> None
             failed_step=step.key,
             error=f"step {step.number} ({step.title}): {reason}",
         )
-        write_report(run.config, run.exp, stepmod.plan(run.config), run.records)
+        try:  # the report of what finished; it must not hide the step's own error
+            write_report(run.config, run.exp, stepmod.plan(run.config), run.records)
+        except Exception as report_err:  # noqa: BLE001
+            log.warning("the partial report could not be written: %s", report_err)
         logging.getLogger("paw").error(
             "step %s (%s) failed: %s", step.number, step.title, reason
         )  # log file only: the CLI prints it
