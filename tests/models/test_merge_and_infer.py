@@ -117,3 +117,39 @@ def test_infer_bad_inputs(tmp_path, alpaca_file):
     assert result.returncode == 2 and f"{bad}:2: invalid JSON" in result.stderr
     neither = run_paw("infer", "--model", "paw-tiny/qwen2")
     assert neither.returncode == 2 and "exactly one of --input-text" in neither.stderr
+
+
+def test_phi3_adapter_exports_unfused_and_exact(tmp_path, alpaca_file):
+    from safetensors.torch import load_file
+
+    cfg = small_config(alpaca_file, tmp_path, max_steps=4, learning_rate=3e-2)
+    cfg["model"]["name_or_path"] = "paw-tiny/phi3"
+    cfg["peft"] = {"r": 4, "alpha": 8}
+    adapter = run_training(validate_dict(cfg, "t.yaml"), name="phi3").experiment.final_model
+    result = run_paw(
+        "merge", "--adapter", str(adapter), "--output", str(tmp_path / "unfused"), "--unfused-adapter"
+    )
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "unfused" / "adapter_config.json").read_text())
+    assert {m.rsplit(".", 1)[-1] for m in config["target_modules"]} == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
+    fused, split = (
+        load_file(adapter / "adapter_model.safetensors"),
+        load_file(tmp_path / "unfused" / "adapter_model.safetensors"),
+    )
+    scale = 8 / 4
+    key = "base_model.model.model.layers.0.self_attn"
+    delta = scale * fused[f"{key}.qkv_proj.lora_B.weight"] @ fused[f"{key}.qkv_proj.lora_A.weight"]
+    parts = [split[f"{key}.{k}_proj.lora_B.weight"] @ split[f"{key}.{k}_proj.lora_A.weight"] for k in "qkv"]
+    torch.testing.assert_close(torch.cat(parts), delta, rtol=1e-5, atol=1e-6)
+    again = run_paw(
+        "merge", "--adapter", str(tmp_path / "unfused"), "--output", str(tmp_path / "x"), "--unfused-adapter"
+    )
+    assert again.returncode == 2 and "already unfused" in again.stderr

@@ -331,11 +331,28 @@ def merge(
         str, typer.Option("--dtype", help="auto, bf16, fp16 or fp32 (never quantized).")
     ] = "auto",
     max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="e.g. 2GB, 500MB.")] = "2GB",
+    unfused_adapter: Annotated[
+        bool,
+        typer.Option(
+            "--unfused-adapter",
+            help="Instead of merging: write the adapter with Phi-3's fused qkv_proj/gate_up_proj split into "
+            "q/k/v/gate/up_proj (exact), for servers such as vLLM.",
+        ),
+    ] = False,
 ) -> None:
     """Merge an adapter into its base model and save a standalone model (safetensors) with its tokenizer."""
     from rich.console import Console
 
     from paw.models.merge import merge_adapter
+
+    if unfused_adapter:
+        from paw.transfer.unfuse import unfuse_adapter
+
+        done = unfuse_adapter(adapter, output, model)
+        Console(stderr=True, highlight=False).print(
+            f"[green]unfused[/] {done['from']} modules into {done['modules']} → {output}", soft_wrap=True
+        )
+        return
 
     info = merge_adapter(adapter, output, model, dtype, max_shard_size)
     console = Console(stderr=True, highlight=False)

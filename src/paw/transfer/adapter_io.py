@@ -117,7 +117,9 @@ def write_lora(path: str | Path, modules: dict[str, LoraModule], r: int, base_mo
     config.save_pretrained(str(path))
     tensors = {}
     for module, mod in modules.items():
-        tensors[f"{PREFIX}{module}.lora_A.weight"] = mod.A.contiguous().float()
-        tensors[f"{PREFIX}{module}.lora_B.weight"] = mod.B.contiguous().float()
+        tensors[f"{PREFIX}{module}.lora_A.weight"] = (
+            mod.A.float().clone()
+        )  # own storage: parts of a fused module share A
+        tensors[f"{PREFIX}{module}.lora_B.weight"] = mod.B.float().clone()
     save_file(tensors, str(path / WEIGHTS), metadata={"format": "pt"})
     return path
