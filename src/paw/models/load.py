@@ -93,28 +93,28 @@ def attention_for(model_type: str, requested: str) -> str:
     return "sdpa" if requested == "auto" else requested
 
 
-def load_causal_lm(
+def _load_pretrained(
+    auto_class: Any,
     model: ResolvedModel,
-    options: LoadOptions = LoadOptions(),
+    options: LoadOptions,
     device_map: Any = None,
     for_training: bool = False,
+    **extra: Any,
 ):
-    """Load the base model for training or inference (quantized with bitsandbytes when asked: QLoRA)."""
+    """``auto_class.from_pretrained`` with paw's options: dtype, attention (family quirks), bitsandbytes
+    quantization (QLoRA; prepared for k-bit training when ``for_training``), gradient checkpointing."""
     import os
-
-    from transformers import AutoModelForCausalLM
 
     from paw.models import quantization as quant
 
     quant.check_quantization(options.quantization)
     config = load_config(model, options)
-    extra: dict[str, Any] = {}
     if options.quantization != "none":
         extra["quantization_config"] = quant.bnb_config(options.quantization)
         # each process holds its whole quantized copy on its own GPU
         device_map = device_map or {"": int(os.environ.get("LOCAL_RANK", "0"))}
     try:
-        lm = AutoModelForCausalLM.from_pretrained(
+        lm = auto_class.from_pretrained(
             model.location,
             revision=options.revision,
             trust_remote_code=options.trust_remote_code,
@@ -133,29 +133,31 @@ def load_causal_lm(
     return lm
 
 
+def load_causal_lm(
+    model: ResolvedModel,
+    options: LoadOptions = LoadOptions(),
+    device_map: Any = None,
+    for_training: bool = False,
+):
+    """Load the base model for training or inference (quantized with bitsandbytes when asked: QLoRA)."""
+    from transformers import AutoModelForCausalLM
+
+    return _load_pretrained(AutoModelForCausalLM, model, options, device_map, for_training)
+
+
 def load_sequence_classifier(model: ResolvedModel, options: LoadOptions, labels: list[str]):
     """An encoder (BERT/RoBERTa) or decoder with a fresh classification head of ``len(labels)`` outputs."""
     from transformers import AutoModelForSequenceClassification
 
-    from paw.models.quantization import check_quantization
-
-    check_quantization(options.quantization)
-    config = load_config(model, options)
-    try:
-        lm = AutoModelForSequenceClassification.from_pretrained(
-            model.location,
-            revision=options.revision,
-            trust_remote_code=options.trust_remote_code,
-            dtype=torch_dtype(options.dtype),
-            attn_implementation=attention_for(config.model_type, options.attn_implementation),
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={name: i for i, name in enumerate(labels)},
-        )
-    except (OSError, ValueError) as err:
-        raise _hub_error(model, err) from None
+    lm = _load_pretrained(
+        AutoModelForSequenceClassification,
+        model,
+        options,
+        for_training=True,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+    )
     if lm.config.pad_token_id is None:  # decoders: the head reads the last non-pad token
         lm.config.pad_token_id = lm.config.eos_token_id
-    if options.gradient_checkpointing:
-        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return lm
