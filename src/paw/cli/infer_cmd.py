@@ -24,15 +24,12 @@ def infer(
     template: str,
     dtype: str,
 ) -> None:
-    from paw.infer.api import TEMPLATES
     from paw.infer.api import infer as run
     from paw.infer.inputs import InferInput, read_inputs
     from paw.models.generate import Sampling
 
     if (input_text is None) == (input_file is None):
         raise PawError("give exactly one of --input-text TEXT or --input-file FILE")
-    if template not in TEMPLATES:
-        raise PawError(f"--template '{template}' is unknown; choose from {', '.join(TEMPLATES)}")
     if output_file is not None and output_file.exists():
         raise PawError(f"--output-file {output_file} already exists; choose another path")
     inputs = [InferInput(text=input_text)] if input_text is not None else read_inputs(input_file)

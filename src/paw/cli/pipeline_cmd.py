@@ -42,7 +42,7 @@ def find_pipeline(root: Path, name: str | None, config_stem: str):
 
 
 def results_table(results: dict[str, Any]) -> Table:
-    from paw.pipeline.report import LABELS, _delta_text, _pct, _rr_text
+    from paw.pipeline.report import LABELS, delta_text, pct, rr_text
 
     table = Table(
         title=f"{results['source']} → {results['target']} ({results['seeds']} seed(s))", title_justify="left"
@@ -54,12 +54,12 @@ def results_table(results: dict[str, Any]) -> Table:
             table.add_row(
                 task,
                 LABELS[name],
-                _pct(row["value"]),
-                _pct(row["stderr"]),
-                _delta_text(row.get("delta_vs_base")),
+                pct(row["value"]),
+                pct(row["stderr"]),
+                delta_text(row.get("delta_vs_base")),
             )
         table.add_row(
-            task, "[bold]recovery ratio[/]", _rr_text(entry.get("recovery_ratio")), "", "", end_section=True
+            task, "[bold]recovery ratio[/]", rr_text(entry.get("recovery_ratio")), "", "", end_section=True
         )
     return table
 

@@ -21,14 +21,11 @@ TEMPLATES = ("auto", "chat", "alpaca", "raw")
 
 
 def resolve_template(template: str, prompt_spec: dict | None, tokenizer: Any) -> str:
-    if template not in TEMPLATES:
-        raise PawError(f"--template '{template}' is unknown; choose from {', '.join(TEMPLATES)}")
     if template != "auto":
         return template
-    if prompt_spec:
-        return {"text": "raw"}.get(
-            prompt_spec.get("prompt_template", "raw"), prompt_spec.get("prompt_template")
-        )
+    if prompt_spec:  # paw_prompt.json calls the verbatim template "text"
+        trained = prompt_spec.get("prompt_template", "text")
+        return "raw" if trained == "text" else trained
     return "chat" if getattr(tokenizer, "chat_template", None) else "raw"
 
 
@@ -73,6 +70,8 @@ def infer(
     from paw.models.chat import end_of_turn_token
     from paw.models.loaded import load_for_eval
 
+    if template not in TEMPLATES:  # before loading anything
+        raise PawError(f"--template '{template}' is unknown; choose from {', '.join(TEMPLATES)}")
     loaded = load_for_eval(model, adapter, dtype, models_dir)
     tokenizer = loaded.tokenizer
     chosen = resolve_template(template, loaded.prompt_spec, tokenizer)

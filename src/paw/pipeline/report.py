@@ -136,17 +136,17 @@ def _summary(tasks: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}"
 
 
-def _delta_text(delta: dict[str, float] | None) -> str:
+def delta_text(delta: dict[str, float] | None) -> str:
     if not delta:
         return ""
     return f"{100 * delta['value']:+.1f} [{100 * delta['low']:+.1f}, {100 * delta['high']:+.1f}]"
 
 
-def _rr_text(rr: dict[str, Any] | None) -> str:
+def rr_text(rr: dict[str, Any] | None) -> str:
     if rr is None:
         return "not measured (steps 4, 5 and 7 are needed)"
     if rr["value"] is None:
@@ -166,12 +166,12 @@ def markdown(results: dict[str, Any]) -> str:
     for task, entry in results["tasks"].items():
         for name, row in entry["models"].items():
             lines.append(
-                f"| {task} ({entry['metric']}) | {LABELS[name]} | {_pct(row['value'])} | {_pct(row['stderr'])} | "
-                f"{_delta_text(row.get('delta_vs_base'))} | {row['n']} |"
+                f"| {task} ({entry['metric']}) | {LABELS[name]} | {pct(row['value'])} | {pct(row['stderr'])} | "
+                f"{delta_text(row.get('delta_vs_base'))} | {row['n']} |"
             )
     lines.append("")
     for task, entry in results["tasks"].items():
-        lines.append(f"- **recovery ratio** on {task}: {_rr_text(entry.get('recovery_ratio'))}")
+        lines.append(f"- **recovery ratio** on {task}: {rr_text(entry.get('recovery_ratio'))}")
     lines += ["", "| step | status | seconds | peak RSS MiB | peak GPU MiB |", "|---|---|---|---|---|"]
     for step in results["steps"]:
         lines.append(
