@@ -2,14 +2,15 @@
 
     .venv/bin/python benchmarks/packing.py [--steps 12] [--hidden 512] [--layers 6]
 
-Runs, on the same tokenised examples and the same micro-batch:
+Runs, on the same tokenised examples, micro-batch and precision (``--precision fp32``, or ``bf16``: autocast over
+fp32 weights, which TRL's SFTConfig turns on by default; on a CPU with AVX512-BF16 it is much faster):
   (a) TRL ``SFTTrainer`` + peft as a typical user writes it, padding (``packing=False``);
   (b) TRL ``SFTTrainer`` with ``packing=True`` (its defaults: best-fit packing, padding-free batches);
   (c) paw, padded batches (``data.packing: false``);
   (d) paw, packed rows with a block-diagonal mask (``data.packing: true``).
 Model: Qwen2-shaped, random weights, the tiny tokenizer; data: ARC-Challenge train in the instruction format
 (``../shared/data/commonsense``) when present, else paw's synthetic instructions. Throughput is real tokens / train
-seconds after one warm-up step. (b) on a CPU or without flash-attention lets examples attend to each other
+seconds after one warm-up step; each run in its own process. (b) on a CPU or without flash-attention lets examples attend to each other
 (TRL warns); (d) does not (see tests/data/test_packing.py).
 """
 
@@ -18,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -60,7 +63,7 @@ def data_file(work: Path) -> Path:
     return write_jsonl(generate_alpaca(1000, 0), work / "synthetic.jsonl")
 
 
-def run_paw(model: Path, train: Path, work: Path, packing: bool, steps: int, batch: int) -> dict:
+def run_paw(model: Path, train: Path, work: Path, packing: bool, steps: int, batch: int, bf16: bool) -> dict:
     from paw.config.loader import validate_dict
     from paw.train.recipe import run_training
 
@@ -73,6 +76,7 @@ def run_paw(model: Path, train: Path, work: Path, packing: bool, steps: int, bat
             "learning_rate": 1e-4,
             "per_device_train_batch_size": batch,
             "logging_steps": steps,
+            "bf16": bf16,  # bf16 autocast over fp32 weights, like TRL's SFTConfig default
         },
         "tracking": {"backends": []},
         "experiment": {"root": str(work / "exps")},
@@ -82,7 +86,9 @@ def run_paw(model: Path, train: Path, work: Path, packing: bool, steps: int, bat
     return {"tokens": report["tokens_seen"], "tokens_per_s": report["steps"][-1]["tokens_per_s"]}
 
 
-def run_trl(model_dir: Path, train: Path, work: Path, packing: bool, steps: int, batch: int) -> dict:
+def run_trl(
+    model_dir: Path, train: Path, work: Path, packing: bool, steps: int, batch: int, bf16: bool
+) -> dict:
     """What a typical user writes: SFTTrainer + LoraConfig on the same prompt/completion text."""
     from datasets import Dataset
     from peft import LoraConfig
@@ -123,6 +129,7 @@ def run_trl(model_dir: Path, train: Path, work: Path, packing: bool, steps: int,
         disable_tqdm=True,
         include_num_input_tokens_seen="non_padding",
         use_cpu=True,
+        bf16=bf16,
     )
     trainer = SFTTrainer(
         model=AutoModelForCausalLM.from_pretrained(model_dir),
@@ -138,29 +145,64 @@ def run_trl(model_dir: Path, train: Path, work: Path, packing: bool, steps: int,
     return {"tokens": tokens, "tokens_per_s": round(tokens / seconds, 1)}
 
 
+RUNS = {
+    "TRL SFTTrainer, padding": (run_trl, False),
+    "TRL SFTTrainer, packing=True": (run_trl, True),
+    "paw, padded": (run_paw, False),
+    "paw, packed (data.packing)": (run_paw, True),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="fp32, or bf16 autocast over fp32 weights (TRL's SFTConfig default) for every run",
+    )
+    parser.add_argument("--only", help="run one configuration in this process (used internally)")
+    parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
     from paw.models.load import quiet_hf
 
     quiet_hf()
+    if args.only is not None:  # one run, in its own process: no state carried over from another run
+        work = Path(args.work)
+        run, packing = RUNS[args.only]
+        data = Path(next(work.glob("*.jsonl")))
+        result = run(work / "model", data, work, packing, args.steps, args.batch, args.precision == "bf16")
+        print("RESULT " + json.dumps(result))
+        return
     work = Path(tempfile.mkdtemp(prefix="paw-packing-"))
-    model = build_model(work / "model", args.hidden, args.layers)
+    build_model(work / "model", args.hidden, args.layers)
     train = data_file(work)
-    results = {
-        "TRL SFTTrainer, padding": run_trl(model, train, work, False, args.steps, args.batch),
-        "TRL SFTTrainer, packing=True": run_trl(model, train, work, True, args.steps, args.batch),
-        "paw, padded": run_paw(model, train, work, False, args.steps, args.batch),
-        "paw, packed (data.packing)": run_paw(model, train, work, True, args.steps, args.batch),
-    }
+    results = {}
+    for name in RUNS:
+        command = [
+            sys.executable,
+            __file__,
+            "--only",
+            name,
+            "--work",
+            str(work),
+            "--steps",
+            str(args.steps),
+            "--batch",
+            str(args.batch),
+            "--precision",
+            args.precision,
+        ]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        results[name] = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
     base = results["TRL SFTTrainer, padding"]["tokens_per_s"]
     print(
-        f"\nmachine: {platform.processor() or platform.machine()}, data: {train.name}, steps {args.steps}, "
-        f"batch {args.batch}, hidden {args.hidden} x {args.layers} layers"
+        f"machine: {platform.processor() or platform.machine()}, {args.precision}, data: {train.name}, steps {args.steps}, "
+        f"batch {args.batch}, hidden {args.hidden} x {args.layers} layers; each run in its own process"
     )
     print(f"{'run':32} {'real tokens/s':>14} {'vs TRL padding':>15}")
     for name, r in results.items():
