@@ -223,6 +223,12 @@ class TrainingConfig(BaseModel):
     )
     warmup_steps: int = Field(0, ge=0, description="Linear warmup steps (named schedules).")
     per_device_train_batch_size: int = Field(4, ge=1, description="Micro-batch size per device.")
+    global_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Batch per optimizer step over all processes; when set, the per-device micro-batch is "
+        "derived from it (global / (processes × gradient_accumulation_steps)), so one config fits 1 or N GPUs.",
+    )
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     save: SavePolicy = Field(default_factory=SavePolicy, description="Checkpoint policy.")
     eval_steps: int | None = Field(None, ge=1, description="Evaluate on the validation split every N steps.")

@@ -28,6 +28,7 @@ from paw.models.peft_methods import PeftOptions, add_adapter, training_callbacks
 from paw.models.quantization import QLORA_OPTIMIZER, check_quantization
 from paw.models.resolve import resolve_model
 from paw.train import checkpoint as ckpt
+from paw.train import launch
 from paw.train.schedule import StageSpec, make_scheduler, multi_stage_lr, named_lr_factor, stage_switch_steps
 from paw.train.tracking import hosted_trackers, tracker_environment
 from paw.utils.io import atomic_write_json, atomic_write_text
@@ -111,10 +112,17 @@ def is_classification(config: RunConfig) -> bool:
 
 def prepare(config: RunConfig, load_model: bool = True) -> Prepared:
     """Resolve and load the model and tokenizer, build the data, check the adapter's targets. Raises PawError."""
+    import torch
+
     from paw.models.load import load_sequence_classifier
 
     quiet_hf()
     check_quantization(config.model.quantization)  # before any loading
+    t = config.training
+    launch.per_device_batch(
+        t.global_batch_size, t.per_device_train_batch_size, t.gradient_accumulation_steps, launch.world_size()
+    )
+    launch.check_launch(t.passthrough.get("deepspeed"), t.passthrough.get("fsdp"), torch.cuda.is_available())
     resolved = resolve_model(config.model.name_or_path, config.paths.models_dir)
     options = load_options(config)
     tokenizer = load_tokenizer(resolved, options)
@@ -178,13 +186,16 @@ def training_args(config: RunConfig, output_dir: str):
     base_lr = t.schedule[0].lr if isinstance(t.schedule, list) else t.learning_rate
     dtype = config.model.dtype
     on_gpu = torch.cuda.is_available()
+    per_device = launch.per_device_batch(
+        t.global_batch_size, t.per_device_train_batch_size, t.gradient_accumulation_steps, launch.world_size()
+    )
     kwargs: dict[str, Any] = {
         "output_dir": output_dir,
         "max_steps": t.max_steps if t.max_steps is not None else -1,
         "num_train_epochs": t.num_train_epochs,
         "learning_rate": base_lr,
-        "per_device_train_batch_size": t.per_device_train_batch_size,
-        "per_device_eval_batch_size": t.per_device_train_batch_size,
+        "per_device_train_batch_size": per_device,
+        "per_device_eval_batch_size": per_device,
         "gradient_accumulation_steps": t.gradient_accumulation_steps,
         "logging_steps": t.logging_steps,
         "logging_first_step": True,
@@ -322,9 +333,15 @@ def training_plan(config: RunConfig, prepared: Prepared) -> dict[str, Any]:
         "train_examples": len(prepared.data.train.examples),
         "val_examples": len(prepared.data.val.examples) if prepared.data.val else 0,
         "max_steps": steps,
-        "global_batch": t.per_device_train_batch_size
+        "processes": launch.world_size(),
+        "global_batch": launch.per_device_batch(
+            t.global_batch_size,
+            t.per_device_train_batch_size,
+            t.gradient_accumulation_steps,
+            launch.world_size(),
+        )
         * t.gradient_accumulation_steps
-        * int(os.environ.get("WORLD_SIZE", 1)),
+        * launch.world_size(),
         "schedule": [s.model_dump() for s in t.schedule] if isinstance(t.schedule, list) else t.schedule,
         "checkpoints_planned": len(policy.planned(steps)) if steps else None,
     }

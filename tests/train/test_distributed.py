@@ -1,0 +1,97 @@
+"""Multi-process training through torchrun on CPU (gloo), the shipped launcher configs, and launch mistakes that
+are refused before any model loads."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from paw.data.synthetic import generate_alpaca, write_jsonl
+from paw.errors import PawError
+from paw.train.launch import per_device_batch
+from tests.conftest import REPO, run_paw, small_config, write_config
+
+
+def test_shipped_launcher_configs_load():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    assert load_config_from_file(str(REPO / "configs/accelerate/ddp.yaml")).distributed_type == "MULTI_GPU"
+    assert load_config_from_file(str(REPO / "configs/accelerate/fsdp.yaml")).distributed_type == "FSDP"
+    zero2 = json.loads((REPO / "configs/deepspeed/zero2.json").read_text())
+    zero3 = json.loads((REPO / "configs/deepspeed/zero3.json").read_text())
+    assert (
+        zero2["zero_optimization"]["stage"] == 2
+        and zero2["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    )
+    assert zero3["zero_optimization"]["stage"] == 3
+
+
+def test_global_batch_is_split_over_processes():
+    assert per_device_batch(32, 4, 2, 4) == 4
+    assert per_device_batch(None, 4, 2, 4) == 4
+    with pytest.raises(PawError, match="cannot be split over 4 process"):
+        per_device_batch(30, 4, 2, 4)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["training.deepspeed=configs/deepspeed/zero2.json"], "training.deepspeed needs DeepSpeed"),
+        (["training.deepspeed=nowhere.json"], "training.deepspeed: nowhere.json: file not found"),
+        (["training.fsdp=full_shard"], "FSDP needs CUDA GPUs"),
+        (
+            ["training.global_batch_size=10", "training.gradient_accumulation_steps=4"],
+            "cannot be split over 1 process",
+        ),
+    ],
+)
+def test_launch_mistakes_are_refused_before_loading(tmp_path, alpaca_file, overrides, message):
+    if torch.cuda.is_available():
+        pytest.skip("these are the CPU-side refusals")
+    path = write_config(tmp_path / "c.yaml", small_config(alpaca_file, tmp_path / "exps"))
+    result = run_paw("train", str(path), *overrides, "--name", "x", cwd=REPO)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "exps" / "x").exists()
+
+
+@pytest.mark.slow
+def test_two_process_ddp_equals_one_process_with_the_same_global_batch(tmp_path):
+    rows = generate_alpaca(8, seed=3)  # one step sees all 8 rows in both runs, whatever the sampler
+    data = write_jsonl(rows, tmp_path / "train.jsonl")
+    cfg = small_config(
+        data, tmp_path / "exps", max_steps=1, learning_rate=0.5, optim="sgd", global_batch_size=8
+    )
+    path = write_config(tmp_path / "c.yaml", cfg)
+    single = run_paw("train", str(path), "--name", "one")
+    assert single.returncode == 0, single.stderr
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "paw",
+    ]
+    ddp = subprocess.run(
+        [*command, "train", str(path), "--name", "two"], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert ddp.returncode == 0, ddp.stderr
+    assert sorted(p.name for p in (tmp_path / "exps").iterdir()) == [
+        "one",
+        "two",
+    ]  # rank 1 wrote no experiment
+    plan = json.loads((tmp_path / "exps" / "two" / "results" / "training_report.json").read_text())["plan"]
+    assert (plan["processes"], plan["global_batch"]) == (2, 8)  # 2 processes x micro-batch 4
+    a = load_file(tmp_path / "exps" / "one" / "models" / "final_model" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "exps" / "two" / "models" / "final_model" / "adapter_model.safetensors")
+    moved = [k for k in a if "lora_B" in k and a[k].abs().max() > 0]
+    assert moved  # the step changed the adapter...
+    for key in a:  # ...and both ranks' gradients were combined exactly as one process computes them
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)
