@@ -95,3 +95,83 @@ def test_two_process_ddp_equals_one_process_with_the_same_global_batch(tmp_path)
     assert moved  # the step changed the adapter...
     for key in a:  # ...and both ranks' gradients were combined exactly as one process computes them
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)
+
+
+def test_eight_bit_optimizer_without_cuda_is_refused(tmp_path, alpaca_file):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    path = write_config(tmp_path / "c.yaml", small_config(alpaca_file, tmp_path / "exps"))
+    result = run_paw("train", str(path), "training.optim=adamw_bnb_8bit")
+    assert result.returncode == 2 and "runs in bitsandbytes on CUDA" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "lever",
+    [["model.gradient_checkpointing=true"], ["training.bf16=true"]],
+    ids=["gradient_checkpointing", "bf16_autocast"],
+)
+def test_memory_levers_train_like_the_plain_run(tmp_path, alpaca_file, lever):
+    """Gradient checkpointing recomputes the same activations (same losses); bf16 autocast stays close."""
+    path = write_config(
+        tmp_path / "c.yaml", small_config(alpaca_file, tmp_path / "exps", max_steps=4, logging_steps=1)
+    )
+    assert run_paw("train", str(path), "--name", "plain").returncode == 0
+    result = run_paw("train", str(path), *lever, "--name", "lever")
+    assert result.returncode == 0, result.stderr
+
+    def losses(name):
+        report = json.loads((tmp_path / "exps" / name / "results" / "training_report.json").read_text())
+        return [s["loss"] for s in report["steps"]]
+
+    tolerance = 1e-5 if "gradient" in lever[0] else 5e-2
+    assert losses("lever") == pytest.approx(losses("plain"), rel=tolerance)
+
+
+@pytest.mark.slow
+def test_two_process_run_resumes_from_its_checkpoint(tmp_path, alpaca_file):
+    """A DDP run stopped after checkpoint 2 of 4 and resumed under torchrun ends where an uninterrupted one does."""
+    cfg = small_config(alpaca_file, tmp_path / "exps", max_steps=4, global_batch_size=8, save={"every": 1})
+    path = write_config(tmp_path / "c.yaml", cfg)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "paw",
+    ]
+    for name in ("straight", "stopped"):
+        done = subprocess.run(
+            [*launcher, "train", str(path), "--name", name],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+    stopped = tmp_path / "exps" / "stopped"
+    infos = sorted(p.parent.name for p in stopped.glob("checkpoints/*/checkpoint_info.json"))
+    assert infos == [
+        "checkpoint-1",
+        "checkpoint-2",
+        "checkpoint-3",
+        "checkpoint-4",
+    ]  # rank 0 published them all
+    # make it look killed after step 2: later checkpoints and the final adapter gone, status running
+    for step in (3, 4):
+        subprocess.run(["rm", "-rf", str(stopped / "checkpoints" / f"checkpoint-{step}")], check=True)
+    subprocess.run(["rm", "-rf", str(stopped / "models")], check=True)
+    meta = json.loads((stopped / "metadata.json").read_text())
+    (stopped / "metadata.json").write_text(json.dumps({**meta, "status": "running"}))
+    resumed = subprocess.run(
+        [*launcher, "train", "--resume", str(stopped)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    a = load_file(tmp_path / "exps" / "straight" / "models" / "final_model" / "adapter_model.safetensors")
+    b = load_file(stopped / "models" / "final_model" / "adapter_model.safetensors")
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6)

@@ -6,6 +6,8 @@ the processes; paw only reads their environment and refuses configurations that 
   N. A global batch the processes cannot share evenly is an error.
 - ``training.deepspeed`` (a ZeRO config, e.g. ``configs/deepspeed/zero2.json``) needs the file and the package.
 - FSDP (``training.fsdp`` or an accelerate FSDP config) needs CUDA GPUs.
+- 8-bit and paged optimizers (``training.optim: adamw_bnb_8bit``, ``paged_adamw_8bit``, ...) run in bitsandbytes
+  on CUDA.
 """
 
 from __future__ import annotations
@@ -34,8 +36,16 @@ def per_device_batch(global_batch: int | None, per_device: int, accumulation: in
     return global_batch // share
 
 
-def check_launch(deepspeed: str | None, fsdp: object, cuda: bool) -> None:
-    """Refuse DeepSpeed without its package or config file, and FSDP without GPUs."""
+def check_launch(deepspeed: str | None, fsdp: object, cuda: bool, optim: str | None = None) -> None:
+    """Refuse DeepSpeed without its package or config file, FSDP without GPUs, bitsandbytes optimizers without
+    CUDA or the package."""
+    if optim and ("8bit" in optim or "bnb" in optim or optim.startswith("paged_")):
+        if not cuda:
+            raise PawError(
+                f"training.optim '{optim}' runs in bitsandbytes on CUDA; this machine has none (use adamw_torch)"
+            )
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise PawError(f"training.optim '{optim}' needs bitsandbytes: pip install 'paw[qlora]'")
     if deepspeed:
         if not Path(deepspeed).is_file():
             raise PawError(f"training.deepspeed: {deepspeed}: file not found (see configs/deepspeed/)")

@@ -122,7 +122,10 @@ def prepare(config: RunConfig, load_model: bool = True) -> Prepared:
     launch.per_device_batch(
         t.global_batch_size, t.per_device_train_batch_size, t.gradient_accumulation_steps, launch.world_size()
     )
-    launch.check_launch(t.passthrough.get("deepspeed"), t.passthrough.get("fsdp"), torch.cuda.is_available())
+    optim = t.passthrough.get("optim") or (QLORA_OPTIMIZER if config.model.quantization != "none" else None)
+    launch.check_launch(
+        t.passthrough.get("deepspeed"), t.passthrough.get("fsdp"), torch.cuda.is_available(), optim
+    )
     resolved = resolve_model(config.model.name_or_path, config.paths.models_dir)
     options = load_options(config)
     tokenizer = load_tokenizer(resolved, options)

@@ -1,13 +1,16 @@
-"""Padding vs packing for LoRA SFT on one device: real (non-pad) tokens per second, same model, data and steps.
+"""LoRA SFT throughput on one device: TRL as users write it vs paw (padded and packed) vs a bare PyTorch loop.
+Real (non-pad) tokens per second; same model, data, micro-batch, precision and steps.
 
-    .venv/bin/python benchmarks/packing.py [--steps 12] [--hidden 512] [--layers 6]
+    .venv/bin/python benchmarks/train_throughput.py [--precision fp32|bf16] [--steps 12] [--hidden 512] [--layers 6]
 
 Runs, on the same tokenised examples, micro-batch and precision (``--precision fp32``, or ``bf16``: autocast over
 fp32 weights, which TRL's SFTConfig turns on by default; on a CPU with AVX512-BF16 it is much faster):
   (a) TRL ``SFTTrainer`` + peft as a typical user writes it, padding (``packing=False``);
   (b) TRL ``SFTTrainer`` with ``packing=True`` (its defaults: best-fit packing, padding-free batches);
   (c) paw, padded batches (``data.packing: false``);
-  (d) paw, packed rows with a block-diagonal mask (``data.packing: true``).
+  (d) paw, packed rows with a block-diagonal mask (``data.packing: true``);
+  (e) a bare PyTorch loop (AdamW, forward, backward, step) over the same padded batches as (c) with paw's model:
+      the framework overhead of (c) is 1 − (c)/(e).
 Model: Qwen2-shaped, random weights, the tiny tokenizer; data: ARC-Challenge train in the instruction format
 (``../shared/data/commonsense``) when present, else paw's synthetic instructions. Throughput is real tokens / train
 seconds after one warm-up step; each run in its own process. (b) on a CPU or without flash-attention lets examples attend to each other
@@ -145,11 +148,48 @@ def run_trl(
     return {"tokens": tokens, "tokens_per_s": round(tokens / seconds, 1)}
 
 
+def run_bare(model: Path, train: Path, work: Path, packing: bool, steps: int, batch: int, bf16: bool) -> dict:
+    """No Trainer: paw's model and tokenised data, batches padded by the same collator, AdamW."""
+    import torch
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from paw.config.loader import validate_dict
+    from paw.train.recipe import prepare
+
+    cfg = {
+        "model": {"name_or_path": str(model)},
+        "peft": {"r": 16, "alpha": 32, "target_modules": "all-linear"},
+        "data": {"train_file": str(train), "max_length": 512},
+        "training": {"max_steps": steps, "per_device_train_batch_size": batch},
+    }
+    prepared = prepare(validate_dict(cfg, "bench"))
+    model_ = prepared.model.train()
+    collate = DataCollatorForLanguageModeling(pad_token_id=prepared.tokenizer.pad_token_id)
+    examples = prepared.data.train.examples
+    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(42)).tolist()
+    optimizer = torch.optim.AdamW([p for p in model_.parameters() if p.requires_grad], lr=1e-4)
+    tokens, start = 0, None
+    for step in range(steps):
+        rows = [examples[i] for i in order[step * batch : (step + 1) * batch]]
+        inputs = collate([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model_(**inputs).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if step == 0:  # the warm-up step is not timed
+            start = time.perf_counter()
+        else:
+            tokens += int(inputs["attention_mask"].sum())
+    return {"tokens": tokens, "tokens_per_s": round(tokens / (time.perf_counter() - start), 1)}
+
+
 RUNS = {
     "TRL SFTTrainer, padding": (run_trl, False),
     "TRL SFTTrainer, packing=True": (run_trl, True),
     "paw, padded": (run_paw, False),
     "paw, packed (data.packing)": (run_paw, True),
+    "bare PyTorch loop, padded": (run_bare, False),
 }
 
 
@@ -178,7 +218,7 @@ def main() -> None:
         result = run(work / "model", data, work, packing, args.steps, args.batch, args.precision == "bf16")
         print("RESULT " + json.dumps(result))
         return
-    work = Path(tempfile.mkdtemp(prefix="paw-packing-"))
+    work = Path(tempfile.mkdtemp(prefix="paw-throughput-"))
     build_model(work / "model", args.hidden, args.layers)
     train = data_file(work)
     results = {}
@@ -207,6 +247,10 @@ def main() -> None:
     print(f"{'run':32} {'real tokens/s':>14} {'vs TRL padding':>15}")
     for name, r in results.items():
         print(f"{name:32} {r['tokens_per_s']:>14.1f} {r['tokens_per_s'] / base:>14.2f}x")
+    overhead = (
+        1 - results["paw, padded"]["tokens_per_s"] / results["bare PyTorch loop, padded"]["tokens_per_s"]
+    )
+    print(f"paw's framework overhead vs the bare loop on the same padded batches: {overhead:.1%}")
 
 
 if __name__ == "__main__":
