@@ -138,7 +138,7 @@ class PipelineRun:
         return {"results": str(output / f"{prefix}results.json"), "metrics": results["tasks"]}
 
 
-def _run_eval(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> dict[str, Any]:
+def _run_eval(run: PipelineRun, step: Step) -> dict[str, Any]:
     adapter = None
     if step.needs is not None:
         adapter = run.records[step.needs.key]["outputs"]["adapter"]
@@ -147,7 +147,7 @@ def _run_eval(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> dic
     return {**run.evaluate(run.model(step.side), adapter, out), "adapter": adapter}
 
 
-def _run_train(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> dict[str, Any]:
+def _run_train(run: PipelineRun, step: Step) -> dict[str, Any]:
     from paw.train.checkpoint import latest_checkpoint
     from paw.train.recipe import run_training
 
@@ -190,7 +190,7 @@ def _run_train(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> di
     return outputs
 
 
-def _run_transfer(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> dict[str, Any]:
+def _run_transfer(run: PipelineRun, step: Step) -> dict[str, Any]:
     from paw.transfer.api import TransferOptions, transfer
 
     t = run.config.transfer
@@ -214,7 +214,7 @@ def _run_transfer(run: PipelineRun, step: Step, fingerprints: dict[str, str]) ->
     return {"adapter": str(out / "adapter"), "report": str(out / "adapter" / "transfer_report.md"), **counts}
 
 
-RUNNERS: dict[str, Callable[[PipelineRun, Step, dict[str, str]], dict[str, Any]]] = {
+RUNNERS: dict[str, Callable[[PipelineRun, Step], dict[str, Any]]] = {
     "eval_source_base": _run_eval,
     "train_source": _run_train,
     "transfer": _run_transfer,
@@ -388,7 +388,7 @@ def _run_one(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> None
     resettable = memory.reset_peaks()
     started = time.perf_counter()
     try:
-        outputs = RUNNERS[step.kind](run, step, fingerprints)
+        outputs = RUNNERS[step.kind](run, step)
     except BaseException as err:
         if isinstance(err, KeyboardInterrupt):
             reason = "interrupted"
