@@ -3,8 +3,10 @@ are refused before any model loads."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +16,26 @@ from paw.data.synthetic import generate_alpaca, write_jsonl
 from paw.errors import PawError
 from paw.train.launch import per_device_batch
 from tests.conftest import REPO, run_paw, small_config, write_config
+
+
+def _torchrun(*args: str) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node 2 -m paw ARGS`` on CPU (gloo), output captured."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "paw",
+    ]
+    return subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def _adapter(exp: Path) -> dict:
+    return load_file(exp / "models" / "final_model" / "adapter_model.safetensors")
 
 
 def test_shipped_launcher_configs_load():
@@ -68,20 +90,7 @@ def test_two_process_ddp_equals_one_process_with_the_same_global_batch(tmp_path)
     path = write_config(tmp_path / "c.yaml", cfg)
     single = run_paw("train", str(path), "--name", "one")
     assert single.returncode == 0, single.stderr
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "paw",
-    ]
-    ddp = subprocess.run(
-        [*command, "train", str(path), "--name", "two"], env=env, capture_output=True, text=True, timeout=600
-    )
+    ddp = _torchrun("train", str(path), "--name", "two")
     assert ddp.returncode == 0, ddp.stderr
     assert sorted(p.name for p in (tmp_path / "exps").iterdir()) == [
         "one",
@@ -89,8 +98,7 @@ def test_two_process_ddp_equals_one_process_with_the_same_global_batch(tmp_path)
     ]  # rank 1 wrote no experiment
     plan = json.loads((tmp_path / "exps" / "two" / "results" / "training_report.json").read_text())["plan"]
     assert (plan["processes"], plan["global_batch"]) == (2, 8)  # 2 processes x micro-batch 4
-    a = load_file(tmp_path / "exps" / "one" / "models" / "final_model" / "adapter_model.safetensors")
-    b = load_file(tmp_path / "exps" / "two" / "models" / "final_model" / "adapter_model.safetensors")
+    a, b = _adapter(tmp_path / "exps" / "one"), _adapter(tmp_path / "exps" / "two")
     moved = [k for k in a if "lora_B" in k and a[k].abs().max() > 0]
     assert moved  # the step changed the adapter...
     for key in a:  # ...and both ranks' gradients were combined exactly as one process computes them
@@ -133,25 +141,8 @@ def test_two_process_run_resumes_from_its_checkpoint(tmp_path, alpaca_file):
     """A DDP run stopped after checkpoint 2 of 4 and resumed under torchrun ends where an uninterrupted one does."""
     cfg = small_config(alpaca_file, tmp_path / "exps", max_steps=4, global_batch_size=8, save={"every": 1})
     path = write_config(tmp_path / "c.yaml", cfg)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    launcher = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "paw",
-    ]
     for name in ("straight", "stopped"):
-        done = subprocess.run(
-            [*launcher, "train", str(path), "--name", name],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        done = _torchrun("train", str(path), "--name", name)
         assert done.returncode == 0, done.stderr
     stopped = tmp_path / "exps" / "stopped"
     infos = sorted(p.parent.name for p in stopped.glob("checkpoints/*/checkpoint_info.json"))
@@ -162,16 +153,12 @@ def test_two_process_run_resumes_from_its_checkpoint(tmp_path, alpaca_file):
         "checkpoint-4",
     ]  # rank 0 published them all
     # make it look killed after step 2: later checkpoints and the final adapter gone, status running
-    for step in (3, 4):
-        subprocess.run(["rm", "-rf", str(stopped / "checkpoints" / f"checkpoint-{step}")], check=True)
-    subprocess.run(["rm", "-rf", str(stopped / "models")], check=True)
+    for gone in ("checkpoints/checkpoint-3", "checkpoints/checkpoint-4", "models"):
+        shutil.rmtree(stopped / gone)
     meta = json.loads((stopped / "metadata.json").read_text())
     (stopped / "metadata.json").write_text(json.dumps({**meta, "status": "running"}))
-    resumed = subprocess.run(
-        [*launcher, "train", "--resume", str(stopped)], env=env, capture_output=True, text=True, timeout=600
-    )
+    resumed = _torchrun("train", "--resume", str(stopped))
     assert resumed.returncode == 0, resumed.stderr
-    a = load_file(tmp_path / "exps" / "straight" / "models" / "final_model" / "adapter_model.safetensors")
-    b = load_file(stopped / "models" / "final_model" / "adapter_model.safetensors")
+    a, b = _adapter(tmp_path / "exps" / "straight"), _adapter(stopped)
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6)
