@@ -17,7 +17,7 @@ console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty(
 def find_pipeline(root: Path, name: str | None, config_stem: str):
     """The pipeline experiment to resume: the one named, else the newest made from a config of this name."""
     from paw.experiment.layout import Experiment
-    from paw.utils.io import read_json
+    from paw.utils.io import read_json, read_json_or_none
 
     if name is not None:
         exp = Experiment.at(root, name)
@@ -26,10 +26,7 @@ def find_pipeline(root: Path, name: str | None, config_stem: str):
         return exp, read_json(exp.metadata_file)
     found = []
     for meta_file in Path(root).glob("*/metadata.json"):
-        try:
-            meta = read_json(meta_file)
-        except (OSError, ValueError):
-            continue
+        meta = read_json_or_none(meta_file) or {}
         if meta.get("kind") == "pipeline" and meta.get("config_stem") == config_stem:
             found.append((meta.get("created", ""), meta_file.parent.name, meta))
     if not found:

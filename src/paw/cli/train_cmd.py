@@ -91,12 +91,9 @@ def train(
 
 
 def _status(exp) -> str | None:
-    from paw.utils.io import read_json
+    from paw.utils.io import read_json_or_none
 
-    try:
-        return read_json(exp.metadata_file).get("status")
-    except (OSError, ValueError):
-        return None
+    return (read_json_or_none(exp.metadata_file) or {}).get("status")
 
 
 def validate_loaded(config: RunConfig, source: str, schema_only: bool = False) -> None:

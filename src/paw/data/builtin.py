@@ -9,16 +9,17 @@ test rows drawn with another seed than the training rows.
 
 from __future__ import annotations
 
+import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from paw.data.synthetic import generate_alpaca, generate_sentiment_classification, write_jsonl
+from paw.data.synthetic import generate_alpaca, generate_sentiment_classification
 from paw.data.synthetic_mc import GENERATORS, arc_prompt_completion, generate_mc
 from paw.errors import PawError
 from paw.utils.cache import cache_dir
+from paw.utils.io import atomic_write_text
 from paw.utils.suggest import did_you_mean
 
 PREFIX = "paw-synth/"
@@ -59,12 +60,5 @@ def resolve_data_file(path: str | os.PathLike) -> Path:
     target = cache_dir() / "synth" / f"v{VERSION}" / f"{name}.jsonl"
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write_jsonl(catalog[name](), tmp)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return target
+    rows = catalog[name]()
+    return atomic_write_text(target, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

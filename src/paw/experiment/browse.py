@@ -12,15 +12,15 @@ from typing import Any
 import yaml
 
 from paw.errors import PawError
-from paw.utils.io import read_json
+from paw.utils.io import read_json_or_none
 
 
 def _read(path: Path) -> Any:
+    if path.suffix != ".yaml":
+        return read_json_or_none(path)
     try:
-        if path.suffix == ".yaml":
-            return yaml.safe_load(path.read_text(encoding="utf-8"))
-        return read_json(path)
-    except (OSError, ValueError, yaml.YAMLError):
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
         return None
 
 

@@ -34,7 +34,7 @@ from paw.experiment.metadata import new_metadata, now, update_metadata
 from paw.pipeline import steps as stepmod
 from paw.pipeline.steps import Step, train_key
 from paw.utils import memory
-from paw.utils.io import atomic_write_json, atomic_write_text, read_json
+from paw.utils.io import atomic_write_json, atomic_write_text, read_json, read_json_or_none
 
 log = logging.getLogger("paw.pipeline")
 
@@ -153,7 +153,7 @@ def _run_train(run: PipelineRun, step: Step) -> dict[str, Any]:
 
     model = run.model(step.side)
     exp = Experiment.at(run.steps_dir, step.key)
-    meta = _read_record(exp.metadata_file) or {}
+    meta = read_json_or_none(exp.metadata_file) or {}
     if meta.get("status") == "completed" and (exp.final_model / "adapter_config.json").is_file():
         # trained before with these training inputs (_run_one cleared any other): only the eval is new
         log.info(
@@ -223,13 +223,6 @@ RUNNERS: dict[str, Callable[[PipelineRun, Step], dict[str, Any]]] = {
     "train_target": _run_train,
     "eval_target_lora": _run_eval,
 }
-
-
-def _read_record(path: Path) -> dict[str, Any] | None:
-    try:
-        return read_json(path)
-    except (OSError, ValueError):
-        return None
 
 
 def _setup_logging(exp: Experiment) -> list[tuple[logging.Logger, logging.Handler]]:
@@ -329,7 +322,7 @@ def _run_steps(
     started = time.perf_counter()
     log.info("pipeline %s: %d steps → %s", exp.name, len(plan), exp.dir)
     for step in plan:
-        record = _read_record(run.record_file(step))
+        record = read_json_or_none(run.record_file(step))
         fresh = record is not None and record.get("status") == "completed"
         if fresh and record.get("fingerprint") == fingerprints[step.key]:
             run.records[step.key] = record
@@ -364,7 +357,7 @@ def _run_one(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> None
     from paw.pipeline.report import write_report
 
     path = run.record_file(step)
-    previous = _read_record(path) or {}
+    previous = read_json_or_none(path) or {}
     record = {
         "key": step.key,
         "number": step.number,

@@ -79,7 +79,7 @@ def load_options(config: RunConfig) -> LoadOptions:
     )
 
 
-def peft_options(config: RunConfig, total_steps: int | None = None) -> PeftOptions:
+def peft_options(config: RunConfig) -> PeftOptions:
     p = config.peft
     targets = p.target_modules if isinstance(p.target_modules, str) else tuple(p.target_modules)
     return PeftOptions(
@@ -102,7 +102,15 @@ def peft_options(config: RunConfig, total_steps: int | None = None) -> PeftOptio
         tfinal=p.tfinal,
         delta_t=p.delta_t,
         feedforward_modules=tuple(p.feedforward_modules) if p.feedforward_modules else None,
-        total_steps=total_steps or config.training.max_steps,
+        total_steps=config.training.max_steps,
+    )
+
+
+def per_device_batch(config: RunConfig) -> int:
+    """Each process's micro-batch (derived from training.global_batch_size when set)."""
+    t = config.training
+    return launch.per_device_batch(
+        t.global_batch_size, t.per_device_train_batch_size, t.gradient_accumulation_steps, launch.world_size()
     )
 
 
@@ -119,9 +127,7 @@ def prepare(config: RunConfig, load_model: bool = True) -> Prepared:
     quiet_hf()
     check_quantization(config.model.quantization)  # before any loading
     t = config.training
-    launch.per_device_batch(
-        t.global_batch_size, t.per_device_train_batch_size, t.gradient_accumulation_steps, launch.world_size()
-    )
+    per_device_batch(config)  # a global batch the processes cannot share fails here, before loading
     optim = t.passthrough.get("optim") or (QLORA_OPTIMIZER if config.model.quantization != "none" else None)
     launch.check_launch(
         t.passthrough.get("deepspeed"), t.passthrough.get("fsdp"), torch.cuda.is_available(), optim
@@ -189,9 +195,7 @@ def training_args(config: RunConfig, output_dir: str):
     base_lr = t.schedule[0].lr if isinstance(t.schedule, list) else t.learning_rate
     dtype = config.model.dtype
     on_gpu = torch.cuda.is_available()
-    per_device = launch.per_device_batch(
-        t.global_batch_size, t.per_device_train_batch_size, t.gradient_accumulation_steps, launch.world_size()
-    )
+    per_device = per_device_batch(config)
     kwargs: dict[str, Any] = {
         "output_dir": output_dir,
         "max_steps": t.max_steps if t.max_steps is not None else -1,
@@ -337,14 +341,7 @@ def training_plan(config: RunConfig, prepared: Prepared) -> dict[str, Any]:
         "val_examples": len(prepared.data.val.examples) if prepared.data.val else 0,
         "max_steps": steps,
         "processes": launch.world_size(),
-        "global_batch": launch.per_device_batch(
-            t.global_batch_size,
-            t.per_device_train_batch_size,
-            t.gradient_accumulation_steps,
-            launch.world_size(),
-        )
-        * t.gradient_accumulation_steps
-        * launch.world_size(),
+        "global_batch": per_device_batch(config) * t.gradient_accumulation_steps * launch.world_size(),
         "schedule": [s.model_dump() for s in t.schedule] if isinstance(t.schedule, list) else t.schedule,
         "checkpoints_planned": len(policy.planned(steps)) if steps else None,
     }

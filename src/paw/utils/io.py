@@ -36,6 +36,14 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(handle)
 
 
+def read_json_or_none(path: str | os.PathLike) -> Any:
+    """``read_json``, or None where the file is missing or not valid JSON (records another run may have left)."""
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return None
+
+
 def fsync_dir(path: str | os.PathLike) -> None:
     """Flush a directory entry (after a rename) where the platform allows it."""
     try:
