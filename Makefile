@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.paw-setup-done
 TORCH  := torch==2.13.0
 
-.PHONY: setup test demo lint clean
+.PHONY: setup tokenizers test demo lint clean
 
 setup: $(STAMP)
 
@@ -17,7 +17,12 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PY) -m pip install --quiet -c requirements/constraints.txt -e ".[dev,lm-eval]"
 	touch $(STAMP)
 
-test: setup
+# Real tokenizers for the paw-shape/* stand-ins: llama.cpp's vocabulary files from llama-cpp-python's source
+# archive on the package index, converted once into ~/.cache/paw/tokenizers (a no-op when already there).
+tokenizers: setup
+	$(VENV)/bin/paw fetch-tokenizers
+
+test: setup tokenizers
 	$(VENV)/bin/python -m pytest -q
 
 demo: setup

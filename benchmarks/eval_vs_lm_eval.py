@@ -1,11 +1,12 @@
-"""paw eval vs lm-evaluation-harness: same model, same data, same batch size; items/s of each and the ratio.
+"""paw eval vs lm-evaluation-harness: same model, same data, same batch size and dtype; items/s and the ratio.
 
-    .venv/bin/python benchmarks/eval_vs_lm_eval.py [--n 200] [--hidden 256 --layers 4] [--batch-size 16]
+    .venv/bin/python benchmarks/eval_vs_lm_eval.py --model paw-shape/qwen2.5-0.5b [--n 300] [--batch-size 16]
 
-The model is a randomly initialised Qwen2-shaped model (paw-tiny/qwen2's tokenizer, wider and deeper), built
-once into $PAW_CACHE_DIR. Data: the real benchmark files in ../shared/data when present (ARC-Easy,
-ARC-Challenge, HellaSwag, PIQA, WinoGrande), else paw's synthetic rows in the same schemas. Both tools are timed
-after the model is loaded, from task set-up to metrics. Metrics must be identical; the script fails otherwise.
+`--model` is any model paw resolves; the real-shape stand-ins (`paw-shape/<name>[@<layers>]`, after
+`paw fetch-tokenizers`) are what the figures in RESULTS.md use. Each tool scores each task in its own process
+(model load timed apart), the two alternating task by task so that a busy machine slows both alike. Data: the
+real benchmark files in ../shared/data when present (ARC-Easy, ARC-Challenge, HellaSwag, PIQA, WinoGrande), else
+paw's synthetic rows in the same schemas. Metrics must be identical; the script exits non-zero otherwise.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import ast
 import json
 import os
 import platform
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,34 +31,6 @@ REAL = {
     "piqa": SHARED / "native" / "piqa_validation.jsonl",
     "winogrande": SHARED / "native" / "winogrande_validation.jsonl",
 }
-
-
-def bench_model(hidden: int, layers: int) -> Path:
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    from paw.models.tiny import cache_dir, tiny_model_dir
-
-    target = cache_dir() / "bench" / f"qwen2-h{hidden}-l{layers}"
-    if (target / "config.json").is_file():
-        return target
-    tiny = tiny_model_dir("paw-tiny/qwen2")
-    base = AutoConfig.from_pretrained(tiny)
-    spec = {k: v for k, v in base.to_dict().items() if k not in ("layer_types", "head_dim")}
-    spec.update(
-        {
-            "hidden_size": hidden,
-            "num_hidden_layers": layers,
-            "intermediate_size": 4 * hidden,
-            "num_attention_heads": max(4, hidden // 64),
-            "num_key_value_heads": max(2, hidden // 128),
-        }
-    )
-    config = type(base)(**spec)
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).save_pretrained(target)
-    AutoTokenizer.from_pretrained(tiny).save_pretrained(target)
-    return target
 
 
 def task_files(n: int, workdir: Path) -> tuple[dict[str, str], str]:
@@ -79,90 +55,131 @@ def task_files(n: int, workdir: Path) -> tuple[dict[str, str], str]:
     return files, source
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200, help="documents per task")
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--tasks", default="arc_easy,arc_challenge,hellaswag,piqa,winogrande")
-    args = parser.parse_args()
+def worker(tool: str, model_dir: str, task: str, data_file: str, batch_size: int, workdir: Path) -> dict:
+    """Score one task with one tool in this process; seconds after load, load seconds, metrics, peak RSS."""
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    if tool == "paw":
+        from paw.eval.runner import EvalOptions, run_task
+        from paw.eval.tasks import get_task
+        from paw.models.loaded import load_for_eval
 
-    import lm_eval
+        loaded = load_for_eval(model_dir, None, dtype="fp32")
+        loaded_at = time.perf_counter()
+        result = run_task(
+            loaded.model, loaded.tokenizer, get_task(task), data_file, EvalOptions(batch_size=batch_size)
+        )
+        metrics = {k: result.metrics[k] for k in ("acc", "acc_norm") if result.metrics.get(k) is not None}
+    else:
+        import lm_eval
+        from lm_eval.models.huggingface import HFLM
+        from lm_eval.tasks import TaskManager
+
+        from paw.eval.lm_eval_backend import local_task_yaml
+
+        name = local_task_yaml(task, data_file, workdir)
+        lm = HFLM(pretrained=model_dir, batch_size=batch_size, dtype="float32", device="cpu")
+        loaded_at = time.perf_counter()
+        manager = TaskManager(include_path=str(workdir))
+        out = lm_eval.simple_evaluate(model=lm, tasks=[name], task_manager=manager, verbosity="ERROR")
+        found = out["results"][name]
+        metrics = {k: found[f"{k},none"] for k in ("acc", "acc_norm") if f"{k},none" in found}
+    done = time.perf_counter()
+    return {
+        "seconds": done - loaded_at,
+        "load_seconds": loaded_at - start,
+        "metrics": metrics,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_worker(tool: str, model_dir: str, task: str, data_file: str, batch_size: int, workdir: Path) -> dict:
+    out = workdir / f"{tool}-{task}.json"
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        tool,
+        "--model-dir",
+        model_dir,
+        "--tasks",
+        task,
+        "--data-file",
+        data_file,
+        "--batch-size",
+        str(batch_size),
+        "--out",
+        str(out),
+    ]
+    subprocess.run(command, check=True)
+    return json.loads(out.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="paw-shape/qwen2.5-0.5b", help="any model paw resolves")
+    parser.add_argument("--n", type=int, default=300, help="documents per task")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--tasks", default="arc_easy,arc_challenge,hellaswag,piqa,winogrande")
+    parser.add_argument("--worker", choices=["paw", "lm-eval"], help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--data-file", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        result = worker(
+            args.worker, args.model_dir, args.tasks, args.data_file, args.batch_size, Path(args.out).parent
+        )
+        Path(args.out).write_text(json.dumps(result))
+        return
+
     import torch
-    from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
-    from paw.eval.lm_eval_backend import local_task_yaml
-    from paw.eval.runner import EvalOptions, run_task
-    from paw.eval.tasks import get_task
-    from paw.models.loaded import load_for_eval
+    from paw.models.resolve import resolve_model
 
     tasks = args.tasks.split(",")
-    model_dir = bench_model(args.hidden, args.layers)
+    model_dir = resolve_model(args.model).location
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    results: dict[str, dict[str, dict]] = {"paw": {}, "lm-eval": {}}
     with tempfile.TemporaryDirectory() as tmp:
         files, source = task_files(args.n, Path(tmp))
-        loaded = load_for_eval(str(model_dir), None, dtype="fp32")
-        n_params = sum(p.numel() for p in loaded.model.parameters())
-        paw_results, paw_seconds = {}, {}
         for task in tasks:
-            start = time.perf_counter()
-            result = run_task(
-                loaded.model,
-                loaded.tokenizer,
-                get_task(task),
-                files[task],
-                EvalOptions(batch_size=args.batch_size),
-            )
-            paw_seconds[task] = time.perf_counter() - start
-            paw_results[task] = result.metrics
-        del loaded
-
-        names = {task: local_task_yaml(task, files[task], Path(tmp)) for task in tasks}
-        lm = HFLM(pretrained=str(model_dir), batch_size=args.batch_size, dtype="float32", device="cpu")
-        manager = TaskManager(include_path=tmp)
-        lm_results, lm_seconds = {}, {}
-        for task in tasks:
-            start = time.perf_counter()
-            out = lm_eval.simple_evaluate(
-                model=lm, tasks=[names[task]], task_manager=manager, verbosity="ERROR"
-            )
-            lm_seconds[task] = time.perf_counter() - start
-            lm_results[task] = out["results"][names[task]]
+            for tool in ("paw", "lm-eval"):
+                results[tool][task] = run_worker(
+                    tool, model_dir, task, files[task], args.batch_size, Path(tmp)
+                )
+                print(f"{task} {tool}: {results[tool][task]}", file=sys.stderr, flush=True)
 
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch "
-        f"{torch.__version__}, {torch.get_num_threads()} threads; model: Qwen2-shaped {n_params / 1e6:.1f}M params "
-        f"(hidden {args.hidden}, {args.layers} layers), fp32; data: {source}, {args.n} docs/task; "
-        f"batch size {args.batch_size}"
+        f"{torch.__version__}; model: {args.model} ({config['model_type']}, hidden {config['hidden_size']}, "
+        f"{config['num_hidden_layers']} layers, vocabulary {config['vocab_size']}), fp32; data: {source}, "
+        f"{args.n} docs/task; batch size {args.batch_size}; each tool in its own process per task"
     )
-    print("| task | paw items/s | lm-eval items/s | speed-up | acc paw / lm-eval | acc_norm paw / lm-eval |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| task | paw items/s | lm-eval items/s | speed-up | acc paw / lm-eval | acc_norm paw / lm-eval | peak RSS MB paw / lm-eval |"
+    )
+    print("|---|---|---|---|---|---|---|")
     mismatches = []
     total_paw = total_lm = 0.0
     for task in tasks:
-        n = args.n
-        ours, theirs = paw_results[task], lm_results[task]
-        total_paw += paw_seconds[task]
-        total_lm += lm_seconds[task]
-        accs = f"{ours['acc']:.4f} / {theirs['acc,none']:.4f}"
-        norms = (
-            f"{ours['acc_norm']:.4f} / {theirs['acc_norm,none']:.4f}"
-            if "acc_norm,none" in theirs and "acc_norm" in ours
-            else "n/a"
-        )
-        if ours["acc"] != theirs["acc,none"] or (
-            "acc_norm,none" in theirs and ours.get("acc_norm") != theirs["acc_norm,none"]
-        ):
+        ours, theirs = results["paw"][task], results["lm-eval"][task]
+        total_paw += ours["seconds"]
+        total_lm += theirs["seconds"]
+        cells = [
+            f"{ours['metrics'][k]:.4f} / {theirs['metrics'][k]:.4f}" if k in theirs["metrics"] else "n/a"
+            for k in ("acc", "acc_norm")
+        ]
+        if ours["metrics"] != theirs["metrics"]:
             mismatches.append(task)
         print(
-            f"| {task} | {n / paw_seconds[task]:.1f} | {n / lm_seconds[task]:.1f} | "
-            f"{lm_seconds[task] / paw_seconds[task]:.2f}x | {accs} | {norms} |"
+            f"| {task} | {args.n / ours['seconds']:.2f} | {args.n / theirs['seconds']:.2f} | "
+            f"{theirs['seconds'] / ours['seconds']:.2f}x | {cells[0]} | {cells[1]} | "
+            f"{ours['peak_rss_mb']:.0f} / {theirs['peak_rss_mb']:.0f} |"
         )
     n_all = args.n * len(tasks)
-    print(f"| all | {n_all / total_paw:.1f} | {n_all / total_lm:.1f} | {total_lm / total_paw:.2f}x | | |")
+    print(f"| all | {n_all / total_paw:.2f} | {n_all / total_lm:.2f} | {total_lm / total_paw:.2f}x | | | |")
     if mismatches:
         raise SystemExit(f"metrics differ from lm-eval on: {', '.join(mismatches)}")
 

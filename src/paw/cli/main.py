@@ -213,23 +213,54 @@ def doctor(
 
 @app.command()
 def models() -> None:
-    """List model aliases and the built-in tiny models."""
+    """List model aliases, the built-in tiny models and the stand-ins of published models."""
     from rich.console import Console
     from rich.table import Table
 
+    from paw.models import shape, tiny
     from paw.models.resolve import aliases
-    from paw.models.tiny import PREFIX, families
 
     table = Table("name", "resolves to")
-    for family, spec in families().items():
-        table.add_row(PREFIX + family, f"built locally (tiny {spec['model_type']}, like {spec['mirrors']})")
+    for family, spec in tiny.families().items():
+        table.add_row(
+            tiny.PREFIX + family, f"built locally (tiny {spec['model_type']}, like {spec['mirrors']})"
+        )
     table.add_row(
-        PREFIX + "<family>-<upgrade|deep|rotated>",
+        tiny.PREFIX + "<family>-<upgrade|deep|rotated>",
         "derived from the tiny model: trained further / twice as deep / rotated basis (transfer pairs)",
     )
+    for name, spec in shape.shapes().items():
+        tokenizer = spec.get("tokenizer_note") or f"its real {spec['tokenizer']} tokenizer"
+        table.add_row(
+            f"{shape.PREFIX}{name}[@<layers>]",
+            f"stand-in: {spec['mirrors']}'s shape ({spec['config']['num_hidden_layers']} layers), random "
+            f"weights, {tokenizer}; needs `paw fetch-tokenizers` once",
+        )
     for alias, hub_id in aliases().items():
         table.add_row(alias, hub_id)
     Console().print(table)
+
+
+@app.command(name="fetch-tokenizers")
+@cli_errors
+def fetch_tokenizers(
+    sdist: Annotated[
+        Path | None,
+        typer.Option(
+            "--sdist", help="A local copy of the pinned llama-cpp-python source archive (no download)."
+        ),
+    ] = None,
+    index_url: Annotated[
+        str | None, typer.Option("--index-url", help="Package index (default $PIP_INDEX_URL or PyPI).")
+    ] = None,
+) -> None:
+    """Fetch the real tokenizers (Qwen2, Llama-3, Phi-3, Llama-2 SentencePiece) that paw-shape/* stand-ins use."""
+    from rich.console import Console
+
+    from paw.models.real_tokenizers import fetch_tokenizers as fetch
+
+    for name, path in fetch(sdist, index_url).items():
+        Console(stderr=True, highlight=False).print(f"[green]ok[/] {name} → {path}", soft_wrap=True)
 
 
 @app.command(context_settings={"allow_interspersed_args": True})

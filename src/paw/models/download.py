@@ -20,10 +20,10 @@ SAFE_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.ti
 def download_target(name: str, models_dir: str | Path) -> tuple[str, Path]:
     """(hub id, local dir) for an alias or a hub id: aliases land in ``<models_dir>/<alias>``, hub ids in
     ``<models_dir>/<repo name>`` — the places alias resolution looks."""
-    from paw.models import tiny
+    from paw.models import shape, tiny
     from paw.models.resolve import aliases
 
-    if name.startswith(tiny.PREFIX):
+    if name.startswith((tiny.PREFIX, shape.PREFIX)):
         raise PawError(f"{name} is built locally on first use; there is nothing to download")
     if name in aliases():
         return aliases()[name], Path(models_dir).expanduser() / name

@@ -1,6 +1,7 @@
 """Turn ``model.name_or_path`` into something loadable, without importing torch.
 
-Order: built-in tiny model (``paw-tiny/<family>``) → existing local dir → alias (local copy under
+Order: built-in tiny model (``paw-tiny/<family>``) → stand-in of a published model
+(``paw-shape/<name>[@<layers>]``) → existing local dir → alias (local copy under
 ``paths.models_dir`` first, then its hub id) → a hub id (``org/name``). Anything else is a PawError.
 """
 
@@ -23,7 +24,7 @@ class ResolvedModel:
 
     name: str
     location: str
-    kind: Literal["tiny", "local", "alias", "hub"]
+    kind: Literal["tiny", "shape", "local", "alias", "hub"]
 
     @property
     def is_local(self) -> bool:
@@ -52,13 +53,17 @@ def _looks_like_path(name: str) -> bool:
 def resolve_model(
     name: str, models_dir: str | None = None, build_tiny: bool = True, seed: int = 0
 ) -> ResolvedModel:
-    """Resolve a model name; ``build_tiny=False`` checks a tiny name without building it."""
-    from paw.models import tiny
+    """Resolve a model name; ``build_tiny=False`` checks a built-in name (tiny or stand-in) without building it."""
+    from paw.models import shape, tiny
 
     if name.startswith(tiny.PREFIX):
         tiny.family_of(name)
         location = str(tiny.tiny_model_dir(name, seed)) if build_tiny else name
         return ResolvedModel(name, location, "tiny")
+    if name.startswith(shape.PREFIX):
+        shape.parse_name(name)
+        location = str(shape.stand_in_dir(name, seed)) if build_tiny else name
+        return ResolvedModel(name, location, "shape")
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -73,8 +78,12 @@ def resolve_model(
     if name.count("/") == 1 and all(name.split("/")):
         local = _local_copy(name.split("/")[1], name, models_dir)
         return ResolvedModel(name, str(local) if local else name, "hub")
-    known = list(aliases()) + [tiny.PREFIX + f for f in tiny.families()]
+    known = (
+        list(aliases())
+        + [tiny.PREFIX + f for f in tiny.families()]
+        + [shape.PREFIX + s for s in shape.shapes()]
+    )
     raise PawError(
         f"model.name_or_path: unknown model alias '{name}'{did_you_mean(name, known)}; "
-        "use an alias from 'paw models', a hub id (org/name), a local dir or paw-tiny/<family>"
+        "use an alias from 'paw models', a hub id (org/name), a local dir, paw-tiny/<family> or paw-shape/<model>"
     )

@@ -8,9 +8,7 @@ so tests, the demo and offline smoke runs need no network.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
+import hashlib
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,12 +16,12 @@ from typing import Any
 import yaml
 
 from paw.errors import PawError
-from paw.utils.cache import cache_dir
+from paw.utils.cache import build_atomically, cache_dir
 from paw.utils.suggest import did_you_mean
 
 PREFIX = "paw-tiny/"
 # Bump when the recipe below changes, so caches built by an older paw are not reused.
-TINY_VERSION = 3
+TINY_VERSION = 4
 VOCAB_SIZE = 1024
 ALPACA_HEADER = "Below is an instruction that describes a task. Write a response that appropriately completes the request."
 
@@ -49,36 +47,23 @@ def family_of(name: str) -> tuple[str, str | None]:
     return family, variant or None
 
 
-def _build_atomically(target: Path, build) -> Path:
-    """Build into a staging dir beside ``target`` and rename it (safe under parallel use)."""
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        build(staging / "model")
-        try:
-            os.replace(staging / "model", target)
-        except OSError:  # another process finished first: use its copy
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+def family_seed(family: str, seed: int) -> int:
+    """A seed of the family's own: same-shaped families drawn from one seed would share every weight."""
+    return int.from_bytes(hashlib.sha256(f"{PREFIX}{family}:{seed}".encode()).digest()[:4], "little")
 
 
 def tiny_model_dir(name: str, seed: int = 0) -> Path:
     """Return the cached dir of a tiny model (or variant), building it first if needed."""
     family, variant = family_of(name)
     root = cache_dir() / "tiny"
-    base = _build_atomically(
+    base = build_atomically(
         root / f"{family}-seed{seed}-v{TINY_VERSION}", lambda out: build_tiny_model(family, out, seed)
     )
     if variant is None:
         return base
     from paw.models.tiny_variants import VARIANTS
 
-    return _build_atomically(
+    return build_atomically(
         root / f"{family}-{variant}-seed{seed}-v{TINY_VERSION}", lambda out: VARIANTS[variant](base, out)
     )
 
@@ -136,7 +121,7 @@ def build_tiny_model(family: str, out_dir: Path, seed: int = 0) -> Path:
         **spec["config"],
     )
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(family_seed(family, seed))
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     stops = [token_id(special["eos"])]
     stops += [token_id(t) for t in special["extra"] if t in ("<|im_end|>", "<end_of_turn>", "<|end|>")]

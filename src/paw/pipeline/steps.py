@@ -123,7 +123,7 @@ def file_digest(path: str) -> str:
 
 def model_identity(model: ModelConfig, models_dir: str | None) -> dict[str, Any]:
     """What identifies a base model's weights: a content hash of a local dir, else its name and revision."""
-    from paw.models import tiny
+    from paw.models import shape, tiny
     from paw.models.loaded import fingerprint
     from paw.models.resolve import resolve_model
 
@@ -131,6 +131,8 @@ def model_identity(model: ModelConfig, models_dir: str | None) -> dict[str, Any]
     identity: dict[str, Any] = model.model_dump(mode="json")
     if resolved.kind == "tiny":
         identity["built_in"] = f"tiny-v{tiny.TINY_VERSION}"
+    elif resolved.kind == "shape":
+        identity["built_in"] = f"shape-v{shape.SHAPE_VERSION}"
     elif Path(resolved.location).is_dir():
         identity["content"] = fingerprint(resolved.location)
     return identity

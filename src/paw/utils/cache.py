@@ -1,10 +1,32 @@
-"""Where paw caches what it builds locally (tiny models, synthetic datasets): ``$PAW_CACHE_DIR`` or ``~/.cache/paw``."""
+"""Where paw caches what it builds locally (tiny models, stand-ins, real tokenizers, synthetic datasets):
+``$PAW_CACHE_DIR`` or ``~/.cache/paw``; and how a cached model dir is built without ever being seen half-written."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("PAW_CACHE_DIR") or Path.home() / ".cache" / "paw").expanduser()
+
+
+def build_atomically(target: Path, build: Callable[[Path], object], marker: str = "config.json") -> Path:
+    """Return ``target``, first building it into a staging dir beside it and renaming (safe under parallel use)."""
+    if (target / marker).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        build(staging / "model")
+        try:
+            os.replace(staging / "model", target)
+        except OSError:  # another process finished first: use its copy
+            if not (target / marker).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
