@@ -1,19 +1,23 @@
 """LoRA SFT throughput on one device: TRL as users write it vs paw (padded and packed) vs a bare PyTorch loop.
 Real (non-pad) tokens per second; same model, data, micro-batch, precision and steps.
 
-    .venv/bin/python benchmarks/train_throughput.py [--precision fp32|bf16] [--steps 12] [--hidden 512] [--layers 6]
+    .venv/bin/python benchmarks/train_throughput.py --model paw-shape/qwen2.5-0.5b [--precision fp32|bf16] \
+        [--steps 4] [--batch 4]
 
 Runs, on the same tokenised examples, micro-batch and precision (``--precision fp32``, or ``bf16``: autocast over
 fp32 weights, which TRL's SFTConfig turns on by default; on a CPU with AVX512-BF16 it is much faster):
-  (a) TRL ``SFTTrainer`` + peft as a typical user writes it, padding (``packing=False``);
+  (a) TRL ``SFTTrainer`` + peft as a typical user writes it, padding (``packing=False``; TRL's defaults, which
+      include gradient checkpointing);
+  (a') the same with ``gradient_checkpointing=False`` (faster, more activation memory: what paw does by default);
   (b) TRL ``SFTTrainer`` with ``packing=True`` (its defaults: best-fit packing, padding-free batches);
   (c) paw, padded batches (``data.packing: false``);
   (d) paw, packed rows with a block-diagonal mask (``data.packing: true``);
   (e) a bare PyTorch loop (AdamW, forward, backward, step) over the same padded batches as (c) with paw's model:
       the framework overhead of (c) is 1 − (c)/(e).
-Model: Qwen2-shaped, random weights, the tiny tokenizer; data: ARC-Challenge train in the instruction format
+Model: any model paw resolves (``--model``; the figures use the ``paw-shape/*`` stand-ins: published shapes, real
+tokenizers, random weights, loaded in fp32); data: ARC-Challenge train in the instruction format
 (``../shared/data/commonsense``) when present, else paw's synthetic instructions. Throughput is real tokens / train
-seconds after one warm-up step; each run in its own process. (b) on a CPU or without flash-attention lets examples attend to each other
+seconds after one warm-up step, and each run's peak RSS; each run in its own process. (b) on a CPU or without flash-attention lets examples attend to each other
 (TRL warns); (d) does not (see tests/data/test_packing.py).
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -29,30 +34,6 @@ import time
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "commonsense" / "ARC-Challenge-train.json"
-
-
-def build_model(out: Path, hidden: int, layers: int) -> Path:
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    from paw.models.tiny import tiny_model_dir
-
-    tiny = tiny_model_dir("paw-tiny/qwen2")
-    spec = AutoConfig.from_pretrained(tiny).to_dict()
-    spec.update(
-        hidden_size=hidden,
-        intermediate_size=hidden * 3,
-        num_hidden_layers=layers,
-        num_attention_heads=hidden // 64,
-        num_key_value_heads=max(1, hidden // 256),
-    )
-    spec.pop("layer_types", None)
-    config = type(AutoConfig.from_pretrained(tiny))(**spec)
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config)
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(tiny).save_pretrained(out)
-    return out
 
 
 def data_file(work: Path) -> Path:
@@ -71,7 +52,7 @@ def run_paw(model: Path, train: Path, work: Path, packing: bool, steps: int, bat
     from paw.train.recipe import run_training
 
     cfg = {
-        "model": {"name_or_path": str(model)},
+        "model": {"name_or_path": str(model), "dtype": "fp32"},
         "peft": {"r": 16, "alpha": 32, "target_modules": "all-linear"},
         "data": {"train_file": str(train), "max_length": 512, "packing": packing},
         "training": {
@@ -90,9 +71,17 @@ def run_paw(model: Path, train: Path, work: Path, packing: bool, steps: int, bat
 
 
 def run_trl(
-    model_dir: Path, train: Path, work: Path, packing: bool, steps: int, batch: int, bf16: bool
+    model_dir: Path,
+    train: Path,
+    work: Path,
+    packing: bool,
+    steps: int,
+    batch: int,
+    bf16: bool,
+    checkpointing: bool = True,
 ) -> dict:
     """What a typical user writes: SFTTrainer + LoraConfig on the same prompt/completion text."""
+    import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -133,9 +122,10 @@ def run_trl(
         include_num_input_tokens_seen="non_padding",
         use_cpu=True,
         bf16=bf16,
+        gradient_checkpointing=checkpointing,
     )
     trainer = SFTTrainer(
-        model=AutoModelForCausalLM.from_pretrained(model_dir),
+        model=AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),  # like paw: fp32 weights
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
@@ -157,7 +147,7 @@ def run_bare(model: Path, train: Path, work: Path, packing: bool, steps: int, ba
     from paw.train.recipe import prepare
 
     cfg = {
-        "model": {"name_or_path": str(model)},
+        "model": {"name_or_path": str(model), "dtype": "fp32"},
         "peft": {"r": 16, "alpha": 32, "target_modules": "all-linear"},
         "data": {"train_file": str(train), "max_length": 512},
         "training": {"max_steps": steps, "per_device_train_batch_size": batch},
@@ -184,8 +174,13 @@ def run_bare(model: Path, train: Path, work: Path, packing: bool, steps: int, ba
     return {"tokens": tokens, "tokens_per_s": round(tokens / (time.perf_counter() - start), 1)}
 
 
+def run_trl_no_checkpointing(*args) -> dict:
+    return run_trl(*args, checkpointing=False)
+
+
 RUNS = {
     "TRL SFTTrainer, padding": (run_trl, False),
+    "TRL, padding, no grad. ckpt": (run_trl_no_checkpointing, False),
     "TRL SFTTrainer, packing=True": (run_trl, True),
     "paw, padded": (run_paw, False),
     "paw, packed (data.packing)": (run_paw, True),
@@ -195,10 +190,9 @@ RUNS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--hidden", type=int, default=512)
-    parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument("--model", default="paw-shape/qwen2.5-0.5b", help="any model paw resolves")
+    parser.add_argument("--steps", type=int, default=4, help="optimizer steps (the first is not timed)")
+    parser.add_argument("--batch", type=int, default=4)
     parser.add_argument(
         "--precision",
         choices=["fp32", "bf16"],
@@ -207,6 +201,7 @@ def main() -> None:
     )
     parser.add_argument("--only", help="run one configuration in this process (used internally)")
     parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     from paw.models.load import quiet_hf
 
@@ -215,11 +210,17 @@ def main() -> None:
         work = Path(args.work)
         run, packing = RUNS[args.only]
         data = Path(next(work.glob("*.jsonl")))
-        result = run(work / "model", data, work, packing, args.steps, args.batch, args.precision == "bf16")
+        result = run(
+            Path(args.model_dir), data, work, packing, args.steps, args.batch, args.precision == "bf16"
+        )
+        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         print("RESULT " + json.dumps(result))
         return
+    from paw.models.resolve import resolve_model
+
+    model_dir = resolve_model(args.model).location
+    config = json.loads((Path(model_dir) / "config.json").read_text())
     work = Path(tempfile.mkdtemp(prefix="paw-throughput-"))
-    build_model(work / "model", args.hidden, args.layers)
     train = data_file(work)
     results = {}
     for name in RUNS:
@@ -230,6 +231,8 @@ def main() -> None:
             name,
             "--work",
             str(work),
+            "--model-dir",
+            model_dir,
             "--steps",
             str(args.steps),
             "--batch",
@@ -239,14 +242,17 @@ def main() -> None:
         ]
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         results[name] = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+        print(f"{name}: {results[name]}", file=sys.stderr, flush=True)
     base = results["TRL SFTTrainer, padding"]["tokens_per_s"]
     print(
         f"machine: {platform.processor() or platform.machine()}, {args.precision}, data: {train.name}, steps {args.steps}, "
-        f"batch {args.batch}, hidden {args.hidden} x {args.layers} layers; each run in its own process"
+        f"batch {args.batch}, model {args.model} (hidden {config['hidden_size']} x {config['num_hidden_layers']} "
+        f"layers, vocabulary {config['vocab_size']}), fp32 weights; each run in its own process"
     )
-    print(f"{'run':32} {'real tokens/s':>14} {'vs TRL padding':>15}")
+    print("| run | real tokens/s | vs TRL defaults | peak RSS (MB) |")
+    print("|---|---|---|---|")
     for name, r in results.items():
-        print(f"{name:32} {r['tokens_per_s']:>14.1f} {r['tokens_per_s'] / base:>14.2f}x")
+        print(f"| {name} | {r['tokens_per_s']:.1f} | {r['tokens_per_s'] / base:.2f}x | {r['peak_rss_mb']} |")
     overhead = (
         1 - results["paw, padded"]["tokens_per_s"] / results["bare PyTorch loop, padded"]["tokens_per_s"]
     )

@@ -1,12 +1,17 @@
-"""Time and peak memory of ``paw transfer`` for r=16 all-linear LoRA adapters over Qwen2.5-shaped layer sets.
+"""Time and peak memory of ``paw transfer`` for r=16 all-linear LoRA adapters on real model shapes.
 
-    .venv/bin/python benchmarks/transfer_speed.py --shape 0.5b            # all 24 layers
-    .venv/bin/python benchmarks/transfer_speed.py --shape 7b --layers 2   # 2 of 28 layers, time scaled per layer
+    .venv/bin/python benchmarks/transfer_speed.py --pair qwen2.5-0.5b                 # all 24 layers
+    .venv/bin/python benchmarks/transfer_speed.py --pair qwen2.5-7b --layers 4        # 4 of 28 layers
+    .venv/bin/python benchmarks/transfer_speed.py --pair gemma-2-2b:qwen2.5-1.5b --layers 4
 
-Weights are random (bf16 safetensors written once into a temp dir; source and target differ by a small
-perturbation so the similarity gate passes). Only the decoder projections are written: transfer reads nothing
-else. Each transfer runs as ``paw transfer`` in its own process. Reported: wall time of that process, the transfer's
-own seconds per layer (from its report) scaled to all layers, and the peak RSS of the transfer processes.
+Models are the ``paw-shape/*`` stand-ins (published shapes, random bf16 weights; `paw fetch-tokenizers` first),
+depth-cut with ``--layers`` where the full model would not fit this machine's time or disk. A pair of one name is
+that model and a perturbed copy of it (W + 0.1·noise: a further-trained release, so the similarity gate passes
+and the methods do their work); a pair ``a:b`` is two independent families, run with the gate open
+(``--similarity-threshold 0 --chance-multiple 0``) so that ``project`` maps every unit. The adapter has random
+A and B on all seven projections of every layer. Each transfer runs as ``paw transfer`` in its own process.
+Reported: the process's wall time, the transfer's own seconds per layer (from its report) scaled to the
+published depth, and the process's peak RSS.
 """
 
 from __future__ import annotations
@@ -14,127 +19,125 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-SHAPES = {  # hidden, intermediate, heads, kv heads, layers (Qwen2.5 configs)
-    "0.5b": (896, 4864, 14, 2, 24),
-    "7b": (3584, 18944, 28, 4, 28),
-}
+# `paw` in a process that reports its own peak RSS on exit (RUSAGE_CHILDREN would give the largest child so far)
+REPORT_PEAK = (
+    "import resource, runpy, sys\n"
+    "sys.argv = ['paw', *sys.argv[1:]]\n"
+    "try:\n    runpy.run_module('paw', run_name='__main__')\n"
+    "finally:\n    print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
+)
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def write_model(root: Path, shape: str, layers: int, seed: int, base=None) -> tuple[Path, dict]:
+def perturbed_copy(model_dir: Path, out: Path, seed: int = 1) -> Path:
+    """A copy of a stand-in whose decoder weights moved by 10% of their scale (a later release)."""
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import load_file, save_file
 
-    hidden, inter, heads, kv, _ = SHAPES[shape]
-    head_dim = hidden // heads
-    dims = {"q": hidden, "k": kv * head_dim, "v": kv * head_dim}
+    shutil.copytree(model_dir, out)
     g = torch.Generator().manual_seed(seed)
-    tensors = {}
-    for layer in range(layers):
-        p = f"model.layers.{layer}"
-        shapes = {
-            **{f"{p}.self_attn.{n}_proj.weight": (dims[n], hidden) for n in "qkv"},
-            f"{p}.self_attn.o_proj.weight": (hidden, hidden),
-            f"{p}.mlp.gate_proj.weight": (inter, hidden),
-            f"{p}.mlp.up_proj.weight": (inter, hidden),
-            f"{p}.mlp.down_proj.weight": (hidden, inter),
-        }
-        for key, size in shapes.items():
-            noise = torch.randn(size, generator=g) * 0.02
-            tensors[key] = (base[key].float() + 0.1 * noise if base else noise).to(torch.bfloat16)
-    root.mkdir(parents=True)
-    save_file(tensors, str(root / "model.safetensors"))
-    config = {
-        "model_type": "qwen2",
-        "hidden_size": hidden,
-        "intermediate_size": inter,
-        "num_attention_heads": heads,
-        "num_key_value_heads": kv,
-        "num_hidden_layers": layers,
-    }
-    (root / "config.json").write_text(json.dumps(config))
-    return root, tensors
+    for file in sorted(out.glob("*.safetensors")):
+        tensors = load_file(str(file))
+        for key, value in tensors.items():
+            if ".layers." in key and value.dim() == 2:
+                noise = torch.randn(value.shape, generator=g) * value.float().std()
+                tensors[key] = (value.float() + 0.1 * noise).to(value.dtype)
+        save_file(tensors, str(file), metadata={"format": "pt"})
+    return out
 
 
-def write_adapter(root: Path, tensors: dict, r: int) -> Path:
+def random_adapter(model_dir: Path, out: Path, r: int) -> Path:
+    """Random LoRA factors on every projection of every layer, shapes read from the weight files' headers."""
     import torch
     from peft import LoraConfig
+    from safetensors import safe_open
     from safetensors.torch import save_file
 
     g = torch.Generator().manual_seed(7)
-    lora, modules = {}, []
-    for key, weight in tensors.items():
-        module = key.removesuffix(".weight")
-        modules.append(module)
-        lora[f"base_model.model.{module}.lora_A.weight"] = torch.randn(r, weight.shape[1], generator=g) * 0.01
-        lora[f"base_model.model.{module}.lora_B.weight"] = torch.randn(weight.shape[0], r, generator=g) * 0.01
-    root.mkdir(parents=True)
-    LoraConfig(r=r, lora_alpha=2 * r, target_modules=modules, task_type="CAUSAL_LM").save_pretrained(
-        str(root)
-    )
-    save_file(lora, str(root / "adapter_model.safetensors"))
-    return root
+    lora, modules = {}, set()
+    for file in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(str(file), "pt") as weights:
+            for key in weights.keys():
+                name = key.removesuffix(".weight")
+                if name.split(".")[-1] not in PROJECTIONS:
+                    continue
+                rows, cols = weights.get_slice(key).get_shape()
+                lora[f"base_model.model.{name}.lora_A.weight"] = torch.randn(r, cols, generator=g) * 0.01
+                lora[f"base_model.model.{name}.lora_B.weight"] = torch.randn(rows, r, generator=g) * 0.01
+                modules.add(name.split(".")[-1])
+    out.mkdir(parents=True)
+    config = LoraConfig(r=r, lora_alpha=2 * r, target_modules=sorted(modules), task_type="CAUSAL_LM")
+    config.base_model_name_or_path = str(model_dir)
+    config.save_pretrained(str(out))
+    save_file(lora, str(out / "adapter_model.safetensors"))
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", choices=sorted(SHAPES), default="0.5b")
-    parser.add_argument("--layers", type=int, default=None, help="layers to build (default: all)")
+    parser.add_argument("--pair", default="qwen2.5-0.5b", help="a stand-in name, or source:target")
+    parser.add_argument("--layers", type=int, default=None, help="depth cut (default: the published depth)")
     parser.add_argument("--r", type=int, default=16)
     args = parser.parse_args()
 
     import torch
 
-    total_layers = SHAPES[args.shape][4]
-    layers = args.layers or total_layers
+    from paw.models import shape
+    from paw.models.resolve import resolve_model
+
+    source_name, _, target_name = args.pair.partition(":")
+    cut = f"@{args.layers}" if args.layers else ""
+    source = Path(resolve_model(f"{shape.PREFIX}{source_name}{cut}").location)
+    published = shape.shapes()[target_name or source_name]["config"]["num_hidden_layers"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        src, tensors = write_model(tmp / "source", args.shape, layers, seed=0)
-        tgt, _ = write_model(tmp / "target", args.shape, layers, seed=1, base=tensors)
-        adapter = write_adapter(tmp / "adapter", tensors, args.r)
-        del tensors
+        if target_name:
+            target = Path(resolve_model(f"{shape.PREFIX}{target_name}{cut}").location)
+            runs = [("project", ["--similarity-threshold", "0", "--chance-multiple", "0"])]
+        else:
+            target = perturbed_copy(source, tmp / "target")
+            runs = [("direct", []), ("project", [])]
+        layers = json.loads((target / "config.json").read_text())["num_hidden_layers"]
+        adapter = random_adapter(source, tmp / "adapter", args.r)
         print(
             f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
-            f"Qwen2.5-{args.shape} shape, {layers} of {total_layers} layers, r={args.r}, all 7 projections"
+            f"{args.pair} ({layers} of {published} layers), r={args.r}, all 7 projections"
         )
         print(
-            "| method | units | wall s (process) | s/layer (transfer) | est. all layers (s) | peak RSS of the process (MB) |"
+            "| pair | method | units | wall s (process) | s/layer (transfer) | est. all layers (s) | peak RSS (MB) |"
         )
-        print("|---|---|---|---|---|---|")
-        for method in ("direct", "project"):
-            # Each transfer runs as a user would run it, in its own process, so its peak RSS is its own.
+        print("|---|---|---|---|---|---|---|")
+        for method, extra in runs:
+            out = tmp / f"out-{method}"
             cmd = [
                 sys.executable,
-                "-m",
-                "paw",
+                "-c",
+                REPORT_PEAK,
                 "transfer",
                 "--adapter",
                 str(adapter),
                 "--source",
-                str(src),
-                "--target",
-                str(tgt),
-                "--output",
-                str(tmp / f"out-{method}"),
-                "--method",
-                method,
+                str(source),
             ]
+            cmd += ["--target", str(target), "--output", str(out), "--method", method, *extra]
             start = time.perf_counter()
             done = subprocess.run(cmd, capture_output=True, text=True)
             seconds = time.perf_counter() - start
             if done.returncode != 0:
                 raise SystemExit(done.stderr)
-            report = json.loads((tmp / f"out-{method}" / "transfer_report.json").read_text())
-            rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            rss = int(done.stderr.rsplit("PEAK_RSS_KB ", 1)[1].split()[0]) / 1024
+            report = json.loads((out / "transfer_report.json").read_text())
+            per_layer = report["seconds"] / layers
             print(
-                f"| {method} | {report['transferred']}/{report['units']} | {seconds:.1f} | "
-                f"{report['seconds'] / layers:.2f} | {report['seconds'] / layers * total_layers:.0f} | {rss:.0f} |",
+                f"| {args.pair} | {method} | {report['transferred']}/{report['units']} | {seconds:.1f} | "
+                f"{per_layer:.2f} | {per_layer * published:.0f} | {rss:.0f} |",
                 flush=True,
             )
 

@@ -26,7 +26,8 @@ over the file by `--profile name`; `section.key=value` arguments on the command 
 read as YAML). `training` also takes any `transformers.TrainingArguments` field by its own name (checked against
 the installed transformers), except the ones paw manages itself, which are refused with the paw key to use.
 Relative data paths resolve against `paths.data_dir` when set, else the current directory; built-in datasets
-(`paw-synth/<name>`) and models (`paw-tiny/<family>[-<variant>]`) work offline.
+(`paw-synth/<name>`) and models (`paw-tiny/<family>[-<variant>]`; `paw-shape/<name>[@<layers>]` once
+`paw fetch-tokenizers` has run) work offline.
 """
 
 

@@ -22,7 +22,8 @@ class ModelConfig(Section):
     name_or_path: str = Field(
         description="Local dir, hub id, alias (e.g. 'qwen2.5-0.5b', see paw/models/aliases.yaml) "
         "or a built-in tiny model 'paw-tiny/<qwen2|llama|gemma2|phi3>', optionally with a derived variant "
-        "'-upgrade', '-deep' or '-rotated' (see paw/models/tiny_variants.py)."
+        "'-upgrade', '-deep' or '-rotated' (see paw/models/tiny_variants.py), or a stand-in of a published "
+        "model 'paw-shape/<name>[@<layers>]' (its shape and real tokenizer, random weights; see paw models)."
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to load.")
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
