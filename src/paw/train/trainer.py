@@ -1,8 +1,10 @@
-"""TRL's SFTTrainer (and, for classification, transformers' Trainer) with paw's three changes, and nothing else:
+"""TRL's SFTTrainer (and, for classification, transformers' Trainer) with paw's changes, and nothing else:
 
 1. the LR scheduler comes from ``paw.train.schedule`` (multi-stage schedules included);
 2. checkpoints are staged and published atomically (``paw.train.checkpoint``) with ``checkpoint_info.json``;
-3. a non-finite loss stops the run with a clear error (the last good checkpoint stays).
+3. a non-finite loss stops the run with a clear error (the last good checkpoint stays);
+4. (SFT) the vocabulary projection runs only at label positions (``paw.train.label_loss``): the same loss as
+   TRL's, without TRL's chunked log-prob kernel, which on real vocabularies costs more than the whole backbone.
 
 Loss normalisation across gradient accumulation is the Trainer's: with a model that accepts
 ``num_items_in_batch`` every micro-batch's summed token loss is divided by the number of target tokens in the
@@ -100,6 +102,40 @@ class PawTrainerMixin:
 
 class PawSFTTrainer(PawTrainerMixin, SFTTrainer):
     """Causal-LM SFT on pre-tokenised ``input_ids``/``labels``."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        from paw.train.label_loss import label_positions_loss
+
+        peft_config = getattr(self.accelerator.unwrap_model(model), "active_peft_config", None)
+        if return_outputs or getattr(peft_config, "is_prompt_learning", False) or self.aux_loss_enabled:
+            # virtual tokens shift the positions; callers that want the logits get TRL's path
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        result = label_positions_loss(model, inputs, num_items_in_batch)
+        loss = result.loss
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # DDP averages gradients; the count was global
+        self._log_token_metrics(inputs, result)
+        return loss
+
+    def _log_token_metrics(self, inputs, result) -> None:
+        """TRL's per-step entropy, token accuracy and token count, from the label positions' logits."""
+        mode = "train" if self.model.training else "eval"
+        gather = self.accelerator.gather_for_metrics
+        device = inputs["labels"].device
+        n = gather(torch.tensor(result.label_tokens, device=device)).sum()
+        entropy = gather(torch.tensor(result.entropy_sum, device=device)).sum()
+        correct = gather(torch.tensor(result.correct, device=device)).sum()
+        self._metrics[mode]["entropy"].append((entropy / n).item() if n > 0 else 0.0)
+        self._metrics[mode]["mean_token_accuracy"].append((correct / n).item() if n > 0 else 0.0)
+        if mode == "train":
+            mask = inputs.get("attention_mask")
+            local = (
+                mask.sum()
+                if mask is not None and mask.dim() == 2
+                else torch.tensor(inputs["input_ids"].numel())
+            )
+            self._total_train_tokens += gather(local.to(device)).sum().item()
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
 
 
 class PawClassificationTrainer(PawTrainerMixin, Trainer):
