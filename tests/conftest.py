@@ -79,3 +79,17 @@ def run_paw(*args: str, cwd: Path | None = None, timeout: int = 600) -> subproce
         text=True,
         timeout=timeout,
     )
+
+
+def mc_task_files(root: Path, tasks, docs: int) -> dict[str, str]:
+    """Synthetic multiple-choice rows in each task's native schema, one JSONL file per task (seed = task index)."""
+    import json
+
+    from paw.data.synthetic_mc import generate_mc
+
+    files = {}
+    for i, task in enumerate(tasks):
+        path = root / f"{task}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in generate_mc(task, docs, seed=i)))
+        files[task] = str(path)
+    return files

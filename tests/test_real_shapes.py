@@ -11,6 +11,7 @@ from paw.data.synthetic import generate_alpaca, write_jsonl
 from paw.data.synthetic_mc import generate_mc
 from paw.models.generate import Sampling
 from paw.models.resolve import resolve_model
+from paw.transfer.api import TransferOptions
 
 pytestmark = pytest.mark.slow
 # One stand-in per real tokenizer: Qwen2 BPE, Llama-3 BPE (+BOS), Phi-3 SentencePiece, Llama-2 SentencePiece.
@@ -45,12 +46,11 @@ def test_train_eval_transfer_merge_infer_on_a_stand_in(real_tokenizers, model, t
     )
     assert scores["tasks"]["arc_easy"]["n"] == 6
 
-    report = api.transfer(adapter, model, tmp_path / "moved", options=_direct())
+    report = api.transfer(adapter, model, tmp_path / "moved", options=TransferOptions(method="direct"))
     assert report["transferred"] == report["units"] == 7  # the same base: every unit passes and is copied
 
-    api.merge(
-        adapter, tmp_path / "merged"
-    )  # tests/models/test_merge_and_infer.py checks merged = base + adapter
+    # tests/models/test_merge_and_infer.py checks merged = base + adapter; here: it loads, tokenizer intact
+    api.merge(adapter, tmp_path / "merged")
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
     assert not any(".lora_" in name for name, _ in merged.named_parameters())
     text = "Question: Which gas do plants take in?\nAnswer:"
@@ -60,12 +60,6 @@ def test_train_eval_transfer_merge_infer_on_a_stand_in(real_tokenizers, model, t
 
     [text] = api.infer(["Name a fruit."], adapter=adapter, sampling=Sampling(max_new_tokens=3))
     assert isinstance(text, str)
-
-
-def _direct():
-    from paw.transfer.api import TransferOptions
-
-    return TransferOptions(method="direct")
 
 
 def steer(model_dir, out, answer: int, then: int, end_of_turn: int) -> None:

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from paw.data.synthetic_mc import generate_mc
 from paw.eval.api import evaluate
 from paw.eval.lm_eval_backend import local_task_yaml, run_lm_eval
 from paw.eval.runner import EvalOptions
 from paw.models.resolve import resolve_model
+from tests.conftest import mc_task_files
 
 pytestmark = pytest.mark.slow
 TASKS = ("arc_easy", "arc_challenge", "piqa", "hellaswag", "winogrande")
@@ -16,13 +16,7 @@ TASKS = ("arc_easy", "arc_challenge", "piqa", "hellaswag", "winogrande")
 
 @pytest.fixture(scope="module")
 def task_files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mc")
-    files = {}
-    for i, task in enumerate(TASKS):
-        path = root / f"{task}.jsonl"
-        path.write_text("".join(json.dumps(r) + "\n" for r in generate_mc(task, 30, seed=i)))
-        files[task] = str(path)
-    return files
+    return mc_task_files(tmp_path_factory.mktemp("mc"), TASKS, 30)
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from paw.data.synthetic_mc import generate_mc
 from paw.eval.api import evaluate
 from paw.eval.lm_eval_backend import local_task_yaml, run_lm_eval
 from paw.eval.runner import EvalOptions
 from paw.models.resolve import resolve_model
+from tests.conftest import mc_task_files
 
 pytestmark = pytest.mark.slow
 MODELS = ("paw-shape/qwen2.5-0.5b@1", "paw-shape/llama-3.2-1b@1", "paw-shape/phi-3.5-mini@1")
@@ -19,13 +19,7 @@ DOCS = 8
 
 @pytest.fixture(scope="module")
 def task_files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mc")
-    files = {}
-    for i, task in enumerate(TASKS):
-        path = root / f"{task}.jsonl"
-        path.write_text("".join(json.dumps(r) + "\n" for r in generate_mc(task, DOCS, seed=i)))
-        files[task] = str(path)
-    return files
+    return mc_task_files(tmp_path_factory.mktemp("mc"), TASKS, DOCS)
 
 
 @pytest.mark.parametrize("model", MODELS)

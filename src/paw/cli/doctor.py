@@ -114,6 +114,18 @@ def run_checks() -> list[Check]:
     checks.append(
         Check("cache", os.access(probe, os.W_OK), f"{cache}", "set PAW_CACHE_DIR to a writable dir")
     )
+    from paw.models.real_tokenizers import RECORD, tokenizer_names
+
+    fetched = [n for n in tokenizer_names() if (cache / "tokenizers" / n / RECORD).is_file()]
+    checks.append(
+        Check(
+            "real vocabs",
+            len(fetched) == len(tokenizer_names()),
+            f"tokenizers for paw-shape/*: {', '.join(fetched) or 'none'} fetched",
+            "run 'paw fetch-tokenizers' (or 'make tokenizers') once",
+            False,
+        )
+    )
     token = any(os.environ.get(k) for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"))
     checks.append(
         Check(

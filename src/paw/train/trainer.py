@@ -110,7 +110,12 @@ class PawSFTTrainer(PawTrainerMixin, SFTTrainer):
         if return_outputs or getattr(peft_config, "is_prompt_learning", False) or self.aux_loss_enabled:
             # virtual tokens shift the positions; callers that want the logits get TRL's path
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        result = label_positions_loss(model, inputs, num_items_in_batch)
+        try:
+            result = label_positions_loss(model, inputs, num_items_in_batch)
+        except TypeError as err:  # a model (custom code) whose forward takes no logits_to_keep
+            if "logits_to_keep" not in str(err):
+                raise
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss = result.loss
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # DDP averages gradients; the count was global
