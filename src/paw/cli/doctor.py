@@ -114,9 +114,9 @@ def run_checks() -> list[Check]:
     checks.append(
         Check("cache", os.access(probe, os.W_OK), f"{cache}", "set PAW_CACHE_DIR to a writable dir")
     )
-    from paw.models.real_tokenizers import RECORD, tokenizer_names
+    from paw.models.real_tokenizers import is_fetched, tokenizer_names
 
-    fetched = [n for n in tokenizer_names() if (cache / "tokenizers" / n / RECORD).is_file()]
+    fetched = [n for n in tokenizer_names() if is_fetched(n)]
     checks.append(
         Check(
             "real vocabs",

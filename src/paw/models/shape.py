@@ -10,7 +10,6 @@ test. Each model draws from its own seed (a hash of its name), so no two stand-i
 
 from __future__ import annotations
 
-import hashlib
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import yaml
 
 from paw.errors import PawError
-from paw.utils.cache import build_atomically, cache_dir
+from paw.utils.cache import build_atomically, cache_dir, named_seed
 from paw.utils.io import atomic_write_json
 from paw.utils.suggest import did_you_mean
 
@@ -56,7 +55,7 @@ def parse_name(name: str) -> tuple[str, int]:
 
 def weight_seed(base: str, seed: int) -> int:
     """A seed of the model's own, so two stand-ins never draw the same weights."""
-    return int.from_bytes(hashlib.sha256(f"{PREFIX}{base}:{seed}".encode()).digest()[:4], "little")
+    return named_seed(PREFIX + base, seed)
 
 
 def stand_in_dir(name: str, seed: int = 0) -> Path:

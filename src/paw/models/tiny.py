@@ -8,7 +8,6 @@ so tests, the demo and offline smoke runs need no network.
 
 from __future__ import annotations
 
-import hashlib
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import yaml
 
 from paw.errors import PawError
-from paw.utils.cache import build_atomically, cache_dir
+from paw.utils.cache import build_atomically, cache_dir, named_seed
 from paw.utils.suggest import did_you_mean
 
 PREFIX = "paw-tiny/"
@@ -45,11 +44,6 @@ def family_of(name: str) -> tuple[str, str | None]:
             f"-{', -'.join(VARIANTS)} (e.g. {PREFIX}qwen2-upgrade)"
         )
     return family, variant or None
-
-
-def family_seed(family: str, seed: int) -> int:
-    """A seed of the family's own: same-shaped families drawn from one seed would share every weight."""
-    return int.from_bytes(hashlib.sha256(f"{PREFIX}{family}:{seed}".encode()).digest()[:4], "little")
 
 
 def tiny_model_dir(name: str, seed: int = 0) -> Path:
@@ -121,7 +115,7 @@ def build_tiny_model(family: str, out_dir: Path, seed: int = 0) -> Path:
         **spec["config"],
     )
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(family_seed(family, seed))
+        torch.manual_seed(named_seed(PREFIX + family, seed))
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     stops = [token_id(special["eos"])]
     stops += [token_id(t) for t in special["extra"] if t in ("<|im_end|>", "<end_of_turn>", "<|end|>")]

@@ -22,6 +22,7 @@ from typing import Any
 import paw
 from paw.config.pipeline_schema import PipelineConfig
 from paw.config.schema import ModelConfig
+from paw.utils.io import sha256_file
 
 TITLES = {
     1: "eval source base",
@@ -114,11 +115,7 @@ def file_digest(path: str) -> str:
     file = resolve_data_file(path)
     if not file.is_file():
         raise PawError(f"{path}: data file not found")
-    digest = hashlib.sha256()
-    with file.open("rb") as handle:
-        for block in iter(lambda: handle.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    return sha256_file(file)[:16]
 
 
 def model_identity(model: ModelConfig, models_dir: str | None) -> dict[str, Any]:

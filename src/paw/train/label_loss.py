@@ -38,7 +38,6 @@ def label_positions(labels: Any) -> Any:
 def label_positions_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> LabelLoss:
     """Run ``model`` on ``inputs`` (with ``labels``) projecting only label positions; returns the mean token NLL."""
     import torch
-    import torch.nn.functional as F
 
     labels = inputs["labels"]
     keep = label_positions(labels)
@@ -46,13 +45,15 @@ def label_positions_loss(model: Any, inputs: dict[str, Any], num_items_in_batch:
     logits = model(**forward, logits_to_keep=keep, use_cache=False).logits  # (B, K, V)
     targets = labels[:, 1:][:, keep]  # the label each kept position predicts
     mask = targets != IGNORE
-    selected = logits[mask].float()  # (N, V): only positions whose own row has a label there
-    total = F.cross_entropy(selected, targets[mask], reduction="sum")
+    # (N, V) log-probabilities, only at positions whose own row has a label there; one log-softmax serves the
+    # loss and the metrics
+    log_p = torch.log_softmax(logits[mask].float(), dim=-1)
+    picked = targets[mask]
+    total = -log_p.gather(1, picked[:, None]).sum()
     count = int(mask.sum())
     denominator = num_items_in_batch if num_items_in_batch is not None else count
     loss = total / torch.as_tensor(denominator, device=total.device).clamp(min=1)
     with torch.no_grad():
-        log_p = torch.log_softmax(selected, dim=-1)
         entropy = float(-(log_p.exp() * log_p).sum()) if count else 0.0
-        correct = int((selected.argmax(dim=-1) == targets[mask]).sum())
+        correct = int((log_p.argmax(dim=-1) == picked).sum())
     return LabelLoss(loss=loss, label_tokens=count, entropy_sum=entropy, correct=correct)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -12,6 +13,12 @@ from pathlib import Path
 
 def cache_dir() -> Path:
     return Path(os.environ.get("PAW_CACHE_DIR") or Path.home() / ".cache" / "paw").expanduser()
+
+
+def named_seed(name: str, seed: int) -> int:
+    """A seed of a built-in model's own (a hash of its name and ``seed``): models built from one shared seed
+    would draw the same numbers wherever their shapes agree."""
+    return int.from_bytes(hashlib.sha256(f"{name}:{seed}".encode()).digest()[:4], "little")
 
 
 def build_atomically(target: Path, build: Callable[[Path], object], marker: str = "config.json") -> Path:
