@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.paw-setup-done
 TORCH  := torch==2.13.0
 
-.PHONY: setup tokenizers test demo lint clean
+.PHONY: setup tokenizers test demo lint clean gpu-wheels gpu-check-dry-run gpu-check
 
 setup: $(STAMP)
 
@@ -27,6 +27,17 @@ test: setup tokenizers
 
 demo: setup
 	$(VENV)/bin/paw demo
+
+# The GPU check (benchmarks/gpu_check.py): fill the carried, git-ignored .gpu/ here (wheels the GPU machine's image
+# lacks, the Qwen2 tokenizer, benchmark data), check it without a GPU, then run the check there (offline, <= 8 min).
+gpu-wheels: setup tokenizers
+	$(PY) benchmarks/gpu_env.py download
+
+gpu-check-dry-run: gpu-wheels
+	$(PY) benchmarks/gpu_check.py --dry-run
+
+gpu-check:
+	$(PYTHON) benchmarks/gpu_check.py --out $(or $(OUT),gpu_check_results)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks examples && $(VENV)/bin/ruff format --check src tests benchmarks examples

@@ -1,12 +1,14 @@
 """paw eval vs lm-evaluation-harness: same model, same data, same batch size and dtype; items/s and the ratio.
 
-    .venv/bin/python benchmarks/eval_vs_lm_eval.py --model paw-shape/qwen2.5-0.5b [--n 300] [--batch-size 16]
+    .venv/bin/python benchmarks/eval_vs_lm_eval.py --model paw-shape/qwen2.5-0.5b [--n 300] [--batch-size 16|auto] \
+        [--dtype fp32|bf16] [--tasks arc_easy,hellaswag] [--data-dir DIR] [--json out.json]
 
 `--model` is any model paw resolves; the real-shape stand-ins (`paw-shape/<name>[@<layers>]`, after
 `paw fetch-tokenizers`) are what the figures in RESULTS.md use. Each tool scores each task in its own process
 (model load timed apart), the two alternating task by task so that a busy machine slows both alike. Data: the
 real benchmark files in ../shared/data when present (ARC-Easy, ARC-Challenge, HellaSwag, PIQA, WinoGrande), else
-paw's synthetic rows in the same schemas. Metrics must be identical; the script exits non-zero otherwise.
+paw's synthetic rows in the same schemas. On the GPU when there is one (peak CUDA memory reported too). Metrics
+must be identical; the script exits non-zero otherwise.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ REAL = {
 }
 
 
-def task_files(n: int, workdir: Path) -> tuple[dict[str, str], str]:
+def task_files(n: int, workdir: Path, data_dir: Path | None = None) -> tuple[dict[str, str], str]:
     from paw.data.synthetic_mc import generate_mc
 
-    files, source = {}, "real (../shared/data)"
+    files, source = {}, f"real ({data_dir or '../shared/data'})"
     for task, path in REAL.items():
+        if data_dir is not None:
+            path = data_dir / f"{task}.jsonl"
         if path.is_file():
             lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()][:n]
             rows = [
@@ -55,8 +59,12 @@ def task_files(n: int, workdir: Path) -> tuple[dict[str, str], str]:
     return files, source
 
 
-def worker(tool: str, model_dir: str, task: str, data_file: str, batch_size: int, workdir: Path) -> dict:
-    """Score one task with one tool in this process; seconds after load, load seconds, metrics, peak RSS."""
+def worker(
+    tool: str, model_dir: str, task: str, data_file: str, batch_size: str, dtype: str, workdir: Path
+) -> dict:
+    """Score one task with one tool in this process; seconds after load, load seconds, metrics, peak memory."""
+    import torch
+
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     start = time.perf_counter()
@@ -65,10 +73,11 @@ def worker(tool: str, model_dir: str, task: str, data_file: str, batch_size: int
         from paw.eval.tasks import get_task
         from paw.models.loaded import load_for_eval
 
-        loaded = load_for_eval(model_dir, None, dtype="fp32")
+        loaded = load_for_eval(model_dir, None, dtype=dtype)
         loaded_at = time.perf_counter()
+        size = batch_size if batch_size == "auto" else int(batch_size)
         result = run_task(
-            loaded.model, loaded.tokenizer, get_task(task), data_file, EvalOptions(batch_size=batch_size)
+            loaded.model, loaded.tokenizer, get_task(task), data_file, EvalOptions(batch_size=size)
         )
         metrics = {k: result.metrics[k] for k in ("acc", "acc_norm") if result.metrics.get(k) is not None}
     else:
@@ -79,7 +88,8 @@ def worker(tool: str, model_dir: str, task: str, data_file: str, batch_size: int
         from paw.eval.lm_eval_backend import local_task_yaml
 
         name = local_task_yaml(task, data_file, workdir)
-        lm = HFLM(pretrained=model_dir, batch_size=batch_size, dtype="float32", device="cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        lm = HFLM(pretrained=model_dir, batch_size=batch_size, dtype=TORCH_DTYPES[dtype], device=device)
         loaded_at = time.perf_counter()
         manager = TaskManager(include_path=str(workdir))
         out = lm_eval.simple_evaluate(model=lm, tasks=[name], task_manager=manager, verbosity="ERROR")
@@ -91,10 +101,16 @@ def worker(tool: str, model_dir: str, task: str, data_file: str, batch_size: int
         "load_seconds": loaded_at - start,
         "metrics": metrics,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
     }
 
 
-def run_worker(tool: str, model_dir: str, task: str, data_file: str, batch_size: int, workdir: Path) -> dict:
+TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
+
+
+def run_worker(
+    tool: str, model_dir: str, task: str, data_file: str, batch_size: str, dtype: str, workdir: Path
+) -> dict:
     out = workdir / f"{tool}-{task}.json"
     command = [
         sys.executable,
@@ -109,6 +125,8 @@ def run_worker(tool: str, model_dir: str, task: str, data_file: str, batch_size:
         data_file,
         "--batch-size",
         str(batch_size),
+        "--dtype",
+        dtype,
         "--out",
         str(out),
     ]
@@ -116,11 +134,21 @@ def run_worker(tool: str, model_dir: str, task: str, data_file: str, batch_size:
     return json.loads(out.read_text())
 
 
+def cuda(result: dict) -> str:
+    return "-" if result.get("peak_cuda_mb") is None else f"{result['peak_cuda_mb']:.0f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="paw-shape/qwen2.5-0.5b", help="any model paw resolves")
     parser.add_argument("--n", type=int, default=300, help="documents per task")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", default="16", help="paw's batch size, or 'auto'")
+    parser.add_argument(
+        "--lm-eval-batch-size", help="lm-eval's (default: --batch-size; 64 when that is 'auto')"
+    )
+    parser.add_argument("--dtype", choices=sorted(TORCH_DTYPES), default="fp32", help="both tools' weights")
+    parser.add_argument("--data-dir", type=Path, help="<task>.jsonl files to read instead of ../shared/data")
+    parser.add_argument("--json", type=Path, help="also write the results here (machine-readable)")
     parser.add_argument("--tasks", default="arc_easy,arc_challenge,hellaswag,piqa,winogrande")
     parser.add_argument("--worker", choices=["paw", "lm-eval"], help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
@@ -129,7 +157,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         result = worker(
-            args.worker, args.model_dir, args.tasks, args.data_file, args.batch_size, Path(args.out).parent
+            args.worker,
+            args.model_dir,
+            args.tasks,
+            args.data_file,
+            args.batch_size,
+            args.dtype,
+            Path(args.out).parent,
         )
         Path(args.out).write_text(json.dumps(result))
         return
@@ -143,24 +177,31 @@ def main() -> None:
     config = json.loads((Path(model_dir) / "config.json").read_text())
     results: dict[str, dict[str, dict]] = {"paw": {}, "lm-eval": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        files, source = task_files(args.n, Path(tmp))
+        files, source = task_files(args.n, Path(tmp), args.data_dir)
+        lm_batch = args.lm_eval_batch_size or ("64" if args.batch_size == "auto" else args.batch_size)
         for task in tasks:
-            for tool in ("paw", "lm-eval"):
+            for tool, batch in (("paw", args.batch_size), ("lm-eval", lm_batch)):
                 results[tool][task] = run_worker(
-                    tool, model_dir, task, files[task], args.batch_size, Path(tmp)
+                    tool, model_dir, task, files[task], batch, args.dtype, Path(tmp)
                 )
                 print(f"{task} {tool}: {results[tool][task]}", file=sys.stderr, flush=True)
 
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch "
-        f"{torch.__version__}; model: {args.model} ({config['model_type']}, hidden {config['hidden_size']}, "
-        f"{config['num_hidden_layers']} layers, vocabulary {config['vocab_size']}), fp32; data: {source}, "
-        f"{args.n} docs/task; batch size {args.batch_size}; each tool in its own process per task"
+    if torch.cuda.is_available():
+        where = f"{torch.cuda.get_device_name(0)}, torch {torch.__version__} (CUDA {torch.version.cuda})"
+    else:
+        where = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
+    header = (
+        f"machine: {where}; model: {args.model} ({config['model_type']}, hidden {config['hidden_size']}, "
+        f"{config['num_hidden_layers']} layers, vocabulary {config['vocab_size']}), {args.dtype}; data: {source}, "
+        f"{args.n} docs/task; batch size paw {args.batch_size}, lm-eval {lm_batch}; each tool in its own process "
+        "per task"
     )
+    print(header)
     print(
-        "| task | paw items/s | lm-eval items/s | speed-up | acc paw / lm-eval | acc_norm paw / lm-eval | peak RSS MB paw / lm-eval |"
+        "| task | paw items/s | lm-eval items/s | speed-up | acc paw / lm-eval | acc_norm paw / lm-eval "
+        "| peak RSS MB paw / lm-eval | peak CUDA MB paw / lm-eval |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     mismatches = []
     total_paw = total_lm = 0.0
     for task in tasks:
@@ -176,10 +217,14 @@ def main() -> None:
         print(
             f"| {task} | {args.n / ours['seconds']:.2f} | {args.n / theirs['seconds']:.2f} | "
             f"{theirs['seconds'] / ours['seconds']:.2f}x | {cells[0]} | {cells[1]} | "
-            f"{ours['peak_rss_mb']:.0f} / {theirs['peak_rss_mb']:.0f} |"
+            f"{ours['peak_rss_mb']:.0f} / {theirs['peak_rss_mb']:.0f} | {cuda(ours)} / {cuda(theirs)} |"
         )
     n_all = args.n * len(tasks)
-    print(f"| all | {n_all / total_paw:.2f} | {n_all / total_lm:.2f} | {total_lm / total_paw:.2f}x | | | |")
+    print(f"| all | {n_all / total_paw:.2f} | {n_all / total_lm:.2f} | {total_lm / total_paw:.2f}x | | | | |")
+    if args.json:
+        args.json.write_text(
+            json.dumps({"header": header, "n": args.n, "results": results, "mismatches": mismatches})
+        )
     if mismatches:
         raise SystemExit(f"metrics differ from lm-eval on: {', '.join(mismatches)}")
 
