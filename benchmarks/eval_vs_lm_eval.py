@@ -35,13 +35,16 @@ REAL = {
 }
 
 
-def task_files(n: int, workdir: Path, data_dir: Path | None = None) -> tuple[dict[str, str], str]:
+def task_files(
+    tasks: list[str], n: int, workdir: Path, data_dir: Path | None = None
+) -> tuple[dict[str, str], str]:
+    """The first ``n`` rows of each task's real file (``data_dir/<task>.jsonl`` or ../shared/data), else paw's
+    synthetic rows in the task's schema; and which tasks read which."""
     from paw.data.synthetic_mc import generate_mc
 
-    files, source = {}, f"real ({data_dir or '../shared/data'})"
-    for task, path in REAL.items():
-        if data_dir is not None:
-            path = data_dir / f"{task}.jsonl"
+    files, real, synthetic = {}, [], []
+    for task in tasks:
+        path = data_dir / f"{task}.jsonl" if data_dir is not None else REAL[task]
         if path.is_file():
             lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()][:n]
             rows = [
@@ -51,12 +54,16 @@ def task_files(n: int, workdir: Path, data_dir: Path | None = None) -> tuple[dic
             for row in rows:  # lm-eval's piqa reads `label`; the PAW copy calls it `answer`
                 if task == "piqa" and "label" not in row:
                     row["label"] = row.pop("answer")
+            real.append(task)
         else:
-            rows, source = generate_mc(task, n, seed=1), "synthetic"
+            rows = generate_mc(task, n, seed=1)
+            synthetic.append(task)
         out = workdir / f"{task}.jsonl"
         out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         files[task] = str(out)
-    return files, source
+    parts = [f"real ({data_dir or '../shared/data'}): {', '.join(real)}"] if real else []
+    parts += [f"synthetic: {', '.join(synthetic)}"] if synthetic else []
+    return files, "; ".join(parts)
 
 
 def worker(
@@ -177,7 +184,7 @@ def main() -> None:
     config = json.loads((Path(model_dir) / "config.json").read_text())
     results: dict[str, dict[str, dict]] = {"paw": {}, "lm-eval": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        files, source = task_files(args.n, Path(tmp), args.data_dir)
+        files, source = task_files(tasks, args.n, Path(tmp), args.data_dir)
         lm_batch = args.lm_eval_batch_size or ("64" if args.batch_size == "auto" else args.batch_size)
         for task in tasks:
             for tool, batch in (("paw", args.batch_size), ("lm-eval", lm_batch)):

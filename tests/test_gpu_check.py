@@ -102,3 +102,50 @@ def test_trimmed_bitsandbytes_keeps_a_consistent_record(tmp_path):
         record = z.read("bitsandbytes-0.50.2.dist-info/RECORD").decode()
     assert "bitsandbytes/libbitsandbytes_cuda118.so" not in kept and "cuda118" not in record
     assert "bitsandbytes/libbitsandbytes_cuda130.so" in kept and "cuda130" in record
+
+
+import eval_vs_lm_eval  # noqa: E402
+import gpu_check  # noqa: E402
+
+
+def test_a_timed_out_check_stops_its_children_too(tmp_path):
+    """Found on the H200: pytest stopped at its limit left its `paw train` children running beside the next check."""
+    pid_file = tmp_path / "child.pid"
+    code = (
+        "import subprocess, sys, time; "
+        f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(60)"
+    )
+    check = gpu_check.Check("sleeper", 1, 5, [sys.executable, "-c", code])
+    with (tmp_path / "log").open("w") as log:
+        result = gpu_check.run_check(check, dict(__import__("os").environ), 3, log)
+    assert result["status"] == "timeout"
+    pid = int(pid_file.read_text())
+    status = Path(f"/proc/{pid}/status")
+    assert not status.exists() or "State:\tZ" in status.read_text()  # gone (or a zombie awaiting its reaper)
+
+
+def test_pytest_arguments_keep_their_quoting(tmp_path):
+    """Found on the H200: `-k "a or b"` split on spaces ran no test at all."""
+    checks = gpu_check.plan(tmp_path, pytest_args="-k 'qlora or sigkill' tests/gpu")
+    command = next(c.command for c in checks if c.name == "pytest -m gpu")
+    assert command[-3:] == ["-k", "qlora or sigkill", "tests/gpu"]
+
+
+def test_stand_ins_are_built_before_and_beside_no_measurement(tmp_path):
+    checks = gpu_check.plan(tmp_path)
+    assert gpu_check.stand_ins(checks) == ["paw-shape/qwen2.5-0.5b", "paw-shape/qwen2.5-1.5b"]
+    assert not any(c.timed for c in checks if c.name in ("environment", "pytest -m gpu"))
+    assert all(c.timed for c in checks if c.name.split()[0] in ("train", "eval", "deepspeed"))
+
+
+def test_eval_benchmark_names_the_data_each_task_read(tmp_path):
+    """Found on the H200: two real task files were labelled 'synthetic' because other tasks' files were absent."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "arc_easy.jsonl").write_text(
+        '{"id": "1", "question": "q?", "choices": {"text": ["a", "b"], "label": ["A", "B"]}, "answerKey": "A"}\n'
+    )
+    files, source = eval_vs_lm_eval.task_files(["arc_easy", "piqa"], 5, tmp_path, data)
+    assert set(files) == {"arc_easy", "piqa"}
+    assert source == f"real ({data}): arc_easy; synthetic: piqa"
