@@ -32,9 +32,10 @@ def cli_errors(func):
                 raise
             _err(_escape(str(err)))
             raise typer.Exit(err.exit_code) from None
-        except KeyboardInterrupt:
-            _err("interrupted")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as err:
+            hint = getattr(err, "hint", "")
+            _err(f"interrupted ({err or 'SIGINT'})" + (f"; {_escape(hint)}" if hint else ""))
+            raise typer.Exit(getattr(err, "exit_code", 130)) from None
         except Exception as err:  # a bug or an environment failure: say so, keep the traceback for --debug
             if _state["debug"]:
                 raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from rich.console import Console
@@ -23,7 +24,7 @@ def _batch_size(text: str) -> int | str:
 
 
 def _experiment_target(ref: str) -> tuple[str, str, Path]:
-    """(base model, adapter dir, results dir) of an experiment."""
+    """(base model, adapter dir, results dir) of an experiment (whose lock the caller takes)."""
     from paw.config.loader import read_yaml
     from paw.experiment.layout import find_experiment
 
@@ -59,13 +60,6 @@ def run(
         raise PawError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
     if not tasks:
         raise PawError("--tasks: name at least one task, e.g. --tasks arc_easy,piqa")
-    prefix = ""
-    if experiment is not None:
-        if model or adapter:
-            raise PawError("give an EXPERIMENT or --model/--adapter, not both")
-        model, adapter, results_dir = _experiment_target(experiment)
-        output, prefix = output or results_dir, "eval_"
-    output = output or Path("eval_results") / time.strftime("%Y%m%d-%H%M%S")
     options = EvalOptions(
         limit=limit,
         sample_ratio=sample_ratio,
@@ -74,16 +68,32 @@ def run(
         batch_size=_batch_size(batch_size),
         log_samples=log_samples,
     )
-    if backend == "lm-eval":
-        from paw.eval.lm_eval_backend import evaluate_with_lm_eval
+    prefix = ""
+    with ExitStack() as held:
+        if experiment is not None:
+            if model or adapter:
+                raise PawError("give an EXPERIMENT or --model/--adapter, not both")
+            model, adapter, results_dir = _experiment_target(experiment)
+            output, prefix = output or results_dir, "eval_"
+            from paw.eval.distributed import rank
 
-        results = evaluate_with_lm_eval(tasks, model, adapter, data_files, options, output, dtype, prefix)
-    else:
-        from paw.eval.api import assign_data_files, evaluate
+            if (
+                rank() == 0 and Path(output).resolve() == results_dir.resolve()
+            ):  # into it: one writer at a time
+                from paw.experiment.lock import ExperimentLock
 
-        names = [t.name for t in parse_tasks(tasks)]
-        files = assign_data_files(names, data_files)
-        results = evaluate(tasks, model, adapter, files, options, output, dtype, prefix=prefix)
+                held.enter_context(ExperimentLock(results_dir.parent, "paw eval"))
+        output = output or Path("eval_results") / time.strftime("%Y%m%d-%H%M%S")
+        if backend == "lm-eval":
+            from paw.eval.lm_eval_backend import evaluate_with_lm_eval
+
+            results = evaluate_with_lm_eval(tasks, model, adapter, data_files, options, output, dtype, prefix)
+        else:
+            from paw.eval.api import assign_data_files, evaluate
+
+            names = [t.name for t in parse_tasks(tasks)]
+            files = assign_data_files(names, data_files)
+            results = evaluate(tasks, model, adapter, files, options, output, dtype, prefix=prefix)
     from paw.eval.distributed import rank
 
     if rank() == 0:

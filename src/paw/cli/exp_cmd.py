@@ -26,16 +26,26 @@ def _console() -> Console:
 @cli_errors
 def list_experiments(root: RootOpt = Path(DEFAULT_ROOT)) -> None:
     """One line per experiment: status, model, task, best metric, time."""
-    from paw.experiment.browse import experiment_dirs, summarize
+    from paw.experiment.browse import experiment_dirs, resume_command, summarize
+    from paw.utils.io import read_json_or_none
 
     dirs = experiment_dirs(root)
     table = Table(title=f"{len(dirs)} experiment(s) in {root}", title_justify="left")
     for column in LIST_COLUMNS:
         table.add_column(column)
+    to_resume = []
     for exp in dirs:
         summary = summarize(exp)
         table.add_row(*(str(summary.get(c, "")) for c in LIST_COLUMNS))
-    _console().print(table)
+        command = resume_command(exp, read_json_or_none(exp / "metadata.json") or {})
+        if command:
+            to_resume.append(f"  {summary['name']} ({summary['status']}): {command}")
+    console = _console()
+    console.print(table)
+    if to_resume:
+        console.print(
+            "to continue a run that stopped:\n" + "\n".join(to_resume), soft_wrap=True, markup=False
+        )
 
 
 @exp_app.command("show")
@@ -45,7 +55,7 @@ def show(
     root: RootOpt = Path(DEFAULT_ROOT),
 ) -> None:
     """Everything one experiment recorded, and where its files are."""
-    from paw.experiment.browse import find, summarize
+    from paw.experiment.browse import find, resume_command, summarize
     from paw.utils.io import read_json
 
     path = find(experiment, root)
@@ -54,9 +64,12 @@ def show(
         table.add_row(key, str(value))
     console = _console()
     console.print(table)
-    error = read_json(path / "metadata.json").get("error")
-    if error:
-        console.print(f"[red]error:[/] {error}", soft_wrap=True, markup=False)
+    meta = read_json(path / "metadata.json")
+    if meta.get("error"):
+        console.print(f"error: {meta['error']}", soft_wrap=True, markup=False, style="red")
+    command = resume_command(path, meta)
+    if command:
+        console.print(f"to continue: {command}", soft_wrap=True, markup=False)
     for name in ("report.md", "config.yaml", "results", "plots", "steps"):
         if (path / name).exists():
             console.print(f"  {name}: {path / name}", soft_wrap=True)

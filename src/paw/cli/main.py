@@ -64,12 +64,26 @@ def train(
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Experiment name.")] = None,
     profile: ProfileOpt = None,
+    resume_changed: Annotated[
+        bool,
+        typer.Option(
+            "--resume-changed", help="Resume even though data, config, model or paw changed (recorded)."
+        ),
+    ] = False,
 ) -> None:
     """Train a PEFT adapter: paw train CONFIG, then optional key=value overrides."""
     from paw.cli import train_cmd
 
     train_cmd.train(
-        config, overrides or [], validate_only, dry_run, resume, name, profile, " ".join(sys.argv)
+        config,
+        overrides or [],
+        validate_only,
+        dry_run,
+        resume,
+        name,
+        profile,
+        " ".join(sys.argv),
+        resume_changed,
     )
 
 

@@ -43,8 +43,12 @@ def train(
     name: str | None,
     profile: str | None,
     command: str,
+    resume_changed: bool = False,
 ) -> None:
     from paw.experiment.layout import find_experiment
+
+    if resume_changed and resume is None:
+        raise PawError("--resume-changed goes with --resume EXPERIMENT")
 
     resume_target = None
     if resume is not None:
@@ -74,6 +78,7 @@ def train(
         resume=resume_target,
         dry_run=dry_run,
         command=command,
+        allow_changes=resume_changed,
     )
     if dry_run:
         console.print(_plan_table("dry run: what would train (nothing written)", result.report))
@@ -138,13 +143,31 @@ def _validate_pipeline(path: Path, profile: str | None, schema_only: bool) -> No
 
 
 def validate(configs: list[Path], profile: str | None, schema_only: bool) -> None:
+    """Validate every file (one verdict per file, the failures included); exit 2 if any failed."""
+    failed = []
+    for path in configs:
+        try:
+            _validate_one(path, profile, schema_only)
+        except PawError as err:
+            failed.append(path)
+            console.print(f"[red]invalid[/] {path}: {_escape(str(err))}", soft_wrap=True)
+    if failed:
+        raise PawError(f"{len(failed)} of {len(configs)} config(s) invalid: {', '.join(map(str, failed))}")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _validate_one(path: Path, profile: str | None, schema_only: bool) -> None:
     from paw.config.loader import load_with_extends
 
-    for path in configs:
-        if {"source", "target"} <= set(load_with_extends(path)):
-            _validate_pipeline(path, profile, schema_only)
-            continue
-        config = load_config(path, [], profile)
-        if not schema_only:
-            _check_paths(config)
-        validate_loaded(config, str(path), schema_only)
+    if {"source", "target"} <= set(load_with_extends(path)):
+        _validate_pipeline(path, profile, schema_only)
+        return
+    config = load_config(path, [], profile)
+    if not schema_only:
+        _check_paths(config)
+    validate_loaded(config, str(path), schema_only)

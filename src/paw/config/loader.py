@@ -20,13 +20,34 @@ RESERVED_KEYS = ("extends", "profiles")
 Config = TypeVar("Config", bound=BaseModel)
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader, except that a key given twice in one mapping is an error: PyYAML keeps the
+    last silently, so ``r: 8`` ... ``r: 64`` would train a run nobody wrote."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: merged, not a key of its own
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key '{key}' (first given at line {seen[key] + 1})",
+                    key_node.start_mark,
+                )
+            seen.setdefault(key, key_node.start_mark.line)
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Load one YAML mapping with ``yaml.safe_load``; a missing file or bad syntax is a PawError."""
+    """Load one YAML mapping (safe loader, duplicate keys refused); a missing file or bad syntax is a PawError."""
     path = Path(path)
     if not path.is_file():
         raise PawError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         loc = f"{path}:{mark.line + 1}" if mark is not None else str(path)

@@ -109,6 +109,24 @@ def _train_rows(exp: Path, meta: dict[str, Any]) -> dict[str, Any]:
     return rows
 
 
+def status(exp: Path, meta: dict[str, Any]) -> str:
+    """The recorded status, except that a run recorded ``running`` whose writer is gone shows as ``killed``."""
+    from paw.experiment.lock import live_holder
+
+    recorded = meta.get("status", "?")
+    if recorded == "running" and live_holder(exp) is None:
+        return "killed"
+    return recorded
+
+
+def resume_command(exp: Path, meta: dict[str, Any]) -> str | None:
+    """How to continue a run that stopped before the end (None: it finished, or is still running)."""
+    if status(exp, meta) not in ("killed", "interrupted", "failed", "partial"):
+        return None
+    kind = "pipeline" if meta.get("kind") == "pipeline" else "train"
+    return meta.get("resume_command") or f"paw {kind} --resume {exp}"
+
+
 def summarize(exp: Path) -> dict[str, Any]:
     """Name, kind, status, model, task, best metric, time, then the kind's own rows."""
     meta = _read(exp / "metadata.json") or {}
@@ -118,7 +136,7 @@ def summarize(exp: Path) -> dict[str, Any]:
     head = {
         "name": exp.name,
         "kind": kind,
-        "status": meta.get("status", "?") + (f" at {meta['failed_step']}" if meta.get("failed_step") else ""),
+        "status": status(exp, meta) + (f" at {meta['failed_step']}" if meta.get("failed_step") else ""),
         "model": rows.pop("model", ""),
         "task": rows.pop("task", ""),
         "best": rows.pop("best", ""),

@@ -15,6 +15,15 @@ _SIZE_MISMATCH = re.compile(
 )
 
 
+def name_base(adapter: str | Path, name: str) -> None:
+    """Record in adapter_config.json the base model as the user named it (``paw-tiny/qwen2``, a hub id, a dir),
+    not the machine-local cache dir it was loaded from, so the adapter means the same on another machine."""
+    config_file = Path(adapter) / "adapter_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = name
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def adapter_base(adapter: str | Path) -> str | None:
     """The base model an adapter was trained on, from its adapter_config.json."""
     config = Path(adapter) / "adapter_config.json"
@@ -23,6 +32,7 @@ def adapter_base(adapter: str | Path) -> str | None:
     return json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
 
 
+WEIGHTS = "adapter_model.safetensors"
 PROMPT_LEARNING_TYPES = ("PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING", "MULTITASK_PROMPT_TUNING")
 
 
@@ -35,12 +45,48 @@ def adapter_type(adapter: str | Path) -> str | None:
 
 
 def check_adapter_dir(adapter: str | Path, label: str = "--adapter") -> Path:
+    """An adapter dir every command can trust, checked before any model loads: a readable adapter_config.json
+    naming its peft_type, and an adapter_model.safetensors that is complete (header and every tensor readable)
+    and finite. Anything else is one PawError naming the file."""
     path = Path(adapter)
     if not path.is_dir():
         raise PawError(f"{label}: {path} does not exist")
-    if not (path / "adapter_config.json").is_file():
+    config_file = path / "adapter_config.json"
+    if not config_file.is_file():
         raise PawError(f"{label}: {path} is not a PEFT adapter dir (no adapter_config.json)")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PawError(f"{label}: {config_file} is not valid JSON ({err})") from None
+    if not isinstance(config, dict) or not config.get("peft_type"):
+        raise PawError(f"{label}: {config_file} names no peft_type: not an adapter config")
+    weights = path / WEIGHTS
+    if not weights.is_file():
+        found = "adapter_model.bin (a pickle)" if (path / "adapter_model.bin").is_file() else "no weights"
+        raise PawError(f"{label}: {weights} is missing ({found}); paw loads safetensors only")
+    _check_weights(weights, label)
     return path
+
+
+def _check_weights(weights: Path, label: str) -> None:
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    if weights.stat().st_size == 0:
+        raise PawError(f"{label}: {weights} is empty")
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            keys = list(handle.keys())
+            if not keys:
+                raise PawError(f"{label}: {weights} holds no tensors")
+            for key in keys:
+                tensor = handle.get_tensor(key)
+                if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                    raise PawError(f"{label}: {weights}: tensor {key} holds NaN or infinite values")
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise PawError(
+            f"{label}: {weights} is not a readable safetensors file (truncated or corrupted: {err})"
+        ) from None
 
 
 def check_all_keys_loaded(model: Any, adapter: Path, label: str = "--adapter") -> None:
@@ -49,7 +95,7 @@ def check_all_keys_loaded(model: Any, adapter: Path, label: str = "--adapter") -
 
     if adapter_type(adapter) in PROMPT_LEARNING_TYPES:  # virtual tokens: their tensors belong to no module
         return
-    weights = adapter / "adapter_model.safetensors"
+    weights = adapter / WEIGHTS
     if not weights.is_file():
         raise PawError(f"{label} {adapter}: no adapter_model.safetensors (paw loads safetensors only)")
     with safe_open(str(weights), framework="pt") as handle:

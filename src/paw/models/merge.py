@@ -17,7 +17,7 @@ from typing import Any
 from paw.errors import PawError
 from paw.models.adapter_files import PROMPT_LEARNING_TYPES, adapter_type, attach_adapter, base_model_for
 from paw.models.chat import PROMPT_SPEC_FILE
-from paw.utils.io import atomic_write_json
+from paw.utils.io import apply_umask, atomic_write_json
 
 MERGE_INFO = "merge_info.json"
 
@@ -76,5 +76,6 @@ def merge_adapter(
         "dtype": str(next(merged.parameters()).dtype).removeprefix("torch."),
     }
     atomic_write_json(staging / MERGE_INFO, info)
+    apply_umask(staging)
     staging.rename(output)
     return info

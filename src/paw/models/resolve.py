@@ -30,6 +30,13 @@ class ResolvedModel:
     def is_local(self) -> bool:
         return Path(self.location).is_dir()
 
+    @property
+    def portable_name(self) -> str:
+        """The name to record in what paw writes (an adapter's base): the name the user gave (a built-in, an
+        alias, a hub id), a local dir made absolute; never the machine-local dir a built-in or a
+        ``paths.models_dir`` copy was loaded from."""
+        return str(Path(self.location).resolve()) if self.kind == "local" else self.name
+
 
 @cache
 def aliases() -> dict[str, str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -28,8 +29,9 @@ from typing import Any
 from paw.config.loader import dump_config
 from paw.config.pipeline_schema import PipelineConfig
 from paw.config.schema import ExperimentConfig, ModelConfig, RunConfig, Stage
-from paw.errors import PawError, PawRuntimeError
+from paw.errors import Interrupted, PawError, PawRuntimeError, raise_interrupted
 from paw.experiment.layout import Experiment, default_name
+from paw.experiment.lock import ExperimentLock
 from paw.experiment.metadata import new_metadata, now, update_metadata
 from paw.pipeline import steps as stepmod
 from paw.pipeline.steps import Step, train_key
@@ -288,6 +290,23 @@ def run_pipeline(
     fingerprints = stepmod.fingerprints(config, plan)  # fails on an unknown model or missing data file first
     if resume is None:
         exp.create(checkpoints=False)  # checkpoints live in each training step's own experiment
+    with ExperimentLock(exp.dir, command):
+        return _run_locked(
+            config, exp, resume is not None, plan, fingerprints, only, config_stem, quick_test, command
+        )
+
+
+def _run_locked(
+    config: PipelineConfig,
+    exp: Experiment,
+    resumed: bool,
+    plan: list[Step],
+    fingerprints: dict[str, str],
+    only: set[int] | None,
+    config_stem: str,
+    quick_test: bool,
+    command: str,
+) -> PipelineResult:
     atomic_write_text(exp.config_file, dump_config(config))
     meta = new_metadata(exp.name, command, config.training.seed)
     meta.update(
@@ -299,14 +318,17 @@ def run_pipeline(
         quick_test=quick_test,
         failed_step=None,
     )
-    if resume is not None:
+    if resumed:
         meta = {"resumed": now(), "status": "running", "error": None, "failed_step": None, "finished": None}
     update_metadata(exp.metadata_file, **meta)
     run = PipelineRun(config, exp, {})
     handlers = _setup_logging(exp)
+    previous = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         _run_steps(run, plan, fingerprints, only)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         for logger, handler in handlers:
             logger.removeHandler(handler)
             handler.close()
@@ -383,20 +405,23 @@ def _run_one(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> None
     try:
         outputs = RUNNERS[step.kind](run, step)
     except BaseException as err:
-        if isinstance(err, KeyboardInterrupt):
-            reason = "interrupted"
+        interrupted = isinstance(err, KeyboardInterrupt)
+        if interrupted:
+            reason = signal.Signals(getattr(err, "signum", signal.SIGINT)).name
         else:
             reason = str(err) if isinstance(err, PawError) else f"{type(err).__name__}: {err}"
+        status = "interrupted" if interrupted else "failed"
         record.update(
-            status="failed", finished=now(), seconds=round(time.perf_counter() - started, 2), error=reason
+            status=status, finished=now(), seconds=round(time.perf_counter() - started, 2), error=reason
         )
         atomic_write_json(path, record)
         update_metadata(
             run.exp.metadata_file,
-            status="failed",
+            status=status,
             finished=now(),
             failed_step=step.key,
             error=f"step {step.number} ({step.title}): {reason}",
+            resume_command=f"paw pipeline --resume {run.exp.dir}",
         )
         try:  # the report of what finished; it must not hide the step's own error
             write_report(run.config, run.exp, stepmod.plan(run.config), run.records)
@@ -405,8 +430,9 @@ def _run_one(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> None
         logging.getLogger("paw").error(
             "step %s (%s) failed: %s", step.number, step.title, reason
         )  # log file only: the CLI prints it
-        if isinstance(err, KeyboardInterrupt):
-            raise
+        if interrupted:
+            signum = getattr(err, "signum", signal.SIGINT)
+            raise Interrupted(signum, f"continue with: paw pipeline --resume {run.exp.dir}") from None
         kind = type(err) if isinstance(err, PawError) else PawRuntimeError
         raise kind(
             f"pipeline {run.exp.name}: step {step.number} ({step.title}) failed: {reason}. Finished steps are kept; "

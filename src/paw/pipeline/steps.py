@@ -15,14 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import paw
 from paw.config.pipeline_schema import PipelineConfig
-from paw.config.schema import ModelConfig
-from paw.utils.io import sha256_file
+from paw.data.digest import file_digest
+from paw.models.identity import model_identity
 
 TITLES = {
     1: "eval source base",
@@ -104,35 +102,6 @@ def parse_steps(text: str) -> set[int]:
 
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-@cache
-def file_digest(path: str) -> str:
-    """sha256 of a data file's bytes (built-in ``paw-synth/`` names are hashed after generation)."""
-    from paw.data.builtin import resolve_data_file
-    from paw.errors import PawError
-
-    file = resolve_data_file(path)
-    if not file.is_file():
-        raise PawError(f"{path}: data file not found")
-    return sha256_file(file)[:16]
-
-
-def model_identity(model: ModelConfig, models_dir: str | None) -> dict[str, Any]:
-    """What identifies a base model's weights: a content hash of a local dir, else its name and revision."""
-    from paw.models import shape, tiny
-    from paw.models.loaded import fingerprint
-    from paw.models.resolve import resolve_model
-
-    resolved = resolve_model(model.name_or_path, models_dir, build_tiny=False)
-    identity: dict[str, Any] = model.model_dump(mode="json")
-    if resolved.kind == "tiny":
-        identity["built_in"] = f"tiny-v{tiny.TINY_VERSION}"
-    elif resolved.kind == "shape":
-        identity["built_in"] = f"shape-v{shape.SHAPE_VERSION}"
-    elif Path(resolved.location).is_dir():
-        identity["content"] = fingerprint(resolved.location)
-    return identity
 
 
 def _data_identity(config: PipelineConfig) -> dict[str, Any]:

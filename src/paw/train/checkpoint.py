@@ -3,7 +3,9 @@
 A checkpoint is written into ``checkpoints/.staging/checkpoint-<step>``; ``checkpoint_info.json`` is written
 last, and only then is the directory renamed to ``checkpoints/checkpoint-<step>`` (a rename is atomic on one
 filesystem). So a ``checkpoint-<step>`` dir is always complete, whatever kills the process; leftovers in
-``.staging`` are incomplete by definition and are removed on resume.
+``.staging`` are incomplete by definition and are removed on resume. The info file records each file's size and
+sha256, so a checkpoint damaged later (a disk error, a bad copy, a truncated sync) is recognised on resume, which
+then falls back to the newest intact one and says so.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paw.utils.io import atomic_write_json, fsync_dir
+from paw.utils.io import apply_umask, atomic_write_json, fsync_dir, read_json_or_none, sha256_file
 
 INFO_FILE = "checkpoint_info.json"
 STAGING = ".staging"
@@ -60,6 +62,38 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     return found[-1][1] if found else None
 
 
+def damage(checkpoint: str | Path) -> str | None:
+    """What is wrong with a checkpoint's files against its info record (None: intact). Checkpoints of an older
+    paw, whose record lists names only, are checked for presence."""
+    checkpoint = Path(checkpoint)
+    info = read_json_or_none(checkpoint / INFO_FILE)
+    if not isinstance(info, dict) or "files" not in info:
+        return f"{INFO_FILE} is unreadable"
+    files = info["files"]
+    for name, expected in files.items() if isinstance(files, dict) else ((n, None) for n in files):
+        path = checkpoint / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if expected is None:
+            continue
+        if path.stat().st_size != expected["size"]:
+            return f"{name} has {path.stat().st_size} bytes, {expected['size']} were written"
+        if sha256_file(path) != expected["sha256"]:
+            return f"{name} differs from what was written (sha256)"
+    return None
+
+
+def latest_intact(root: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint whose files match their record, and the newer ones skipped with the reason."""
+    skipped = []
+    for _, path in reversed(list_checkpoints(root)):
+        problem = damage(path)
+        if problem is None:
+            return path, skipped
+        skipped.append((path, problem))
+    return None, skipped
+
+
 def clear_staging(root: str | Path) -> None:
     shutil.rmtree(Path(root) / STAGING, ignore_errors=True)
 
@@ -72,13 +106,21 @@ def publish(root: str | Path, step: int, info: dict[str, Any]) -> Path:
     """Finish ``.staging/checkpoint-<step>``: write its info file, then rename it into place."""
     root = Path(root)
     staged = staging_dir(root) / f"checkpoint-{step}"
-    atomic_write_json(
-        staged / INFO_FILE, {"step": step, **info, "files": sorted(p.name for p in staged.iterdir())}
-    )
+    files = {
+        p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)}
+        for p in sorted(staged.iterdir())
+        if p.is_file()
+    }
+    atomic_write_json(staged / INFO_FILE, {"step": step, **info, "files": files})
+    apply_umask(staged)
     final = root / f"checkpoint-{step}"
     if final.exists():  # re-saving a step after resume: replace the old copy
         shutil.rmtree(final)
     staged.rename(final)
+    try:
+        staging_dir(root).rmdir()  # nothing is left half-written: no empty .staging either
+    except OSError:
+        pass
     fsync_dir(root)
     return final
 

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,19 +20,21 @@ from paw.config.loader import dump_config
 from paw.config.schema import RunConfig
 from paw.data.classification import ClassificationData, build_classification_data, to_classification_dataset
 from paw.data.sft import SftData, SftDataOptions, build_sft_data, to_dataset
-from paw.errors import PawError
+from paw.errors import Interrupted, PawError, raise_interrupted
 from paw.experiment.layout import Experiment, default_name
+from paw.experiment.lock import ExperimentLock
 from paw.experiment.metadata import new_metadata, now, update_metadata
+from paw.models.adapter_files import name_base
 from paw.models.chat import PROMPT_SPEC_FILE, eos_warnings, prompt_spec, uses_chat_template
 from paw.models.load import LoadOptions, load_causal_lm, load_tokenizer, quiet_hf
 from paw.models.peft_methods import PeftOptions, add_adapter, training_callbacks
 from paw.models.quantization import QLORA_OPTIMIZER, check_quantization
 from paw.models.resolve import resolve_model
 from paw.train import checkpoint as ckpt
-from paw.train import launch
+from paw.train import fingerprint, launch
 from paw.train.schedule import StageSpec, make_scheduler, multi_stage_lr, named_lr_factor, stage_switch_steps
 from paw.train.tracking import hosted_trackers, tracker_environment
-from paw.utils.io import atomic_write_json, atomic_write_text
+from paw.utils.io import apply_umask, atomic_write_json, atomic_write_text
 
 log = logging.getLogger("paw.train")
 
@@ -271,6 +274,7 @@ def run_training(
     resume: tuple[Experiment, Path | None] | None = None,
     dry_run: bool = False,
     command: str = "paw train",
+    allow_changes: bool = False,
 ) -> TrainResult:
     """Train a PEFT adapter as the config says and write the experiment dir.
 
@@ -281,9 +285,11 @@ def run_training(
         resume: (experiment, checkpoint or None for the latest) to continue instead of starting anew.
         dry_run: build everything up to the first step, print the plan, write nothing.
         command: the command line, recorded in metadata.json.
+        allow_changes: resume even where the run's inputs changed since it started (``--resume-changed``).
 
     Raises:
-        PawError: bad input (exit 2); NonFiniteLossError: the loss diverged (exit 1).
+        PawError: bad input, or another process writes the experiment (exit 2); NonFiniteLossError: the loss
+        diverged (exit 1); Interrupted: SIGINT/SIGTERM, recorded as resumable (exit 130/143).
     """
     main = _is_main_process()
     if resume is not None:
@@ -295,36 +301,69 @@ def run_training(
         checkpoint = None
         exp.ensure_new()  # fail before any loading, not after
     hosted_trackers(config.tracking.backends)  # a missing tracker package fails before anything is written
-    prepared = prepare(config)
-    plan = training_plan(config, prepared)
-    if dry_run:
-        return TrainResult(None, "dry-run", plan)
+    with ExitStack() as held:
+        changes: list[str] = []
+        if resume is not None and main and not dry_run:
+            held.enter_context(ExperimentLock(exp.dir, command))  # a second writer fails before any loading
+            changes = fingerprint.check_resume(exp.dir, config, allow_changes)
+        prepared = prepare(config)
+        plan = training_plan(config, prepared)
+        if dry_run:
+            return TrainResult(None, "dry-run", plan)
+        if resume is None and main:
+            exp.create()
+            held.enter_context(ExperimentLock(exp.dir, command))
+            atomic_write_text(exp.config_file, dump_config(config))
+            fingerprint.record(exp.dir, config)
+        if main:
+            meta = new_metadata(exp.name, command, config.training.seed)
+            if resume is not None:
+                meta = {"resumed": now(), "status": "running", "error": None, "finished": None}
+                meta |= {"resume_changed": changes} if changes else {}
+            update_metadata(exp.metadata_file, **meta)
+            atomic_write_json(exp.results / "data_validation.json", prepared.data.report)
+        return TrainResult(exp, "completed", _run_recorded(config, prepared, exp, checkpoint, plan))
 
-    live_bar = sys.stderr.isatty() and main
-    if resume is None and main:
-        exp.create()
-        atomic_write_text(exp.config_file, dump_config(config))
-    if main:
-        meta = new_metadata(exp.name, command, config.training.seed)
-        if resume is not None:
-            meta = {"resumed": now(), "status": "running", "error": None, "finished": None}
-        update_metadata(exp.metadata_file, **meta)
-        atomic_write_json(exp.results / "data_validation.json", prepared.data.report)
-    handlers = _setup_logging(exp if main else None, live_bar)
+
+def _run_recorded(
+    config: RunConfig, prepared: Prepared, exp: Experiment, checkpoint: Path | None, plan: dict[str, Any]
+) -> dict[str, Any]:
+    """``_train`` with the run's lifecycle around it: logging, SIGINT/SIGTERM recorded as a resumable
+    interruption, any other failure recorded as failed; metadata.json always says which."""
+    main = _is_main_process()
+    handlers = _setup_logging(exp if main else None, sys.stderr.isatty() and main)
     for warning in prepared.warnings:
         log.warning("warning: %s", warning)
+    previous = (
+        {s: signal.signal(s, raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    )
     try:
-        report = _train(config, prepared, exp, checkpoint, plan)
+        return _train(config, prepared, exp, checkpoint, plan)
+    except KeyboardInterrupt as err:
+        if not main:
+            raise
+        signum = getattr(err, "signum", signal.SIGINT)
+        hint = f"continue with: paw train --resume {exp.dir}"
+        update_metadata(
+            exp.metadata_file,
+            status="interrupted",
+            finished=now(),
+            error=signal.Signals(signum).name,
+            resume_command=f"paw train --resume {exp.dir}",
+        )
+        raise Interrupted(signum, hint) from None
     except BaseException as err:
         if main:
-            reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
-            update_metadata(exp.metadata_file, status="failed", finished=now(), error=reason)
+            update_metadata(
+                exp.metadata_file, status="failed", finished=now(), error=f"{type(err).__name__}: {err}"
+            )
         raise
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         for handler in handlers:
             logging.getLogger("paw").removeHandler(handler)
             handler.close()
-    return TrainResult(exp, "completed", report)
 
 
 def training_plan(config: RunConfig, prepared: Prepared) -> dict[str, Any]:
@@ -427,7 +466,14 @@ def _train(
         )
     trainer.remove_callback(PrinterCallback)
     if checkpoint is None and exp.checkpoints.is_dir():
-        checkpoint = ckpt.latest_checkpoint(exp.checkpoints)
+        checkpoint, skipped = ckpt.latest_intact(exp.checkpoints)
+        for path, problem in skipped:
+            log.warning("warning: %s is damaged (%s); not resuming from it", path.name, problem)
+        if skipped and checkpoint is None:
+            damaged = "; ".join(f"{path.name}: {problem}" for path, problem in skipped)
+            raise PawError(f"{exp.dir}: every checkpoint is damaged ({damaged}); nothing to resume from")
+    elif checkpoint is not None and (problem := ckpt.damage(checkpoint)):
+        raise PawError(f"{checkpoint}: damaged ({problem}); resume from another checkpoint or the experiment")
     ckpt.clear_staging(exp.checkpoints)
     if checkpoint is not None:
         log.info("resuming from %s", checkpoint)
@@ -439,15 +485,11 @@ def _train(
         plan["trainable_params"],
     )
     started = time.perf_counter()
-    # SIGTERM (e.g. a scheduler's kill) ends the run like Ctrl-C: status failed, checkpoints kept.
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt) if main else None
     try:
         with tracker_environment(config.tracking.backends, config.tracking.project, exp.dir):
             output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:
         progress.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     elapsed = time.perf_counter() - started
     # TensorBoard's writer closed with training; a late evaluate() must not open a new one elsewhere.
     trainer.remove_callback(TensorBoardCallback)
@@ -475,10 +517,6 @@ def _train(
     return report
 
 
-def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _save_final_model(trainer, prepared: Prepared, exp: Experiment) -> None:
     """Adapter + tokenizer + prompt spec, written to a temp dir and renamed into place."""
     import shutil
@@ -490,6 +528,11 @@ def _save_final_model(trainer, prepared: Prepared, exp: Experiment) -> None:
         missing_ok=True
     )  # a pickle; the experiment's config.yaml says it all
     (staging / "README.md").unlink(missing_ok=True)
+    if (staging / "adapter_config.json").is_file():
+        model = prepared.config.model.name_or_path
+        name_base(
+            staging, resolve_model(model, prepared.config.paths.models_dir, build_tiny=False).portable_name
+        )
     prepared.tokenizer.save_pretrained(str(staging))
     data = prepared.data
     if isinstance(data, ClassificationData):
@@ -501,5 +544,6 @@ def _save_final_model(trainer, prepared: Prepared, exp: Experiment) -> None:
     else:
         spec = prompt_spec(prepared.tokenizer, data.format, prepared.config.data.prompt_template)
         atomic_write_json(staging / PROMPT_SPEC_FILE, spec)
+    apply_umask(staging)
     shutil.rmtree(exp.final_model, ignore_errors=True)
     staging.rename(exp.final_model)

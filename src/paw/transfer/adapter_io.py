@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from paw.errors import PawError
+from paw.utils.io import apply_umask
 
 WEIGHTS = "adapter_model.safetensors"
 PREFIX = "base_model.model."
@@ -48,13 +49,10 @@ def read_lora(path: str | Path) -> LoraAdapter:
     import torch
     from safetensors.torch import load_file
 
-    path = Path(path)
-    if not path.is_dir():
-        raise PawError(f"--adapter: {path} does not exist")
-    config_file = path / "adapter_config.json"
-    if not config_file.is_file():
-        raise PawError(f"--adapter: {path} is not a PEFT adapter dir (no adapter_config.json)")
-    config = json.loads(config_file.read_text(encoding="utf-8"))
+    from paw.models.adapter_files import check_adapter_dir
+
+    path = check_adapter_dir(path)  # complete, readable, finite: or one PawError naming the file
+    config = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
     if config.get("peft_type") != "LORA":
         raise PawError(
             f"--adapter: {path} is a {config.get('peft_type')} adapter; paw transfers LoRA adapters only"
@@ -63,8 +61,6 @@ def read_lora(path: str | Path) -> LoraAdapter:
         raise PawError(
             f"--adapter: {path} is a DoRA adapter; its magnitude vector has no transfer rule, use LoRA"
         )
-    if not (path / WEIGHTS).is_file():
-        raise PawError(f"--adapter: {path} has no {WEIGHTS} (paw reads safetensors only)")
     tensors = load_file(str(path / WEIGHTS))
     r = int(config["r"])
     modules: dict[str, LoraModule] = {}
@@ -122,4 +118,4 @@ def write_lora(path: str | Path, modules: dict[str, LoraModule], r: int, base_mo
         )  # own storage: parts of a fused module share A
         tensors[f"{PREFIX}{module}.lora_B.weight"] = mod.B.float().clone()
     save_file(tensors, str(path / WEIGHTS), metadata={"format": "pt"})
-    return path
+    return apply_umask(path)

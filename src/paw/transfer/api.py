@@ -23,7 +23,7 @@ from paw.transfer.adapter_io import LoraModule, read_lora, write_lora
 from paw.transfer.mapping import Unit, adapter_units, base_weight, layer_map, target_modules
 from paw.transfer.methods import SkipUnit, get_method, pick
 from paw.transfer.weights import WeightStore, local_model_dir
-from paw.utils.io import atomic_write_json, atomic_write_text
+from paw.utils.io import apply_umask, atomic_write_json, atomic_write_text
 
 # Defaults, from benchmarks/transfer_quality.py on the tiny pairs: related bases give φ ≈ 1, unrelated ones
 # φ ≈ k/d; a unit must be 3× above chance and at least 0.2.
@@ -213,6 +213,7 @@ def transfer(
     }
     atomic_write_json(staging / "transfer_report.json", report)
     atomic_write_text(staging / "transfer_report.md", markdown(report))
+    apply_umask(staging)
     staging.rename(output)
     return report
 

@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from paw.utils.io import apply_umask
+
 
 def cache_dir() -> Path:
     return Path(os.environ.get("PAW_CACHE_DIR") or Path.home() / ".cache" / "paw").expanduser()
@@ -29,6 +31,7 @@ def build_atomically(target: Path, build: Callable[[Path], object], marker: str 
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         build(staging / "model")
+        apply_umask(staging / "model")
         try:
             os.replace(staging / "model", target)
         except OSError:  # another process finished first: use its copy

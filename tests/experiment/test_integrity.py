@@ -1,0 +1,142 @@
+"""What paw reads back is checked, and what it writes is portable: damaged checkpoints are skipped on resume,
+damaged adapters are refused by every command before any model loads, files get the user's umask, and an adapter
+names its base as the user did."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+
+import pytest
+from safetensors.torch import save_file
+
+from paw.errors import PawError
+from paw.models.adapter_files import check_adapter_dir
+from paw.train import checkpoint as ckpt
+from paw.utils.io import atomic_write_json
+from tests.conftest import mc_task_files, run_paw, small_config, write_config
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, alpaca_file):
+    """A finished tiny run with checkpoints at steps 2, 4 and 6, written under umask 022."""
+    from paw.config.loader import load_config
+    from paw.train.recipe import run_training
+
+    old = os.umask(0o022)
+    try:
+        root = tmp_path_factory.mktemp("runs")
+        cfg = small_config(alpaca_file, root, max_steps=6, save={"every": 2})
+        return run_training(load_config(write_config(root / "c.yaml", cfg)), name="r").experiment
+    finally:
+        os.umask(old)
+
+
+def test_files_get_the_umask_and_no_staging_is_left(run):
+    for path in run.dir.rglob("*"):
+        if path.name == ".paw.lock":
+            continue
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode & 0o044 == 0o044, f"{path} is {oct(mode)}: others cannot read it"
+    assert not (run.checkpoints / ".staging").exists()
+
+
+def test_the_adapter_names_its_base_as_the_user_did(run):
+    config = json.loads((run.final_model / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "paw-tiny/qwen2"  # not the cache dir it was built into
+
+
+def test_a_damaged_checkpoint_is_found_and_resume_falls_back(run, tmp_path):
+    root = tmp_path / "checkpoints"
+    shutil.copytree(run.checkpoints, root)
+    assert ckpt.latest_intact(root) == (root / "checkpoint-6", [])
+    weights = root / "checkpoint-6" / "adapter_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit-pattern: same size, other bytes
+    weights.write_bytes(bytes(data))
+    (root / "checkpoint-4" / "optimizer.pt").write_bytes(b"")  # truncated
+    found, skipped = ckpt.latest_intact(root)
+    assert found == root / "checkpoint-2"
+    assert skipped[0] == (
+        root / "checkpoint-6",
+        "adapter_model.safetensors differs from what was written (sha256)",
+    )
+    assert skipped[1][0] == root / "checkpoint-4" and "optimizer.pt has 0 bytes" in skipped[1][1]
+
+
+def _broken(tmp_path, run, how: str):
+    adapter = tmp_path / how
+    shutil.copytree(run.final_model, adapter)
+    weights = adapter / "adapter_model.safetensors"
+    if how == "truncated":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif how == "empty":
+        weights.write_bytes(b"")
+    elif how == "garbage":
+        weights.write_bytes(os.urandom(4096))
+    elif how == "nan":
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(weights))
+        first = next(iter(tensors))
+        tensors[first][0, 0] = float("nan")
+        save_file(tensors, str(weights))
+    elif how == "bad-json":
+        (adapter / "adapter_config.json").write_text('{"peft_type": "LORA",')
+    elif how == "pickle-only":
+        weights.rename(adapter / "adapter_model.bin")
+    return adapter
+
+
+@pytest.mark.parametrize(
+    "how, says",
+    [
+        ("truncated", "is not a readable safetensors file"),
+        ("empty", "is empty"),
+        ("garbage", "is not a readable safetensors file"),
+        ("nan", "holds NaN or infinite values"),
+        ("bad-json", "adapter_config.json is not valid JSON"),
+        ("pickle-only", "adapter_model.bin (a pickle)"),
+    ],
+)
+def test_every_kind_of_damaged_adapter_is_one_clear_error(run, tmp_path, how, says):
+    adapter = _broken(tmp_path, run, how)
+    with pytest.raises(PawError, match=re.escape(says)) as err:
+        check_adapter_dir(adapter)
+    assert str(adapter) in str(err.value)
+
+
+def test_commands_that_load_an_adapter_refuse_a_damaged_one(run, tmp_path):
+    adapter = _broken(tmp_path, run, "truncated")
+    files = mc_task_files(tmp_path, ["arc_easy"], 4)
+    commands = {
+        "eval": ["eval", "--adapter", str(adapter), "--tasks", "arc_easy", "--data-file", files["arc_easy"]],
+        "merge": ["merge", "--adapter", str(adapter), "--output", str(tmp_path / "merged")],
+        "transfer": [
+            "transfer",
+            "--adapter",
+            str(adapter),
+            "--target",
+            "paw-tiny/qwen2",
+            "--output",
+            str(tmp_path / "t"),
+        ],
+    }
+    for command, args in commands.items():
+        done = run_paw(*args)
+        assert done.returncode == 2, (command, done.stderr)
+        assert "adapter_model.safetensors is not a readable safetensors file" in done.stderr, command
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "merged").exists() and not (tmp_path / "t").exists()
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        path = atomic_write_json(tmp_path / "x.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
