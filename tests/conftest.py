@@ -93,3 +93,24 @@ def mc_task_files(root: Path, tasks, docs: int) -> dict[str, str]:
         path.write_text("".join(json.dumps(r) + "\n" for r in generate_mc(task, docs, seed=i)))
         files[task] = str(path)
     return files
+
+
+def train_until(config: Path, name: str, checkpoint: str, timeout: float = 300) -> subprocess.Popen:
+    """Start `paw train CONFIG --name NAME` (stderr piped) and return once ``checkpoints/<checkpoint>`` is complete
+    in its experiment (next to the config's experiment root), the process still running: ready to be signalled."""
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paw", "train", str(config), "--name", name],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    root = yaml.safe_load(Path(config).read_text())["experiment"]["root"]
+    target = Path(root) / name / "checkpoints" / checkpoint
+    deadline = time.time() + timeout
+    while not target.is_dir() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert target.is_dir(), f"{target} never appeared"
+    return proc

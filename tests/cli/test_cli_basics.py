@@ -118,3 +118,51 @@ def test_download_targets_and_offline_error(tmp_path):
     assert "paths.models_dir" in result.stderr and "Traceback" not in result.stderr
     tiny = run_paw("download", "paw-tiny/qwen2")
     assert tiny.returncode == 2 and "nothing to download" in tiny.stderr
+
+
+def test_version_works_alone():
+    done = run_paw("--version")
+    assert done.returncode == 0 and done.stdout.strip().startswith("paw ")
+
+
+def test_model_names_are_never_cut_on_a_narrow_terminal():
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "paw", "models"],
+        env={**os.environ, "COLUMNS": "50"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    for name in (
+        "paw-shape/qwen2.5-0.5b[@<layers>]",
+        "paw-tiny/<family>-<upgrade|deep|rotated>",
+        "paw-tiny/gemma2",
+    ):
+        assert name in done.stdout
+
+
+def test_default_logging_is_about_thirty_lines_a_run():
+    from paw.train.recipe import default_logging_steps
+
+    assert [default_logging_steps(n) for n in (1, 30, 31, 125, 3000, None)] == [1, 1, 2, 5, 100, 1]
+
+
+def test_infer_names_a_generation_that_stopped_at_the_first_token(monkeypatch, capsys):
+    import paw.infer.api
+    from paw.cli.infer_cmd import infer
+
+    answer = {"results": [{"prompt": "p", "output": ""}], "template": "chat", "new_tokens_per_s": 0.0}
+    monkeypatch.setattr(paw.infer.api, "infer", lambda *a, **k: answer)
+    infer("paw-tiny/qwen2", None, "hi", None, None, 8, 0.0, 1.0, 0, 1, "auto", "auto")
+    assert "1 of 1 generation(s) stopped at the first token" in capsys.readouterr().err
+
+
+def test_errors_name_the_commands_own_argument(tmp_path):
+    done = run_paw("eval", "nosuch", "--tasks", "arc_easy", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "paw eval EXPERIMENT: no experiment" in done.stderr and "--resume" not in done.stderr

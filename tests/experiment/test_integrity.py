@@ -140,3 +140,60 @@ def test_atomic_writes_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_eval_into_an_experiment_keeps_every_result_set(run, tmp_path):
+    files = mc_task_files(tmp_path, ["arc_easy"], 12)
+    args = ["eval", str(run.dir), "--tasks", "arc_easy", "--data-file", files["arc_easy"]]
+    for extra in (["--limit", "4"], [], ["--limit", "6"]):
+        done = run_paw(*args, *extra)
+        assert done.returncode == 0, done.stderr
+    sets = sorted((run.results / "eval").iterdir())
+    assert len(sets) == 3 and all((s / "results.json").is_file() for s in sets)
+    assert sorted(json.loads((s / "results.json").read_text())["tasks"]["arc_easy"]["n"] for s in sets) == [
+        4,
+        6,
+        12,
+    ]
+    summary = json.loads((run.results / "eval_results.json").read_text())
+    assert summary["tasks"]["arc_easy"]["n"] == 12 and summary["subset"] is False  # the full-data set
+    assert (run.results / summary["source"] / "results.json").is_file()
+
+
+def test_outputs_are_checked_before_any_work(run, tmp_path):
+    files = mc_task_files(tmp_path, ["arc_easy"], 4)
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "results.json").write_text("{}")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    base = ["eval", "--model", "paw-tiny/qwen2", "--tasks", "arc_easy", "--data-file", files["arc_easy"]]
+    refused = run_paw(*base, "--output", str(used))
+    assert refused.returncode == 2 and "already holds files" in refused.stderr
+    refused = run_paw(*base, "--output", str(blocked))
+    assert refused.returncode == 2 and "a file is in the way" in refused.stderr
+    refused = run_paw("merge", "--adapter", str(run.final_model), "--output", str(blocked / "m"))
+    assert refused.returncode == 2 and "is a file, not a directory" in refused.stderr
+
+
+def test_validate_only_checks_the_experiment_it_would_create(run, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text((run.dir / "config.yaml").read_text())
+    taken = run_paw("train", str(config), "--name", run.name, "--validate-only")
+    assert taken.returncode == 2 and "already exists" in taken.stderr
+    free = run_paw("train", str(config), "--name", "fresh", "--validate-only")
+    assert free.returncode == 0, free.stderr
+
+
+def test_a_transferred_adapter_is_prompted_as_it_was_trained(run, tmp_path):
+    out = tmp_path / "moved"
+    done = run_paw(
+        "transfer", "--adapter", str(run.final_model), "--target", "paw-tiny/qwen2", "--output", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    trained = json.loads((run.final_model / "paw_prompt.json").read_text())
+    moved = json.loads((out / "paw_prompt.json").read_text())
+    assert moved["format"] == trained["format"] and moved["prompt_template"] == trained["prompt_template"]
+    assert (
+        json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "paw-tiny/qwen2"
+    )

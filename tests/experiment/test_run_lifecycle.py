@@ -4,39 +4,16 @@ exit 143/130, killed runs told from live ones in `paw exp list`, and `--resume` 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-from tests.conftest import run_paw, small_config, write_config
-
-
-def start_training(config: Path, name: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "paw", "train", str(config), "--name", name],
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 300) -> None:
-    deadline = time.time() + seconds
-    while not path.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    assert path.exists(), f"{path} never appeared"
+from tests.conftest import run_paw, small_config, train_until, write_config
 
 
 def test_sigterm_is_resumable_and_a_second_writer_is_refused(tmp_path, alpaca_file):
     cfg = small_config(alpaca_file, tmp_path, max_steps=400, save={"every": 2}, logging_steps=50)
     config = write_config(tmp_path / "c.yaml", cfg)
-    proc = start_training(config, "run")
+    proc = train_until(config, "run", "checkpoint-2")
     exp = tmp_path / "run"
-    wait_for(exp / "checkpoints" / "checkpoint-2", proc)
 
     second = run_paw("train", "--resume", str(exp))  # while the first still writes
     assert second.returncode == 2
@@ -58,9 +35,8 @@ def test_a_killed_run_shows_as_killed_and_resume_refuses_changed_data(tmp_path, 
     data = tmp_path / "train.jsonl"
     data.write_bytes(alpaca_file.read_bytes())
     cfg = small_config(data, tmp_path, max_steps=400, save={"every": 2}, logging_steps=50)
-    proc = start_training(write_config(tmp_path / "c.yaml", cfg), "run")
+    proc = train_until(write_config(tmp_path / "c.yaml", cfg), "run", "checkpoint-4")
     exp = tmp_path / "run"
-    wait_for(exp / "checkpoints" / "checkpoint-4", proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     listed = run_paw("exp", "list", "--root", str(tmp_path))
@@ -87,8 +63,7 @@ def test_a_killed_run_shows_as_killed_and_resume_refuses_changed_data(tmp_path, 
 
 def test_sigint_exits_130_and_records_it(tmp_path, alpaca_file):
     cfg = small_config(alpaca_file, tmp_path, max_steps=400, save={"every": 2}, logging_steps=50)
-    proc = start_training(write_config(tmp_path / "c.yaml", cfg), "run")
-    wait_for(tmp_path / "run" / "checkpoints" / "checkpoint-2", proc)
+    proc = train_until(write_config(tmp_path / "c.yaml", cfg), "run", "checkpoint-2")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

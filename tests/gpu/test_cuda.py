@@ -6,16 +6,12 @@ The stand-in needs the Qwen2 tokenizer in the paw cache (`make tokenizers`; the 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import mc_task_files, run_paw, small_config, write_config
+from tests.conftest import mc_task_files, run_paw, small_config, train_until, write_config
 
 pytestmark = pytest.mark.gpu
 STAND_IN = "paw-shape/qwen2.5-0.5b@2"  # Qwen2.5-0.5B's widths and vocabulary, two layers
@@ -121,16 +117,7 @@ def test_sigkill_then_resume_on_cuda(tmp_path, alpaca_file):
     cfg = small_config(alpaca_file, tmp_path, max_steps=12, save={"every": 4}, logging_steps=1)
     path = write_config(tmp_path / "c.yaml", cfg)
     assert run_paw("train", str(path), "--name", "straight").returncode == 0
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "paw", "train", str(path), "--name", "killed"],
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    ckpts = tmp_path / "killed" / "checkpoints"
-    deadline = time.time() + 300
-    while not (ckpts / "checkpoint-4").is_dir() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
+    proc = train_until(path, "killed", "checkpoint-4")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "killed" / "models" / "final_model").exists()

@@ -1,11 +1,7 @@
 """End-to-end training through the real CLI and the recipe API, on the tiny Qwen2 model."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +10,7 @@ from safetensors.torch import load_file
 
 from paw.config.loader import load_config
 from paw.train.recipe import run_training
-from tests.conftest import REPO, run_paw, small_config, write_config
+from tests.conftest import REPO, run_paw, small_config, train_until, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -137,23 +133,13 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, alpaca_file):
     path = write_config(tmp_path / "c.yaml", cfg)
     assert run_paw("train", str(path), "--name", "straight").returncode == 0
 
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "paw", "train", str(path), "--name", "killed"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    ckpts = tmp_path / "killed" / "checkpoints"
-    deadline = time.time() + 300
-    while not (ckpts / "checkpoint-10").is_dir() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
+    proc = train_until(path, "killed", "checkpoint-10")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     meta = json.loads((tmp_path / "killed" / "metadata.json").read_text())
     assert meta["status"] == "running"  # killed hard: never looks completed
     assert not (tmp_path / "killed" / "models" / "final_model").exists()
-    for ckpt in ckpts.glob("checkpoint-*"):
+    for ckpt in (tmp_path / "killed" / "checkpoints").glob("checkpoint-*"):
         assert (ckpt / "checkpoint_info.json").is_file(), f"{ckpt} is half-written"
 
     resumed = run_paw("train", "--resume", str(tmp_path / "killed"))

@@ -52,3 +52,13 @@ def test_publish_is_atomic_and_prune_keeps_newest(tmp_path):
     assert [s for s, _ in list_checkpoints(tmp_path)] == [1, 2, 3]
     prune(tmp_path, keep_last=2)
     assert [s for s, _ in list_checkpoints(tmp_path)] == [2, 3]
+
+
+def test_a_run_whose_gradients_vanished_is_not_completed():
+    from paw.train.recipe import stalled_reason
+
+    moving = [{"step": s, "loss": 2.0, "grad_norm": 0.5} for s in range(1, 6)]
+    assert stalled_reason(moving) is None
+    assert stalled_reason([{"step": 1, "loss": 2.0, "grad_norm": 0.0}]) is None  # too few records to tell
+    stuck = moving + [{"step": s, "loss": 1.0986, "grad_norm": 0.0} for s in range(6, 9)]
+    assert "gradient norm was 0 on the last 3 logged steps (loss stuck at 1.0986)" in stalled_reason(stuck)

@@ -28,7 +28,7 @@ def _experiment_target(ref: str) -> tuple[str, str, Path]:
     from paw.config.loader import read_yaml
     from paw.experiment.layout import find_experiment
 
-    exp, _ = find_experiment(ref)
+    exp, _ = find_experiment(ref, label="paw eval EXPERIMENT")
     if not (exp.final_model / "adapter_config.json").is_file():
         raise PawError(
             f"experiment {exp.dir} has no final adapter (models/final_model); did training finish?"
@@ -68,34 +68,40 @@ def run(
         batch_size=_batch_size(batch_size),
         log_samples=log_samples,
     )
-    prefix = ""
+    from paw.eval.distributed import rank
+    from paw.utils.io import check_writable, unused_dir
+
+    stamp, results_dir = time.strftime("%Y%m%d-%H%M%S"), None
     with ExitStack() as held:
         if experiment is not None:
             if model or adapter:
                 raise PawError("give an EXPERIMENT or --model/--adapter, not both")
             model, adapter, results_dir = _experiment_target(experiment)
-            output, prefix = output or results_dir, "eval_"
-            from paw.eval.distributed import rank
-
-            if (
-                rank() == 0 and Path(output).resolve() == results_dir.resolve()
-            ):  # into it: one writer at a time
+            if rank() == 0:  # results go into the experiment: one writer at a time
                 from paw.experiment.lock import ExperimentLock
 
                 held.enter_context(ExperimentLock(results_dir.parent, "paw eval"))
-        output = output or Path("eval_results") / time.strftime("%Y%m%d-%H%M%S")
+            output = output or unused_dir(results_dir / "eval", stamp)  # one result set per invocation
+        output = Path(output or unused_dir("eval_results", stamp))
+        if output.is_dir() and any(output.iterdir()):
+            raise PawError(
+                f"--output {output} already holds files; paw never mixes two runs' results: choose a new dir"
+            )
+        check_writable(output, "--output")
         if backend == "lm-eval":
             from paw.eval.lm_eval_backend import evaluate_with_lm_eval
 
-            results = evaluate_with_lm_eval(tasks, model, adapter, data_files, options, output, dtype, prefix)
+            results = evaluate_with_lm_eval(tasks, model, adapter, data_files, options, output, dtype)
         else:
             from paw.eval.api import assign_data_files, evaluate
 
             names = [t.name for t in parse_tasks(tasks)]
             files = assign_data_files(names, data_files)
-            results = evaluate(tasks, model, adapter, files, options, output, dtype, prefix=prefix)
-    from paw.eval.distributed import rank
+            results = evaluate(tasks, model, adapter, files, options, output, dtype)
+        if results_dir is not None and rank() == 0:
+            from paw.eval.api import record_summary
 
+            record_summary(results_dir, output, subset=bool(limit or sample_ratio))
     if rank() == 0:
         _print(results, output)
 

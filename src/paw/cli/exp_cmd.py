@@ -31,8 +31,12 @@ def list_experiments(root: RootOpt = Path(DEFAULT_ROOT)) -> None:
 
     dirs = experiment_dirs(root)
     table = Table(title=f"{len(dirs)} experiment(s) in {root}", title_justify="left")
-    for column in LIST_COLUMNS:
-        table.add_column(column)
+    longest = max((len(d.name) for d in dirs), default=4)
+    for column in LIST_COLUMNS:  # the name is typed next: never cut or wrapped; the other columns wrap
+        if column == "name":
+            table.add_column(column, min_width=longest, no_wrap=True)
+        else:
+            table.add_column(column, overflow="fold")
     to_resume = []
     for exp in dirs:
         summary = summarize(exp)
@@ -91,7 +95,7 @@ def compare(
     table = Table(title_justify="left")
     table.add_column("")
     for summary in summaries:
-        table.add_column(summary["name"])
+        table.add_column(summary["name"], overflow="fold")
     for row in rows:
         table.add_row(row, *(str(s.get(row, "")) for s in summaries))
     _console().print(table)

@@ -32,6 +32,10 @@ def infer(
         raise PawError("give exactly one of --input-text TEXT or --input-file FILE")
     if output_file is not None and output_file.exists():
         raise PawError(f"--output-file {output_file} already exists; choose another path")
+    if output_file is not None:
+        from paw.utils.io import check_writable
+
+        check_writable(output_file.parent, "--output-file")
     inputs = [InferInput(text=input_text)] if input_text is not None else read_inputs(input_file)
     sampling = Sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
     single = input_text is not None
@@ -42,6 +46,13 @@ def infer(
     if not single:
         for row in results["results"][:3]:
             console.print(f"[bold]>[/] {row['prompt'][-80:]!r}\n  {row['output']!r}", markup=True)
+    empty = sum(1 for row in results["results"] if not row["output"].strip())
+    if empty:  # an empty answer looks like a hang or a bug unless it is named
+        console.print(
+            f"note: {empty} of {len(results['results'])} generation(s) stopped at the first token (the model "
+            "produced an end-of-sequence/stop token first); check --template and the adapter's prompt format",
+            soft_wrap=True,
+        )
     console.print(
         f"{len(results['results'])} output(s), template {results['template']}, "
         f"{results['new_tokens_per_s']} new tokens/s"

@@ -26,17 +26,24 @@ app = typer.Typer(
 )
 
 
-@app.callback()
-def main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
-) -> None:
-    _state["debug"] = debug
-    if version:
+def _print_version(value: bool) -> None:
+    """Eager: `paw --version` works alone, before click asks for a command."""
+    if value:
         from paw import __version__
 
         typer.echo(f"paw {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
+    ] = False,
+) -> None:
+    _state["debug"] = debug
 
 
 app.add_typer(exp_app, name="exp")
@@ -229,29 +236,38 @@ def doctor(
 def models() -> None:
     """List model aliases, the built-in tiny models and the stand-ins of published models."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from paw.models import shape, tiny
     from paw.models.resolve import aliases
 
-    table = Table("name", "resolves to")
+    rows = []
     for family, spec in tiny.families().items():
-        table.add_row(
-            tiny.PREFIX + family, f"built locally (tiny {spec['model_type']}, like {spec['mirrors']})"
+        rows.append(
+            (tiny.PREFIX + family, f"built locally (tiny {spec['model_type']}, like {spec['mirrors']})")
         )
-    table.add_row(
-        tiny.PREFIX + "<family>-<upgrade|deep|rotated>",
-        "derived from the tiny model: trained further / twice as deep / rotated basis (transfer pairs)",
+    rows.append(
+        (
+            tiny.PREFIX + "<family>-<upgrade|deep|rotated>",
+            "derived from the tiny model: trained further / twice as deep / rotated basis (transfer pairs)",
+        )
     )
     for name, spec in shape.shapes().items():
         tokenizer = spec.get("tokenizer_note") or f"its real {spec['tokenizer']} tokenizer"
-        table.add_row(
-            f"{shape.PREFIX}{name}[@<layers>]",
-            f"stand-in: {spec['mirrors']}'s shape ({spec['config']['num_hidden_layers']} layers), random "
-            f"weights, {tokenizer}; needs `paw fetch-tokenizers` once",
+        rows.append(
+            (
+                f"{shape.PREFIX}{name}[@<layers>]",
+                f"stand-in: {spec['mirrors']}'s shape ({spec['config']['num_hidden_layers']} layers), random "
+                f"weights, {tokenizer}; needs `paw fetch-tokenizers` once",
+            )
         )
-    for alias, hub_id in aliases().items():
-        table.add_row(alias, hub_id)
+    rows += list(aliases().items())
+    table = Table()  # the names are typed next: never cut or wrapped; the descriptions wrap
+    table.add_column("name", min_width=max(len(name) for name, _ in rows), no_wrap=True)
+    table.add_column("resolves to", overflow="fold")
+    for row in rows:
+        table.add_row(*map(escape, row))  # `[@<layers>]` is text, not rich markup
     Console().print(table)
 
 

@@ -67,6 +67,15 @@ def train(
     config = load_config(config_path, overrides, profile)
     _check_paths(config)
     if validate_only:
+        if resume_target is None:  # the experiment the run would create: a free name in a writable root
+            from paw.experiment.layout import Experiment, default_name
+            from paw.utils.io import check_writable
+
+            exp = Experiment.at(
+                config.experiment.root, name or config.experiment.name or default_name(config_path.stem)
+            )
+            exp.ensure_new()
+            check_writable(exp.root, "experiment.root")
         validate_loaded(config, str(config_path))
         return
     from paw.train.recipe import run_training

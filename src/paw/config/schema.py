@@ -253,7 +253,11 @@ class TrainingConfig(NoBoolNumbers):
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     save: SavePolicy = Field(default_factory=SavePolicy, description="Checkpoint policy.")
     eval_steps: int | None = Field(None, ge=1, description="Evaluate on the validation split every N steps.")
-    logging_steps: int = Field(1, ge=1, description="Log loss/lr/grad-norm every N steps.")
+    logging_steps: int | None = Field(
+        None,
+        ge=1,
+        description="Log loss/lr/grad-norm every N steps; unset: ~30 lines a run (short runs: every step).",
+    )
     seed: int = Field(42, description="Seed of initialisation, dropout and data order.")
 
     @model_validator(mode="before")

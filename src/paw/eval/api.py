@@ -21,7 +21,7 @@ from paw.errors import PawError
 from paw.eval.runner import EvalOptions, TaskResult, run_task
 from paw.eval.tasks import parse_tasks
 from paw.experiment.metadata import now, package_versions
-from paw.utils.io import atomic_write_json, atomic_write_text
+from paw.utils.io import atomic_write_json, atomic_write_text, read_json, read_json_or_none
 
 
 def metric_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -74,6 +74,29 @@ def write_results(
             text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
             paths.append(atomic_write_text(output / f"{prefix}samples_{task}.jsonl", text))
     return paths
+
+
+SUMMARY = (
+    "eval_results"  # results/eval_results.{json,csv,md}: the experiment's evaluation as exp list shows it
+)
+
+
+def record_summary(results_dir: Path, result_set: Path, subset: bool) -> None:
+    """Point the experiment's summary at ``result_set`` (a copy of its results, naming it): a run on all the data
+    always, a subset run (--limit/--sample-ratio) only where no full-data summary exists."""
+    current = read_json_or_none(results_dir / f"{SUMMARY}.json") or {}
+    if subset and current and not current.get("subset", True):
+        return
+    results = read_json(result_set / "results.json")
+    atomic_write_json(
+        results_dir / f"{SUMMARY}.json",
+        {**results, "source": str(result_set.relative_to(results_dir)), "subset": subset},
+    )
+    for suffix in ("csv", "md"):
+        if (result_set / f"results.{suffix}").is_file():
+            atomic_write_text(
+                results_dir / f"{SUMMARY}.{suffix}", (result_set / f"results.{suffix}").read_text()
+            )
 
 
 def assign_data_files(task_names: list[str], data_files: list[str]) -> dict[str, str]:

@@ -89,8 +89,11 @@ class Experiment:
             sub.mkdir(parents=True, exist_ok=True)
 
 
-def find_experiment(ref: str, root: str | Path = DEFAULT_ROOT) -> tuple[Experiment, Path | None]:
-    """Resolve ``--resume`` input: an experiment dir, a name under ``root``, or a checkpoint dir inside one.
+def find_experiment(
+    ref: str, root: str | Path = DEFAULT_ROOT, label: str = "--resume"
+) -> tuple[Experiment, Path | None]:
+    """Resolve an experiment reference: an experiment dir, a name under ``root``, or a checkpoint dir inside one.
+    ``label`` names the argument in errors (``--resume``, ``paw eval EXPERIMENT``).
 
     Returns the experiment and the checkpoint named explicitly (None: use the latest).
     """
@@ -104,10 +107,10 @@ def find_experiment(ref: str, root: str | Path = DEFAULT_ROOT) -> tuple[Experime
         candidate = Path(root).expanduser() / check_name(ref)
         if not candidate.is_dir():
             raise PawError(
-                f"--resume: no experiment or checkpoint at '{ref}' (looked in {Path(root).resolve()})"
+                f"{label}: no experiment or checkpoint at '{ref}' (looked in {Path(root).resolve()})"
             )
         path = candidate
     if not (path / "config.yaml").is_file():
-        raise PawError(f"--resume: {path} is not a paw experiment (no config.yaml)")
+        raise PawError(f"{label}: {path} is not a paw experiment (no config.yaml)")
     path = path.resolve()
     return Experiment(path.parent, path.name), None

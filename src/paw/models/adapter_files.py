@@ -49,6 +49,14 @@ def check_adapter_dir(adapter: str | Path, label: str = "--adapter") -> Path:
     naming its peft_type, and an adapter_model.safetensors that is complete (header and every tensor readable)
     and finite. Anything else is one PawError naming the file."""
     path = Path(adapter)
+    read_adapter_config(path, label)
+    check_adapter_weights(path, label)
+    return path
+
+
+def read_adapter_config(adapter: str | Path, label: str = "--adapter") -> dict[str, Any]:
+    """The adapter's adapter_config.json: present, valid JSON, naming a peft_type."""
+    path = Path(adapter)
     if not path.is_dir():
         raise PawError(f"{label}: {path} does not exist")
     config_file = path / "adapter_config.json"
@@ -60,12 +68,17 @@ def check_adapter_dir(adapter: str | Path, label: str = "--adapter") -> Path:
         raise PawError(f"{label}: {config_file} is not valid JSON ({err})") from None
     if not isinstance(config, dict) or not config.get("peft_type"):
         raise PawError(f"{label}: {config_file} names no peft_type: not an adapter config")
+    return config
+
+
+def check_adapter_weights(adapter: str | Path, label: str = "--adapter") -> None:
+    """adapter_model.safetensors: present (not only a pickle), non-empty, every tensor readable and finite."""
+    path = Path(adapter)
     weights = path / WEIGHTS
     if not weights.is_file():
         found = "adapter_model.bin (a pickle)" if (path / "adapter_model.bin").is_file() else "no weights"
         raise PawError(f"{label}: {weights} is missing ({found}); paw loads safetensors only")
     _check_weights(weights, label)
-    return path
 
 
 def _check_weights(weights: Path, label: str) -> None:

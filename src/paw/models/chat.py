@@ -7,6 +7,7 @@ stops at EOS runs on. paw detects the end-of-turn token, warns, and generates wi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 PROMPT_SPEC_FILE = "paw_prompt.json"
@@ -61,3 +62,25 @@ def prompt_spec(tokenizer: Any, fmt: str, prompt_template: str) -> dict[str, Any
         "eos_token": end if uses_chat and end else tokenizer.eos_token,
         "stop_tokens": stops,
     }
+
+
+def carry_prompt_spec(adapter: str | Path, tokenizer_source: str | Path, out: str | Path) -> bool:
+    """Write into ``out`` the prompt spec of ``adapter`` re-derived with another base's tokenizer (a transferred
+    adapter is prompted in the format it was trained in, with the target's own chat template and stop tokens).
+    False when the adapter has no spec (not trained by paw)."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    from paw.utils.io import atomic_write_json
+
+    spec_file = Path(adapter) / PROMPT_SPEC_FILE
+    if not spec_file.is_file():
+        return False
+    spec = json.loads(spec_file.read_text(encoding="utf-8"))
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_source))
+    template = "chat" if spec.get("prompt_template") == "chat" else "alpaca"
+    atomic_write_json(
+        Path(out) / PROMPT_SPEC_FILE, prompt_spec(tokenizer, spec.get("format", "alpaca"), template)
+    )
+    return True

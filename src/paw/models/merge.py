@@ -17,7 +17,7 @@ from typing import Any
 from paw.errors import PawError
 from paw.models.adapter_files import PROMPT_LEARNING_TYPES, adapter_type, attach_adapter, base_model_for
 from paw.models.chat import PROMPT_SPEC_FILE
-from paw.utils.io import apply_umask, atomic_write_json
+from paw.utils.io import apply_umask, atomic_write_json, check_writable
 
 MERGE_INFO = "merge_info.json"
 
@@ -38,6 +38,7 @@ def merge_adapter(
     output = Path(output)
     if output.exists():
         raise PawError(f"--output {output} already exists; choose a new dir (paw never overwrites a model)")
+    check_writable(output, "--output")  # before the model loads, not after
     model_ref, adapter_path = base_model_for(model, str(adapter))
     kind = adapter_type(adapter_path)
     if kind in PROMPT_LEARNING_TYPES:

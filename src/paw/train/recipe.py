@@ -20,7 +20,7 @@ from paw.config.loader import dump_config
 from paw.config.schema import RunConfig
 from paw.data.classification import ClassificationData, build_classification_data, to_classification_dataset
 from paw.data.sft import SftData, SftDataOptions, build_sft_data, to_dataset
-from paw.errors import Interrupted, PawError, raise_interrupted
+from paw.errors import Interrupted, PawError, PawRuntimeError, raise_interrupted
 from paw.experiment.layout import Experiment, default_name
 from paw.experiment.lock import ExperimentLock
 from paw.experiment.metadata import new_metadata, now, update_metadata
@@ -34,7 +34,7 @@ from paw.train import checkpoint as ckpt
 from paw.train import fingerprint, launch
 from paw.train.schedule import StageSpec, make_scheduler, multi_stage_lr, named_lr_factor, stage_switch_steps
 from paw.train.tracking import hosted_trackers, tracker_environment
-from paw.utils.io import apply_umask, atomic_write_json, atomic_write_text
+from paw.utils.io import apply_umask, atomic_write_json, atomic_write_text, check_writable
 
 log = logging.getLogger("paw.train")
 
@@ -188,8 +188,17 @@ def lr_function(config: RunConfig):
     return lambda step: t.learning_rate * named_lr_factor(step, t.schedule, total, t.warmup_steps)
 
 
-def training_args(config: RunConfig, output_dir: str):
-    """TRL's SFTConfig (causal LM) or transformers' TrainingArguments (classification) from the config."""
+LOG_LINES = 30  # log lines per run when training.logging_steps is unset
+
+
+def default_logging_steps(total_steps: int | None) -> int:
+    """Every step for runs of up to LOG_LINES steps, else about LOG_LINES evenly spaced lines."""
+    return max(1, -(-(total_steps or 1) // LOG_LINES))
+
+
+def training_args(config: RunConfig, output_dir: str, total_steps: int | None = None):
+    """TRL's SFTConfig (causal LM) or transformers' TrainingArguments (classification) from the config;
+    ``total_steps`` (known or estimated) sizes the default logging interval."""
     import torch
     from transformers import TrainingArguments
     from trl import SFTConfig
@@ -207,7 +216,7 @@ def training_args(config: RunConfig, output_dir: str):
         "per_device_train_batch_size": per_device,
         "per_device_eval_batch_size": per_device,
         "gradient_accumulation_steps": t.gradient_accumulation_steps,
-        "logging_steps": t.logging_steps,
+        "logging_steps": t.logging_steps or default_logging_steps(t.max_steps or total_steps),
         "logging_first_step": True,
         "seed": t.seed,
         "save_strategy": "no",
@@ -300,6 +309,7 @@ def run_training(
         )
         checkpoint = None
         exp.ensure_new()  # fail before any loading, not after
+        check_writable(exp.root, "experiment.root")
     hosted_trackers(config.tracking.backends)  # a missing tracker package fails before anything is written
     with ExitStack() as held:
         changes: list[str] = []
@@ -352,6 +362,8 @@ def _run_recorded(
             resume_command=f"paw train --resume {exp.dir}",
         )
         raise Interrupted(signum, hint) from None
+    except Diverged:
+        raise  # recorded as diverged where it was found
     except BaseException as err:
         if main:
             update_metadata(
@@ -411,7 +423,9 @@ def _train(
         from torch.utils.tensorboard import SummaryWriter
 
         callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(exp.tensorboard))))
-    args = training_args(config, str(exp.checkpoints))
+    rows = len(prepared.data.train.examples)
+    per_step = per_device_batch(config) * t.gradient_accumulation_steps * launch.world_size()
+    args = training_args(config, str(exp.checkpoints), -(-rows // per_step) * int(t.num_train_epochs or 1))
 
     def checkpoint_info(step: int) -> dict[str, Any]:
         last = recorder.steps[-1] if recorder.steps else {}
@@ -512,9 +526,31 @@ def _train(
         resumed_from=str(checkpoint) if checkpoint else None,
         plan=plan,
     )
-    update_metadata(exp.metadata_file, status="completed", finished=now(), train_seconds=round(elapsed, 2))
+    stalled = stalled_reason(report.get("steps") or [])
+    status = "diverged" if stalled else "completed"
+    update_metadata(
+        exp.metadata_file, status=status, finished=now(), train_seconds=round(elapsed, 2), error=stalled
+    )
+    if stalled:
+        raise Diverged(f"training {exp.name} did not learn: {stalled}; its files are kept in {exp.dir}")
     log.info("done: %s", exp.dir)
     return report
+
+
+STALL_STEPS = 3  # logged steps in a row with no gradient at all
+
+
+class Diverged(PawRuntimeError):
+    """The run finished without learning; metadata.json already says ``diverged`` (exit 1)."""
+
+
+def stalled_reason(steps: list[dict[str, Any]]) -> str | None:
+    """Why a run that finished cannot have learned (None: it may have): the gradient norm was exactly zero on the
+    last logged steps, so nothing moved however long it trained (a frozen adapter, a loss cut off from it)."""
+    tail = steps[-STALL_STEPS:]
+    if len(tail) < STALL_STEPS or any(s.get("grad_norm") is None or s["grad_norm"] != 0 for s in tail):
+        return None
+    return f"the gradient norm was 0 on the last {STALL_STEPS} logged steps (loss stuck at {tail[-1].get('loss')})"
 
 
 def _save_final_model(trainer, prepared: Prepared, exp: Experiment) -> None:

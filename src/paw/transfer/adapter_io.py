@@ -7,7 +7,6 @@ gets ``rank_pattern``/``alpha_pattern`` entries that keep its scale at 1.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,10 +48,10 @@ def read_lora(path: str | Path) -> LoraAdapter:
     import torch
     from safetensors.torch import load_file
 
-    from paw.models.adapter_files import check_adapter_dir
+    from paw.models.adapter_files import check_adapter_weights, read_adapter_config
 
-    path = check_adapter_dir(path)  # complete, readable, finite: or one PawError naming the file
-    config = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
+    path = Path(path)
+    config = read_adapter_config(path)
     if config.get("peft_type") != "LORA":
         raise PawError(
             f"--adapter: {path} is a {config.get('peft_type')} adapter; paw transfers LoRA adapters only"
@@ -61,6 +60,7 @@ def read_lora(path: str | Path) -> LoraAdapter:
         raise PawError(
             f"--adapter: {path} is a DoRA adapter; its magnitude vector has no transfer rule, use LoRA"
         )
+    check_adapter_weights(path)  # complete, readable, finite: or one PawError naming the file
     tensors = load_file(str(path / WEIGHTS))
     r = int(config["r"])
     modules: dict[str, LoraModule] = {}

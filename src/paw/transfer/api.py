@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from paw.errors import PawError
+from paw.models.chat import carry_prompt_spec
 from paw.transfer import linalg
 from paw.transfer.adapter_io import LoraModule, read_lora, write_lora
 from paw.transfer.mapping import Unit, adapter_units, base_weight, layer_map, target_modules
 from paw.transfer.methods import SkipUnit, get_method, pick
 from paw.transfer.weights import WeightStore, local_model_dir
-from paw.utils.io import apply_umask, atomic_write_json, atomic_write_text
+from paw.utils.io import apply_umask, atomic_write_json, atomic_write_text, check_writable
 
 # Defaults, from benchmarks/transfer_quality.py on the tiny pairs: related bases give φ ≈ 1, unrelated ones
 # φ ≈ k/d; a unit must be 3× above chance and at least 0.2.
@@ -81,6 +82,7 @@ def transfer(
         raise PawError(
             f"--output {output} already exists; choose a new dir (paw never overwrites an adapter)"
         )
+    check_writable(output, "--output")  # before any weight is read
     get_method("direct" if options.method == "auto" else options.method)
     lora = read_lora(adapter)
     source = source or lora.base_model
@@ -192,6 +194,7 @@ def transfer(
     staging = output.with_name(f".{output.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     write_lora(staging, target_modules(collected, store_t), lora.r, target)
+    carry_prompt_spec(adapter, local_model_dir(target, models_dir, "target"), staging)  # prompted as trained
     report = {
         "adapter": str(adapter),
         "source": source,

@@ -16,6 +16,7 @@ from paw.errors import PawError
 from paw.transfer.adapter_io import read_lora, write_lora
 from paw.transfer.mapping import BLOCK, FUSED, adapter_units, layer_prefix
 from paw.transfer.weights import WeightStore, local_model_dir
+from paw.utils.io import check_writable
 
 
 def unfuse_adapter(
@@ -26,6 +27,7 @@ def unfuse_adapter(
         raise PawError(
             f"--output {output} already exists; choose a new dir (paw never overwrites an adapter)"
         )
+    check_writable(output, "--output")  # before any weight is read
     lora = read_lora(adapter)
     base = model or lora.base_model
     if not base:

@@ -92,3 +92,29 @@ def fsync_dir(path: str | os.PathLike) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def check_writable(path: str | os.PathLike, label: str) -> Path:
+    """Refuse, before any work, an output path that cannot be created: a file in the way, or a directory
+    (the nearest one that exists) this user may not write in."""
+    from paw.errors import PawError
+
+    path = Path(path).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise PawError(f"{label} {path}: a file is in the way (a directory is written there)")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise PawError(f"{label} {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PawError(f"{label} {path}: cannot write in {existing} (permission denied)")
+    return path
+
+
+def unused_dir(parent: str | os.PathLike, name: str) -> Path:
+    """``parent/name``, or ``parent/name-2``, ``-3``, ... : the first that does not exist yet."""
+    candidate, n = Path(parent) / name, 2
+    while candidate.exists():
+        candidate, n = Path(parent) / f"{name}-{n}", n + 1
+    return candidate
