@@ -37,8 +37,8 @@ def test_train_eval_transfer_merge_infer_on_a_stand_in(real_tokenizers, model, t
     }
     run = api.train(config, name="smoke")
     adapter = run.experiment.final_model
-    location = resolve_model(model).location
-    assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == location
+    # the base as the user named it, not the cache dir it was built into: the adapter means the same elsewhere
+    assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == model
 
     arc = write_jsonl(generate_mc("arc_easy", 6, seed=0), tmp_path / "arc.jsonl")
     scores = api.evaluate(
@@ -55,7 +55,7 @@ def test_train_eval_transfer_merge_infer_on_a_stand_in(real_tokenizers, model, t
     assert not any(".lora_" in name for name, _ in merged.named_parameters())
     text = "Question: Which gas do plants take in?\nAnswer:"
     assert AutoTokenizer.from_pretrained(tmp_path / "merged")(text) == AutoTokenizer.from_pretrained(
-        location
+        resolve_model(model).location
     )(text)
 
     [text] = api.infer(["Name a fruit."], adapter=adapter, sampling=Sampling(max_new_tokens=3))

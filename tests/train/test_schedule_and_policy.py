@@ -47,7 +47,7 @@ def test_publish_is_atomic_and_prune_keeps_newest(tmp_path):
         staged.mkdir(parents=True)
         (staged / "adapter_model.safetensors").write_bytes(b"x")
         publish(tmp_path, step, {"loss": 1.0})
-    (staging_dir(tmp_path) / "checkpoint-4").mkdir()  # a crash mid-save: never listed
+    (staging_dir(tmp_path) / "checkpoint-4").mkdir(parents=True)  # a crash mid-save: never listed
     (tmp_path / "checkpoint-5").mkdir()  # no checkpoint_info.json: not complete, not listed
     assert [s for s, _ in list_checkpoints(tmp_path)] == [1, 2, 3]
     prune(tmp_path, keep_last=2)

@@ -123,8 +123,9 @@ def resume_command(exp: Path, meta: dict[str, Any]) -> str | None:
     """How to continue a run that stopped before the end (None: it finished, or is still running)."""
     if status(exp, meta) not in ("killed", "interrupted", "failed", "partial"):
         return None
-    kind = "pipeline" if meta.get("kind") == "pipeline" else "train"
-    return meta.get("resume_command") or f"paw {kind} --resume {exp}"
+    if meta.get("kind") == "pipeline":
+        return meta.get("resume_command") or f"paw pipeline {exp / 'config.yaml'} --resume --name {exp.name}"
+    return meta.get("resume_command") or f"paw train --resume {exp}"
 
 
 def summarize(exp: Path) -> dict[str, Any]:

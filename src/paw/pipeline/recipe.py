@@ -375,6 +375,11 @@ def _run_steps(
     )
 
 
+def resume_command(exp: Experiment) -> str:
+    """The command that continues this pipeline (its resolved config is in the experiment)."""
+    return f"paw pipeline {exp.config_file} --resume --name {exp.name}"
+
+
 def _run_one(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> None:
     from paw.pipeline.report import write_report
 
@@ -421,7 +426,7 @@ def _run_one(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> None
             finished=now(),
             failed_step=step.key,
             error=f"step {step.number} ({step.title}): {reason}",
-            resume_command=f"paw pipeline --resume {run.exp.dir}",
+            resume_command=resume_command(run.exp),
         )
         try:  # the report of what finished; it must not hide the step's own error
             write_report(run.config, run.exp, stepmod.plan(run.config), run.records)
@@ -432,7 +437,7 @@ def _run_one(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> None
         )  # log file only: the CLI prints it
         if interrupted:
             signum = getattr(err, "signum", signal.SIGINT)
-            raise Interrupted(signum, f"continue with: paw pipeline --resume {run.exp.dir}") from None
+            raise Interrupted(signum, f"continue with: {resume_command(run.exp)}") from None
         kind = type(err) if isinstance(err, PawError) else PawRuntimeError
         raise kind(
             f"pipeline {run.exp.name}: step {step.number} ({step.title}) failed: {reason}. Finished steps are kept; "

@@ -479,15 +479,7 @@ def _train(
             **common,
         )
     trainer.remove_callback(PrinterCallback)
-    if checkpoint is None and exp.checkpoints.is_dir():
-        checkpoint, skipped = ckpt.latest_intact(exp.checkpoints)
-        for path, problem in skipped:
-            log.warning("warning: %s is damaged (%s); not resuming from it", path.name, problem)
-        if skipped and checkpoint is None:
-            damaged = "; ".join(f"{path.name}: {problem}" for path, problem in skipped)
-            raise PawError(f"{exp.dir}: every checkpoint is damaged ({damaged}); nothing to resume from")
-    elif checkpoint is not None and (problem := ckpt.damage(checkpoint)):
-        raise PawError(f"{checkpoint}: damaged ({problem}); resume from another checkpoint or the experiment")
+    checkpoint = _resume_point(exp, checkpoint)
     ckpt.clear_staging(exp.checkpoints)
     if checkpoint is not None:
         log.info("resuming from %s", checkpoint)
@@ -535,6 +527,24 @@ def _train(
         raise Diverged(f"training {exp.name} did not learn: {stalled}; its files are kept in {exp.dir}")
     log.info("done: %s", exp.dir)
     return report
+
+
+def _resume_point(exp: Experiment, named: Path | None) -> Path | None:
+    """The checkpoint to continue from: the one named (refused if damaged), else the newest intact one (each
+    damaged newer one named in a warning); None for a fresh run."""
+    if named is not None:
+        if problem := ckpt.damage(named):
+            raise PawError(f"{named}: damaged ({problem}); resume from another checkpoint or the experiment")
+        return named
+    if not exp.checkpoints.is_dir():
+        return None
+    found, skipped = ckpt.latest_intact(exp.checkpoints)
+    for path, problem in skipped:
+        log.warning("warning: %s is damaged (%s); not resuming from it", path.name, problem)
+    if skipped and found is None:
+        damaged = "; ".join(f"{path.name}: {problem}" for path, problem in skipped)
+        raise PawError(f"{exp.dir}: every checkpoint is damaged ({damaged}); nothing to resume from")
+    return found
 
 
 STALL_STEPS = 3  # logged steps in a row with no gradient at all
