@@ -54,3 +54,12 @@ def test_validate_reports_every_file(tmp_path):
     assert f"invalid {bad}: {bad}:3: invalid YAML: duplicate key 'name_or_path'" in done.stderr
     assert f"invalid {typo}" in done.stderr and "peft.rank" in done.stderr
     assert "2 of 3 config(s) invalid" in done.stderr
+
+
+def test_a_rank_no_module_can_hold_is_refused(tmp_path, alpaca_file):
+    from paw.train.recipe import prepare
+
+    config = small_config(alpaca_file, tmp_path)
+    config["peft"]["r"] = 100  # paw-tiny/qwen2's k_proj maps 64 → 32
+    with pytest.raises(PawError, match=r"peft.r 100 exceeds .*k_proj \(64→32\).*use peft.r ≤ 32"):
+        prepare(validate_dict(config, "c.yaml"))

@@ -197,3 +197,27 @@ def test_a_transferred_adapter_is_prompted_as_it_was_trained(run, tmp_path):
     assert (
         json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "paw-tiny/qwen2"
     )
+
+
+def test_the_report_reads_as_text(run):
+    from paw.train.report import loss_span
+
+    text = run.report.read_text()
+    assert "{'" not in text and "None" not in text
+    assert "mean of the first/last" in text and "host RSS" in text and "LR switches: none" in text
+    steps = [{"loss": v} for v in (4.0, 2.0, 1.0, 0.5)]
+    assert loss_span(steps) == "3.0000 → 0.7500 (mean of the first/last 2 logged steps)"
+
+
+def test_an_adapter_whose_tokenizer_is_not_the_bases_is_refused(run, tmp_path):
+    from transformers import AutoTokenizer
+
+    adapter = tmp_path / "other-tokenizer"
+    shutil.copytree(run.final_model, adapter)
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    tokenizer.add_tokens([f"<extra_{i}>" for i in range(2000)])  # the tiny base has 762 + a few
+    tokenizer.save_pretrained(adapter)
+    files = mc_task_files(tmp_path, ["arc_easy"], 4)
+    done = run_paw("eval", "--adapter", str(adapter), "--tasks", "arc_easy", "--data-file", files["arc_easy"])
+    assert done.returncode == 2, done.stderr
+    assert "more than the" in done.stderr and "it was not made for this base" in done.stderr

@@ -94,14 +94,15 @@ def train(
         return
     if result.experiment is None or not result.report:  # a non-zero rank of a multi-process run
         return
+    from paw.train.report import loss_span
+
     report = result.report
-    steps = report.get("steps") or [{}]
     console.print(f"[green]completed[/] {result.experiment.dir}")
+    console.print(f"  loss {loss_span(report.get('steps') or [])}", soft_wrap=True)
     console.print(
-        f"  loss {steps[0].get('loss', float('nan')):.4f} → {steps[-1].get('loss', float('nan')):.4f}; "
-        f"{len(report.get('checkpoints_written', []))} checkpoints written"
+        f"  {len(report.get('checkpoints_on_disk', []))} checkpoint(s) on disk; adapter: {result.experiment.final_model}",
+        soft_wrap=True,
     )
-    console.print(f"  adapter: {result.experiment.final_model}")
 
 
 def _status(exp) -> str | None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paw.errors import PawError
 from paw.models.adapter_files import attach_adapter, base_model_for
 from paw.models.load import LoadOptions, load_causal_lm, load_tokenizer
 from paw.models.resolve import ResolvedModel, resolve_model
@@ -52,6 +53,8 @@ def load_for_eval(
         ResolvedModel(str(adapter_path), str(adapter_path), "local") if has_own_tokenizer else resolved
     )
     tokenizer = load_tokenizer(tokenizer_source, options)
+    if has_own_tokenizer:
+        _check_tokenizer_fits(tokenizer, resolved, adapter_path)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_causal_lm(resolved, options).to(device)
     if adapter_path is not None:
@@ -67,6 +70,19 @@ def load_for_eval(
         # how the adapter was trained (or, for a model paw merged, how its adapter was)
         prompt_spec=_prompt_spec(adapter_path) or _prompt_spec(Path(resolved.location)),
     )
+
+
+def _check_tokenizer_fits(tokenizer: Any, base: ResolvedModel, adapter: Path) -> None:
+    """An adapter's own tokenizer with ids past the base's vocabulary was made for another base: every such id
+    would index past the embedding table. Refused before the weights load."""
+    from transformers import AutoConfig
+
+    vocab = getattr(AutoConfig.from_pretrained(base.location), "vocab_size", None)
+    if vocab and len(tokenizer) > vocab:
+        raise PawError(
+            f"--adapter {adapter}: its tokenizer (tokenizer.json) has {len(tokenizer)} tokens, more than the "
+            f"{vocab} of {base.name}'s vocabulary: it was not made for this base"
+        )
 
 
 def _prompt_spec(adapter: Path | None) -> dict | None:

@@ -131,19 +131,42 @@ def write_reports(
     return report
 
 
+SMOOTH = 5  # logged steps averaged at each end of the loss summary
+
+
+def loss_span(steps: list[dict[str, Any]]) -> str:
+    """'2.3412 → 0.8120 (mean of the first/last 5 logged steps)': a run's loss as a person compares it; one
+    logged step is noise."""
+    losses = [s["loss"] for s in steps if isinstance(s.get("loss"), int | float)]
+    if not losses:
+        return "n/a"
+    k = min(SMOOTH, max(1, len(losses) // 2))
+    first, last = sum(losses[:k]) / k, sum(losses[-k:]) / k
+    return f"{first:.4f} → {last:.4f} (mean of the first/last {k} logged step{'s' if k > 1 else ''})"
+
+
+def _memory(peak: dict[str, float]) -> str:
+    names = {"host_rss_mb": "host RSS", "cuda_allocated_mb": "CUDA"}
+    return "; ".join(f"{names.get(k, k)} {v:,.0f} MB" for k, v in peak.items()) or "n/a"
+
+
+def _number(value: Any, spec: str) -> str:
+    return format(value, spec) if isinstance(value, int | float) else "n/a"
+
+
 def _markdown(exp: Experiment, config: RunConfig, report: dict[str, Any], results: dict[str, Any]) -> str:
-    steps = report["steps"]
-    first, last = (steps[0], steps[-1]) if steps else ({}, {})
+    switches = report["lr_switch_steps"]
     lines = [
         f"# {exp.name}",
         "",
         f"- model: `{config.model.name_or_path}`; peft: {report['plan']['peft']}",
         f"- steps: {report['plan']['max_steps']}; global batch {report['plan']['global_batch']}; "
-        f"LR switches at steps {report['lr_switch_steps'] or 'none'}",
-        f"- loss: {first.get('loss')} (step {first.get('step')}) → {last.get('loss')} (step {last.get('step')})",
-        f"- validation loss: {results['final_eval'].get('eval_loss', 'n/a')}",
+        f"LR switches: {'at step ' + ', '.join(map(str, switches)) if switches else 'none'}",
+        f"- loss: {loss_span(report['steps'])}",
+        f"- validation loss: {_number(results['final_eval'].get('eval_loss'), '.4f')}",
         f"- checkpoints written: {len(report['checkpoints_written'])}; on disk: {len(report['checkpoints_on_disk'])}",
-        f"- throughput: {report['tokens_per_s']} tokens/s; peak memory: {report['peak_memory_mb']}",
+        f"- throughput: {_number(report['tokens_per_s'], ',.0f')} tokens/s; peak memory: "
+        f"{_memory(report['peak_memory_mb'])}",
         "- final adapter: `models/final_model`",
         "",
     ]

@@ -76,10 +76,34 @@ def add_adapter(model: Any, options: PeftOptions, init_adapter: str | None = Non
     module = method_module(options.method)
     module.check(options, model)
     try:
-        return get_peft_model(model, module.build(options, model))
+        wrapped = get_peft_model(model, module.build(options, model))
     except (ValueError, TypeError, NotImplementedError, KeyError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise PawError(f"peft.method '{options.method}' does not fit {model_type(model)}: {reason}") from None
+    check_ranks(wrapped)
+    return wrapped
+
+
+def check_ranks(model: Any) -> None:
+    """A rank above a module's smaller dimension cannot be meant: the update of a d×k layer has rank ≤ min(d, k),
+    so the extra rank only costs memory and changes the scaling. Refused with the largest rank that fits."""
+    worst = None
+    for name, layer in model.named_modules():
+        ranks, base = getattr(layer, "r", None), getattr(layer, "base_layer", None)
+        if not isinstance(ranks, dict) or base is None:
+            continue
+        dims = (getattr(base, "in_features", None), getattr(base, "out_features", None))
+        if None in dims:
+            continue
+        for r in ranks.values():
+            if r > min(dims) and (worst is None or min(dims) < worst[2]):
+                worst = (name.removeprefix("base_model.model."), dims, min(dims), r)
+    if worst is not None:
+        name, (d_in, d_out), limit, r = worst
+        raise PawError(
+            f"peft.r {r} exceeds what {name} ({d_in}→{d_out}) can hold: a LoRA update of it has rank at most "
+            f"{limit}; use peft.r ≤ {limit} (or leave that module out of peft.target_modules)"
+        )
 
 
 def training_callbacks(model: Any, options: PeftOptions) -> list[Any]:
