@@ -158,6 +158,12 @@ def test_eval_into_an_experiment_keeps_every_result_set(run, tmp_path):
     summary = json.loads((run.results / "eval_results.json").read_text())
     assert summary["tasks"]["arc_easy"]["n"] == 12 and summary["subset"] is False  # the full-data set
     assert (run.results / summary["source"] / "results.json").is_file()
+    elsewhere = run_paw(*args, "--limit", "2", "--output", str(tmp_path / "elsewhere"))
+    assert elsewhere.returncode == 0, elsewhere.stderr  # written outside: the experiment is not touched
+    assert (tmp_path / "elsewhere" / "results.json").is_file() and len(
+        list((run.results / "eval").iterdir())
+    ) == 3
+    assert json.loads((run.results / "eval_results.json").read_text()) == summary
 
 
 def test_outputs_are_checked_before_any_work(run, tmp_path):

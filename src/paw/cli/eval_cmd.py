@@ -76,12 +76,13 @@ def run(
         if experiment is not None:
             if model or adapter:
                 raise PawError("give an EXPERIMENT or --model/--adapter, not both")
-            model, adapter, results_dir = _experiment_target(experiment)
-            if rank() == 0:  # results go into the experiment: one writer at a time
-                from paw.experiment.lock import ExperimentLock
+            model, adapter, experiment_results = _experiment_target(experiment)
+            if output is None:  # into the experiment: one result set per invocation, one writer at a time
+                output, results_dir = unused_dir(experiment_results / "eval", stamp), experiment_results
+                if rank() == 0:
+                    from paw.experiment.lock import ExperimentLock
 
-                held.enter_context(ExperimentLock(results_dir.parent, "paw eval"))
-            output = output or unused_dir(results_dir / "eval", stamp)  # one result set per invocation
+                    held.enter_context(ExperimentLock(results_dir.parent, "paw eval"))
         output = Path(output or unused_dir("eval_results", stamp))
         if output.is_dir() and any(output.iterdir()):
             raise PawError(
