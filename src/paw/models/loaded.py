@@ -10,7 +10,7 @@ from typing import Any
 
 from paw.errors import PawError
 from paw.models.adapter_files import attach_adapter, base_model_for
-from paw.models.load import LoadOptions, load_causal_lm, load_tokenizer
+from paw.models.load import LoadOptions, load_causal_lm, load_config, load_tokenizer
 from paw.models.resolve import ResolvedModel, resolve_model
 
 
@@ -54,7 +54,7 @@ def load_for_eval(
     )
     tokenizer = load_tokenizer(tokenizer_source, options)
     if has_own_tokenizer:
-        _check_tokenizer_fits(tokenizer, resolved, adapter_path)
+        _check_tokenizer_fits(tokenizer, resolved, adapter_path, options)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_causal_lm(resolved, options).to(device)
     if adapter_path is not None:
@@ -72,12 +72,10 @@ def load_for_eval(
     )
 
 
-def _check_tokenizer_fits(tokenizer: Any, base: ResolvedModel, adapter: Path) -> None:
+def _check_tokenizer_fits(tokenizer: Any, base: ResolvedModel, adapter: Path, options: LoadOptions) -> None:
     """An adapter's own tokenizer with ids past the base's vocabulary was made for another base: every such id
     would index past the embedding table. Refused before the weights load."""
-    from transformers import AutoConfig
-
-    vocab = getattr(AutoConfig.from_pretrained(base.location), "vocab_size", None)
+    vocab = getattr(load_config(base, options), "vocab_size", None)
     if vocab and len(tokenizer) > vocab:
         raise PawError(
             f"--adapter {adapter}: its tokenizer (tokenizer.json) has {len(tokenizer)} tokens, more than the "
