@@ -86,11 +86,27 @@ def load_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]
         raise PawError(f"{path}: 'extends' must be a file path or a list of file paths")
     merged: dict[str, Any] = {}
     for parent in parents:
-        parent_path = (path.parent / parent) if not Path(parent).is_absolute() else Path(parent)
-        if not parent_path.is_file():
-            raise PawError(f"{path}: extends '{parent}', which does not exist ({parent_path})")
-        merged = deep_merge(merged, load_with_extends(parent_path, (*seen, path)))
+        merged = deep_merge(merged, load_with_extends(_parent_path(path, parent), (*seen, path)))
     return deep_merge(merged, data)
+
+
+PACKAGED = "paw:"
+
+
+def _parent_path(child: Path, parent: str) -> Path:
+    """Where an ``extends`` entry points: ``paw:<path>`` is a file inside the installed paw package (so a shipped
+    config keeps working when copied anywhere or when paw is pip-installed), else a path relative to ``child``."""
+    if parent.startswith(PACKAGED):
+        package_root = Path(__file__).resolve().parent.parent
+        relative = parent[len(PACKAGED) :].lstrip("/")
+        parent_path = (package_root / relative).resolve()
+        if package_root not in parent_path.parents:
+            raise PawError(f"{child}: extends '{parent}', which is outside the paw package")
+    else:
+        parent_path = child.parent / Path(parent).expanduser()
+    if not parent_path.is_file():
+        raise PawError(f"{child}: extends '{parent}', which does not exist ({parent_path})")
+    return parent_path
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

@@ -21,7 +21,8 @@ Generated from `paw/config/schema.py` and `paw/config/pipeline_schema.py` by
 `python -m paw.config.reference > docs/configuration.md`; do not edit by hand (a test checks it is current).
 
 A config is one YAML file of sections. Unknown keys are errors with a "did you mean" hint. On top of the keys
-below: `extends: base.yaml` (or a list) inherits from other files; `profiles: {name: {...}}` holds fragments merged
+below: `extends: base.yaml` (or a list) inherits from other files (relative to the file; `paw:<path>` names a
+file inside the installed paw package, e.g. `paw:pipeline/quick_test.yaml`); `profiles: {name: {...}}` holds fragments merged
 over the file by `--profile name`; `section.key=value` arguments on the command line override last (values are
 read as YAML). `training` also takes any `transformers.TrainingArguments` field by its own name (checked against
 the installed transformers), except the ones paw manages itself, which are refused with the paw key to use.
