@@ -227,3 +227,43 @@ def test_an_adapter_whose_tokenizer_is_not_the_bases_is_refused(run, tmp_path):
     done = run_paw("eval", "--adapter", str(adapter), "--tasks", "arc_easy", "--data-file", files["arc_easy"])
     assert done.returncode == 2, done.stderr
     assert "more than the" in done.stderr and "it was not made for this base" in done.stderr
+
+
+def test_an_adapter_whose_tokenizer_moves_a_special_token_is_refused(run, tmp_path):
+    """Same vocabulary size, but '<|endoftext|>' (end of sequence, padding) swapped with another token's id."""
+    import json
+
+    adapter = tmp_path / "moved-special-token"
+    shutil.copytree(run.final_model, adapter)
+    tokenizer_file = adapter / "tokenizer.json"
+    spec = json.loads(tokenizer_file.read_text())
+    vocab = spec["model"]["vocab"]
+    special = next(t for t in spec["added_tokens"] if t["content"] == "<|endoftext|>")
+    other = next(token for token, index in vocab.items() if index == special["id"] + 5)
+    vocab[other], special["id"] = special["id"], special["id"] + 5
+    vocab["<|endoftext|>"] = special["id"]
+    tokenizer_file.write_text(json.dumps(spec))
+    files = mc_task_files(tmp_path, ["arc_easy"], 4)
+    done = run_paw("eval", "--adapter", str(adapter), "--tasks", "arc_easy", "--data-file", files["arc_easy"])
+    assert done.returncode == 2, done.stderr
+    assert "its tokenizer gives the special token '<|endoftext|>'" in done.stderr, done.stderr
+
+
+def test_an_adapter_on_another_base_is_refused_unless_asked(run, tmp_path):
+    """The adapter names paw-tiny/qwen2; --model paw-tiny/qwen2-upgrade (same modules, other weights) is refused
+    before loading; --other-base applies it; the base's cache dir named as a path is the same base."""
+    from paw.models.resolve import resolve_model
+
+    files = mc_task_files(tmp_path, ["arc_easy"], 4)
+    common = ["--adapter", str(run.final_model), "--tasks", "arc_easy", "--data-file", files["arc_easy"]]
+    done = run_paw("eval", "--model", "paw-tiny/qwen2-upgrade", *common, "--output", str(tmp_path / "a"))
+    assert done.returncode == 2, done.stderr
+    assert "was trained on paw-tiny/qwen2" in done.stderr and "--other-base" in done.stderr
+    assert not (tmp_path / "a").exists()
+    done = run_paw(
+        "eval", "--model", "paw-tiny/qwen2-upgrade", "--other-base", *common, "--output", str(tmp_path / "b")
+    )
+    assert done.returncode == 0, done.stderr
+    local = resolve_model("paw-tiny/qwen2").location
+    done = run_paw("eval", "--model", local, *common, "--output", str(tmp_path / "c"))
+    assert done.returncode == 0, done.stderr

@@ -52,6 +52,7 @@ def run(
     backend,
     dtype,
     seed,
+    other_base=False,
 ) -> None:
     from paw.eval.runner import EvalOptions
     from paw.eval.tasks import parse_tasks
@@ -92,13 +93,15 @@ def run(
         if backend == "lm-eval":
             from paw.eval.lm_eval_backend import evaluate_with_lm_eval
 
-            results = evaluate_with_lm_eval(tasks, model, adapter, data_files, options, output, dtype)
+            results = evaluate_with_lm_eval(
+                tasks, model, adapter, data_files, options, output, dtype, other_base=other_base
+            )
         else:
             from paw.eval.api import assign_data_files, evaluate
 
             names = [t.name for t in parse_tasks(tasks)]
             files = assign_data_files(names, data_files)
-            results = evaluate(tasks, model, adapter, files, options, output, dtype)
+            results = evaluate(tasks, model, adapter, files, options, output, dtype, other_base=other_base)
         if results_dir is not None and rank() == 0:
             from paw.eval.api import record_summary
 

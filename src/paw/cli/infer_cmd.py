@@ -23,6 +23,7 @@ def infer(
     batch_size: int,
     template: str,
     dtype: str,
+    other_base: bool = False,
 ) -> None:
     from paw.infer.api import infer as run
     from paw.infer.inputs import InferInput, read_inputs
@@ -40,7 +41,16 @@ def infer(
     sampling = Sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
     single = input_text is not None
     results = run(
-        inputs, model, adapter, sampling, template, batch_size, output_file, stream=single, dtype=dtype
+        inputs,
+        model,
+        adapter,
+        sampling,
+        template,
+        batch_size,
+        output_file,
+        stream=single,
+        dtype=dtype,
+        other_base=other_base,
     )
     console = Console(stderr=True, highlight=False)
     if not single:

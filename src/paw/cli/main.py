@@ -55,6 +55,13 @@ ProfileOpt = Annotated[
 ]
 
 
+# eval, infer and merge: an adapter on a base other than the one its config names is refused unless this is given
+OtherBase = Annotated[
+    bool,
+    typer.Option("--other-base", help="Apply the adapter to --model although its config names another base."),
+]
+
+
 @app.command(context_settings={"allow_interspersed_args": True})
 @cli_errors
 def train(
@@ -129,6 +136,7 @@ def eval_(
     ] = "native",
     dtype: Annotated[str, typer.Option("--dtype", help="auto, bf16, fp16 or fp32.")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Seed of --sample-ratio/--limit subsets.")] = 1234,
+    other_base: OtherBase = False,
 ) -> None:
     """Evaluate a base model or base+adapter on benchmark tasks."""
     from paw.cli import eval_cmd
@@ -148,6 +156,7 @@ def eval_(
         backend,
         dtype,
         seed,
+        other_base,
     )
 
 
@@ -360,6 +369,7 @@ def infer(
         ),
     ] = "auto",
     dtype: Annotated[str, typer.Option("--dtype", help="auto, bf16, fp16 or fp32.")] = "auto",
+    other_base: OtherBase = False,
 ) -> None:
     """Generate with a base model (+ adapter): one --input-text, or a batch from --input-file."""
     from paw.cli.infer_cmd import infer as run
@@ -377,6 +387,7 @@ def infer(
         batch_size,
         template,
         dtype,
+        other_base,
     )
 
 
@@ -400,6 +411,7 @@ def merge(
             "q/k/v/gate/up_proj (exact), for servers such as vLLM.",
         ),
     ] = False,
+    other_base: OtherBase = False,
 ) -> None:
     """Merge an adapter into its base model and save a standalone model (safetensors) with its tokenizer."""
     from rich.console import Console
@@ -415,12 +427,12 @@ def merge(
         )
         return
 
-    info = merge_adapter(adapter, output, model, dtype, max_shard_size)
+    info = merge_adapter(adapter, output, model, dtype, max_shard_size, other_base=other_base)
     console = Console(stderr=True, highlight=False)
-    if model is not None and info["adapter_trained_on"] not in (None, model):
+    if other_base and info["adapter_trained_on"] not in (None, model):
         console.print(
             f"[yellow]warning:[/] the adapter was trained on {info['adapter_trained_on']}; merged into {model} "
-            "because its modules fit",
+            "(--other-base) because its modules fit",
             soft_wrap=True,
         )
     console.print(

@@ -130,13 +130,14 @@ def evaluate(
     dtype: str = "auto",
     models_dir: str | None = None,
     prefix: str = "",
+    other_base: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a base model (+ adapter) on paw's registry tasks; returns the results dict (and writes it)."""
     from paw.eval import distributed
     from paw.models.loaded import load_for_eval
 
     task_list = parse_tasks(tasks)
-    loaded = load_for_eval(model, adapter, dtype, models_dir)
+    loaded = load_for_eval(model, adapter, dtype, models_dir, other_base)
     results: list[TaskResult] = []
     for task in task_list:
         results.append(

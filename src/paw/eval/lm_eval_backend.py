@@ -103,14 +103,15 @@ def evaluate_with_lm_eval(
     output: Path,
     dtype: str,
     prefix: str = "",
+    other_base: bool = False,
 ) -> dict[str, Any]:
     from paw.eval.api import write_results
     from paw.experiment.metadata import now, package_versions
     from paw.models.adapter_files import base_model_for
-    from paw.models.loaded import fingerprint
     from paw.models.resolve import resolve_model
+    from paw.utils.io import dir_fingerprint
 
-    model, _ = base_model_for(model, adapter)
+    model, _ = base_model_for(model, adapter, other_base=other_base)
     resolved = resolve_model(model)
     names = [t.strip() for t in tasks.split(",") if t.strip()]
     torch_dtype = {"auto": "auto", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}.get(dtype, dtype)
@@ -153,7 +154,7 @@ def evaluate_with_lm_eval(
             "name": model,
             "location": resolved.location,
             "adapter": adapter,
-            "fingerprint": {"model": fingerprint(resolved.location), "adapter": fingerprint(adapter)},
+            "fingerprint": {"model": dir_fingerprint(resolved.location), "adapter": dir_fingerprint(adapter)},
         },
         "tasks": task_results,
         "versions": package_versions(("paw", "torch", "transformers", "peft", "lm_eval")),

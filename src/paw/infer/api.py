@@ -65,6 +65,7 @@ def infer(
     stream: bool = False,
     dtype: str = "auto",
     models_dir: str | None = None,
+    other_base: bool = False,
 ) -> dict[str, Any]:
     """Generate for every input; returns (and with ``output_file`` writes) the results."""
     from paw.models.chat import end_of_turn_token
@@ -72,7 +73,7 @@ def infer(
 
     if template not in TEMPLATES:  # before loading anything
         raise PawError(f"--template '{template}' is unknown; choose from {', '.join(TEMPLATES)}")
-    loaded = load_for_eval(model, adapter, dtype, models_dir)
+    loaded = load_for_eval(model, adapter, dtype, models_dir, other_base)
     tokenizer = loaded.tokenizer
     chosen = resolve_template(template, loaded.prompt_spec, tokenizer)
     prompts = [build_prompt(item, chosen, tokenizer) for item in inputs]

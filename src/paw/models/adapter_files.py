@@ -126,14 +126,30 @@ def check_all_keys_loaded(model: Any, adapter: Path, label: str = "--adapter") -
 
 
 def base_model_for(
-    model_ref: str | None, adapter: str | None, label: str = "--adapter"
+    model_ref: str | None,
+    adapter: str | None,
+    label: str = "--adapter",
+    other_base: bool = False,
+    models_dir: str | None = None,
 ) -> tuple[str, Path | None]:
-    """(base model, adapter dir): the base defaults to the one the adapter's config names."""
+    """(base model, adapter dir): the base defaults to the one the adapter's config names. A base that is not the
+    one the adapter names is refused (an adapter on the wrong base gives wrong numbers, not an error) unless
+    ``other_base`` says it is meant (e.g. a base adapter on the instruct model of the same architecture)."""
     adapter_path = check_adapter_dir(adapter, label) if adapter else None
+    trained_on = adapter_base(adapter_path) if adapter_path else None
     if model_ref is None:
-        model_ref = adapter_base(adapter_path) if adapter_path else None
-        if model_ref is None:
+        if trained_on is None:
             raise PawError("--model: name the base model (or give an --adapter whose config names it)")
+        return trained_on, adapter_path
+    if trained_on and not other_base:
+        from paw.models.resolve import same_model
+
+        if same_model(model_ref, trained_on, models_dir) is False:
+            raise PawError(
+                f"{label} {adapter_path} was trained on {trained_on} (adapter_config.json "
+                f"base_model_name_or_path), not on --model {model_ref}; drop --model to use its base, or add "
+                "--other-base to apply it to this model anyway"
+            )
     return model_ref, adapter_path
 
 

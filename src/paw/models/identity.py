@@ -11,8 +11,8 @@ from paw.config.schema import ModelConfig
 def model_identity(model: ModelConfig, models_dir: str | None) -> dict[str, Any]:
     """The model section as configured, plus the built-in builder's version or a local dir's content hash."""
     from paw.models import shape, tiny
-    from paw.models.loaded import fingerprint
     from paw.models.resolve import resolve_model
+    from paw.utils.io import dir_fingerprint
 
     resolved = resolve_model(model.name_or_path, models_dir, build_tiny=False)
     identity: dict[str, Any] = model.model_dump(mode="json")
@@ -21,5 +21,5 @@ def model_identity(model: ModelConfig, models_dir: str | None) -> dict[str, Any]
     elif resolved.kind == "shape":
         identity["built_in"] = f"shape-v{shape.SHAPE_VERSION}"
     elif Path(resolved.location).is_dir():
-        identity["content"] = fingerprint(resolved.location)
+        identity["content"] = dir_fingerprint(resolved.location)
     return identity

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from paw.errors import PawError
 from paw.models.adapter_files import attach_adapter, base_model_for
 from paw.models.load import LoadOptions, load_causal_lm, load_config, load_tokenizer
 from paw.models.resolve import ResolvedModel, resolve_model
+from paw.utils.io import dir_fingerprint
 
 
 @dataclass
@@ -25,27 +25,17 @@ class LoadedModel:
     prompt_spec: dict | None = None  # the adapter's paw_prompt.json, when paw trained it
 
 
-def fingerprint(path: str | Path | None) -> str | None:
-    """A short hash of a local model/adapter dir: config files in full, weight files by name, size and first MiB."""
-    if path is None or not Path(path).is_dir():
-        return None
-    digest = hashlib.sha256()
-    for file in sorted(Path(path).iterdir()):
-        if file.suffix in (".json", ".safetensors", ".bin", ".model") and file.is_file():
-            digest.update(file.name.encode())
-            with file.open("rb") as handle:
-                digest.update(handle.read() if file.suffix == ".json" else handle.read(2**20))
-            digest.update(str(file.stat().st_size).encode())
-    return digest.hexdigest()[:16]
-
-
 def load_for_eval(
-    model_ref: str | None, adapter: str | None, dtype: str = "auto", models_dir: str | None = None
+    model_ref: str | None,
+    adapter: str | None,
+    dtype: str = "auto",
+    models_dir: str | None = None,
+    other_base: bool = False,
 ) -> LoadedModel:
-    """Load base (+ adapter) on the best device, in eval mode."""
+    """Load base (+ adapter) on the best device, in eval mode (``other_base``: see ``base_model_for``)."""
     import torch
 
-    model_ref, adapter_path = base_model_for(model_ref, adapter)
+    model_ref, adapter_path = base_model_for(model_ref, adapter, other_base=other_base, models_dir=models_dir)
     resolved: ResolvedModel = resolve_model(model_ref, models_dir)
     options = LoadOptions(dtype=dtype)
     has_own_tokenizer = adapter_path is not None and (adapter_path / "tokenizer_config.json").is_file()
@@ -66,21 +56,30 @@ def load_for_eval(
         name=model_ref,
         location=resolved.location,
         adapter=str(adapter_path) if adapter_path else None,
-        fingerprint={"model": fingerprint(resolved.location), "adapter": fingerprint(adapter_path)},
+        fingerprint={"model": dir_fingerprint(resolved.location), "adapter": dir_fingerprint(adapter_path)},
         # how the adapter was trained (or, for a model paw merged, how its adapter was)
         prompt_spec=_prompt_spec(adapter_path) or _prompt_spec(Path(resolved.location)),
     )
 
 
 def _check_tokenizer_fits(tokenizer: Any, base: ResolvedModel, adapter: Path, options: LoadOptions) -> None:
-    """An adapter's own tokenizer with ids past the base's vocabulary was made for another base: every such id
-    would index past the embedding table. Refused before the weights load."""
+    """An adapter's own tokenizer made for another base is refused before the weights load: ids past the base's
+    vocabulary would index past the embedding table, and a special token (end of sequence, padding, ...) with
+    another id than the base's would end or pad generations at the wrong token."""
     vocab = getattr(load_config(base, options), "vocab_size", None)
     if vocab and len(tokenizer) > vocab:
         raise PawError(
             f"--adapter {adapter}: its tokenizer (tokenizer.json) has {len(tokenizer)} tokens, more than the "
             f"{vocab} of {base.name}'s vocabulary: it was not made for this base"
         )
+    base_tokenizer = load_tokenizer(base, options)
+    for token in base_tokenizer.all_special_tokens:
+        expected, got = base_tokenizer.convert_tokens_to_ids(token), tokenizer.convert_tokens_to_ids(token)
+        if got != expected:
+            raise PawError(
+                f"--adapter {adapter}: its tokenizer gives the special token {token!r} id {got}, {base.name}'s "
+                f"gives {expected}: it was not made for this base"
+            )
 
 
 def _prompt_spec(adapter: Path | None) -> dict | None:

@@ -29,17 +29,20 @@ def merge_adapter(
     dtype: str = "auto",
     max_shard_size: str = "2GB",
     models_dir: str | None = None,
+    other_base: bool = False,
 ) -> dict[str, Any]:
     """Merge ``adapter`` into its base (``model``, default: the base its config names) and save it to ``output``."""
     from paw.models.load import LoadOptions, load_causal_lm, load_tokenizer
-    from paw.models.loaded import fingerprint
     from paw.models.resolve import ResolvedModel, resolve_model
+    from paw.utils.io import dir_fingerprint
 
     output = Path(output)
     if output.exists():
         raise PawError(f"--output {output} already exists; choose a new dir (paw never overwrites a model)")
     check_writable(output, "--output")  # before the model loads, not after
-    model_ref, adapter_path = base_model_for(model, str(adapter))
+    model_ref, adapter_path = base_model_for(
+        model, str(adapter), other_base=other_base, models_dir=models_dir
+    )
     kind = adapter_type(adapter_path)
     if kind in PROMPT_LEARNING_TYPES:
         raise PawError(
@@ -70,10 +73,10 @@ def merge_adapter(
     info = {
         "base": model_ref,
         "adapter_trained_on": trained_on,
-        "base_fingerprint": fingerprint(resolved.location),
+        "base_fingerprint": dir_fingerprint(resolved.location),
         "adapter": str(adapter_path),
         "adapter_type": kind,
-        "adapter_fingerprint": fingerprint(adapter_path),
+        "adapter_fingerprint": dir_fingerprint(adapter_path),
         "dtype": str(next(merged.parameters()).dtype).removeprefix("torch."),
     }
     atomic_write_json(staging / MERGE_INFO, info)

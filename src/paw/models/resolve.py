@@ -94,3 +94,28 @@ def resolve_model(
         f"model.name_or_path: unknown model alias '{name}'{did_you_mean(name, known)}; "
         "use an alias from 'paw models', a hub id (org/name), a local dir, paw-tiny/<family> or paw-shape/<model>"
     )
+
+
+def same_model(first: str, second: str, models_dir: str | None = None) -> bool | None:
+    """Whether two model names mean the same weights: equal names, an alias and its hub id, a built-in and its
+    cached dir, or two local dirs with the same files. None when either cannot be resolved on this machine (a dir
+    on another machine), so the caller cannot tell."""
+    if first == second:
+        return True
+    try:
+        pair = [resolve_model(name, models_dir, build_tiny=False) for name in (first, second)]
+    except PawError:
+        return None
+    keys = [aliases().get(r.name, r.name) if r.kind in ("alias", "hub") else r.name for r in pair]
+    if keys[0] == keys[1]:
+        return True
+    # a built-in (or an alias's local copy) named once by its name and once by its dir: compare where they live
+    built = [resolve_model(r.name, models_dir) if r.kind in ("tiny", "shape") else r for r in pair]
+    if not all(r.is_local for r in built):
+        return False
+    places = [Path(r.location).resolve() for r in built]
+    if places[0] == places[1]:
+        return True
+    from paw.utils.io import dir_fingerprint
+
+    return dir_fingerprint(places[0]) == dir_fingerprint(places[1])

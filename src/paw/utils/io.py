@@ -118,3 +118,17 @@ def unused_dir(parent: str | os.PathLike, name: str) -> Path:
     while candidate.exists():
         candidate, n = Path(parent) / f"{name}-{n}", n + 1
     return candidate
+
+
+def dir_fingerprint(path: str | Path | None) -> str | None:
+    """A short hash of a local model/adapter dir: config files in full, weight files by name, size and first MiB."""
+    if path is None or not Path(path).is_dir():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(Path(path).iterdir()):
+        if file.suffix in (".json", ".safetensors", ".bin", ".model") and file.is_file():
+            digest.update(file.name.encode())
+            with file.open("rb") as handle:
+                digest.update(handle.read() if file.suffix == ".json" else handle.read(2**20))
+            digest.update(str(file.stat().st_size).encode())
+    return digest.hexdigest()[:16]
