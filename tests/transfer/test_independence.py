@@ -38,18 +38,25 @@ def random_lora(model_name: str, out):
     return out
 
 
+def assert_only_a_failed_report(output):
+    """A failed transfer leaves its report (status failed, per-unit reasons) and no adapter files."""
+    assert sorted(p.name for p in output.iterdir()) == ["transfer_report.json", "transfer_report.md"]
+    assert json.loads((output / "transfer_report.json").read_text())["status"] == "failed"
+    assert "failed: no unit passed" in (output / "transfer_report.md").read_text()
+
+
 @pytest.mark.parametrize(("source", "target"), list(combinations(TINY, 2)))
 def test_distinct_tiny_families_share_nothing(tmp_path, source, target):
     adapter = random_lora(source, tmp_path / "adapter")
-    with pytest.raises(PawError, match=r"no module passed the transfer checks \(14 units"):
+    with pytest.raises(PawError, match=r"no module passed the transfer checks.*: 14 of 14 units skipped"):
         transfer(adapter, target, tmp_path / "moved")
-    assert not (tmp_path / "moved").exists()
+    assert_only_a_failed_report(tmp_path / "moved")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("source", "target"), list(combinations(STAND_INS, 2)))
 def test_distinct_stand_in_families_share_nothing(real_tokenizers, tmp_path, source, target):
     adapter = random_lora(source, tmp_path / "adapter")
-    with pytest.raises(PawError, match=r"no module passed the transfer checks \(7 units"):
+    with pytest.raises(PawError, match=r"no module passed the transfer checks.*: 7 of 7 units skipped"):
         transfer(adapter, target, tmp_path / "moved")
-    assert not (tmp_path / "moved").exists()
+    assert_only_a_failed_report(tmp_path / "moved")

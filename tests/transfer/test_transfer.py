@@ -88,12 +88,37 @@ def test_fused_split_and_join_are_exact():
 
 
 def test_unrelated_target_is_rejected_by_the_threshold(tmp_path, trained):
+    """Nothing passes: the CLI exits 2 naming the top reasons and the report; the output dir holds that report
+    only (no adapter files), and a rerun with other options may replace it."""
     from paw.models.tiny import build_tiny_model
 
     other = build_tiny_model("qwen2", tmp_path / "seed1", seed=1)
-    with pytest.raises(PawError, match="no module passed the transfer checks.*nothing was written"):
-        transfer(trained, str(other), tmp_path / "none")
-    assert not (tmp_path / "none").exists()
+    done = run_paw(
+        "transfer", "--adapter", str(trained), "--target", str(other), "--output", str(tmp_path / "none")
+    )
+    assert done.returncode == 2, done.stderr
+    assert "no adapter was written" in done.stderr and "× subspace similarity below threshold" in done.stderr
+    assert "median φ out/in" in done.stderr and "transfer_report.md" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "none").iterdir()) == [
+        "transfer_report.json",
+        "transfer_report.md",
+    ]
+    with pytest.raises(PawError, match="no module passed"):  # replaced, not refused as an existing output
+        transfer(trained, str(other), tmp_path / "none", options=TransferOptions(chance_multiple=2.0))
+    report = json.loads((tmp_path / "none" / "transfer_report.json").read_text())
+    assert report["options"]["chance_multiple"] == 2.0
+
+
+def test_transfer_thresholds_out_of_range_are_refused(tmp_path, trained):
+    done = run_paw(
+        "transfer", "--adapter", str(trained), "--target", "paw-tiny/qwen2", "--output", str(tmp_path / "o"),
+        "--similarity-threshold", "1.5",
+    )  # fmt: skip
+    said = " ".join(done.stderr.replace("│", " ").split())
+    assert (
+        done.returncode == 2 and "'--similarity-threshold': Input should be less than or equal to 1" in said
+    ), said
+    assert not (tmp_path / "o").exists()
 
 
 def _cli(*args, cwd=None):

@@ -180,10 +180,14 @@ def transfer(
         typer.Option("--k", help="Rank project maps through: an integer, or an energy fraction in (0, 1)."),
     ] = None,
     similarity_threshold: Annotated[
-        float, typer.Option("--similarity-threshold", help="Minimum subspace similarity φ (tau).")
+        float,
+        typer.Option("--similarity-threshold", min=0.0, max=1.0, help="Minimum subspace similarity φ (tau)."),
     ] = 0.2,
     chance_multiple: Annotated[
-        float, typer.Option("--chance-multiple", help="φ must also be this many times the chance level k/d.")
+        float,
+        typer.Option(
+            "--chance-multiple", min=0.0, help="φ must also be this many times the chance level k/d."
+        ),
     ] = 3.0,
     refine_data: Annotated[
         str | None,

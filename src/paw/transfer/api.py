@@ -5,7 +5,8 @@ Per unit (one projection of one layer): map the layer, read the two base weights
 top-k singular subspaces, and gate on the **chance-relative subspace similarity**: the unit transfers only when
 ``φ_out ≥ max(τ, c·k/d_out)`` and ``φ_in ≥ max(τ, c·k/d_in)`` (``k/d`` is what two unrelated bases give). Then
 the method maps ΔW, the result is re-balanced to rank ≤ r, and units are assembled into target modules.
-Nothing is written unless at least one unit passes; the output dir must not exist.
+When no unit passes, only the report is written (and a rerun may replace it); otherwise the output dir must
+not exist.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def transfer(
 
     started = time.perf_counter()
     output = Path(output)
-    if output.exists():
+    if output.exists() and not _only_a_failed_report(output):
         raise PawError(
             f"--output {output} already exists; choose a new dir (paw never overwrites an adapter)"
         )
@@ -186,16 +187,8 @@ def transfer(
             )
         collected[t_unit] = LoraModule(A=A_t, B=B_t)
     passed = sum(1 for r in records if r["status"] == "transferred")
-    if not collected:
-        raise PawError(
-            f"no module passed the transfer checks ({len(records)} units: see reasons with a lower "
-            f"--similarity-threshold/--chance-multiple); nothing was written"
-        )
-    staging = output.with_name(f".{output.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    write_lora(staging, target_modules(collected, store_t), lora.r, target)
-    carry_prompt_spec(adapter, local_model_dir(target, models_dir, "target"), staging)  # prompted as trained
     report = {
+        "status": "transferred" if collected else "failed",
         "adapter": str(adapter),
         "source": source,
         "target": target,
@@ -214,11 +207,63 @@ def transfer(
         "peak_host_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "modules": records,
     }
-    atomic_write_json(staging / "transfer_report.json", report)
-    atomic_write_text(staging / "transfer_report.md", markdown(report))
-    apply_umask(staging)
+    staging = output.with_name(f".{output.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    if collected:
+        write_lora(staging, target_modules(collected, store_t), lora.r, target)
+        carry_prompt_spec(
+            adapter, local_model_dir(target, models_dir, "target"), staging
+        )  # prompted as trained
+    _write_report(staging, report)
+    shutil.rmtree(output, ignore_errors=True)  # only ever a failed report (checked above)
     staging.rename(output)
+    if not collected:
+        raise PawError(
+            f"no module passed the transfer checks, so no adapter was written: {top_reasons(records)}. "
+            f"Per-unit figures: {output / 'transfer_report.md'} (a lower --similarity-threshold/--chance-multiple "
+            "or another --depth may help; φ near chance means the bases are unrelated)"
+        )
     return report
+
+
+def _only_a_failed_report(output: Path) -> bool:
+    """An --output left by a failed transfer holds its report and nothing else: a rerun may replace it."""
+    import json
+
+    report = output / "transfer_report.json"
+    if not output.is_dir() or {p.name for p in output.iterdir()} != {
+        "transfer_report.json",
+        "transfer_report.md",
+    }:
+        return False
+    try:
+        return json.loads(report.read_text(encoding="utf-8")).get("status") == "failed"
+    except (OSError, ValueError):
+        return False
+
+
+def top_reasons(records: list[dict[str, Any]], shown: int = 3) -> str:
+    """The commonest reasons units were skipped, with counts and, for the similarity gate, the median φ seen."""
+    from collections import Counter
+    from statistics import median
+
+    skipped = [r for r in records if r["status"] != "transferred"]
+    counts = Counter(r.get("reason", "skipped").split(" (")[0] for r in skipped)
+    parts = [f"{n} × {reason}" for reason, n in counts.most_common(shown)]
+    phis = [(r["phi_out"], r["phi_in"], r["chance_out"], r["chance_in"]) for r in skipped if "phi_out" in r]
+    if phis:
+        parts.append(
+            f"median φ out/in {median(p[0] for p in phis):.3f}/{median(p[1] for p in phis):.3f} "
+            f"vs chance {median(p[2] for p in phis):.3f}/{median(p[3] for p in phis):.3f}"
+        )
+    return f"{len(skipped)} of {len(records)} units skipped: " + "; ".join(parts)
+
+
+def _write_report(directory: Path, report: dict[str, Any]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(directory / "transfer_report.json", report)
+    atomic_write_text(directory / "transfer_report.md", markdown(report))
+    apply_umask(directory)
 
 
 def attach_refine(output: Path, refined: dict[str, Any]) -> None:
@@ -232,8 +277,10 @@ def attach_refine(output: Path, refined: dict[str, Any]) -> None:
 
 
 def markdown(report: dict[str, Any]) -> str:
+    failed = report.get("status") == "failed"
     lines = [
-        f"# Transfer of `{report['adapter']}`",
+        f"# Transfer of `{report['adapter']}`"
+        + (" — failed: no unit passed, no adapter written" if failed else ""),
         "",
         f"{report['source']} → {report['target']}; method {report['options']['method']}, depth "
         f"{report['options']['depth']}; {report['transferred']} of {report['units']} units transferred; "
@@ -242,6 +289,8 @@ def markdown(report: dict[str, Any]) -> str:
         "| unit | target layer | shape (adapter → target) | φ out / chance | φ in / chance | method | status |",
         "|---|---|---|---|---|---|---|",
     ]
+    if failed:
+        lines[3:3] = [f"Why: {top_reasons(report['modules'])}.", ""]
     if report.get("refine"):
         ref = report["refine"]
         lines[3:3] = [
