@@ -76,6 +76,21 @@ def test_row_errors_name_file_and_line(tmp_path):
         load_docs(task, str(out_of_range), EvalOptions())
 
 
+def test_choice_lists_whose_labels_and_texts_disagree_are_refused(tmp_path):
+    """ARC/OpenBookQA rows pair choices.text with choices.label: a missing text, a repeated label or one choice
+    would score the wrong answer silently."""
+    arc = get_task("arc_easy")
+    rows = {
+        "3 choice texts but 4 labels": {"text": ["a", "b", "c"], "label": ["A", "B", "C", "D"]},
+        "choice labels \['A', 'A'\] repeat": {"text": ["a", "b"], "label": ["A", "A"]},
+        "1 choice\(s\)": {"text": ["a"], "label": ["A"]},
+    }
+    for n, (message, choices) in enumerate(rows.items()):
+        bad = _write(tmp_path / f"arc{n}.jsonl", [{"question": "q", "choices": choices, "answerKey": "A"}])
+        with pytest.raises(PawError, match=rf"arc{n}\.jsonl:1: {message}"):
+            load_docs(arc, str(bad), EvalOptions())
+
+
 def test_gsm8k_and_commonsense_extraction():
     assert gsm8k_extract("so 5+3 = 8.\n#### 1,234", "strict-match") == "1,234"
     assert gsm8k_normalize("1,234") == gsm8k_normalize("Janet has... #### 1234") == "1234"

@@ -29,6 +29,16 @@ class ChoiceDoc:
     def multiple_input(self) -> bool:
         return isinstance(self.context, list)
 
+    def __post_init__(self) -> None:
+        """A document that cannot be scored as meant is refused where it was read, never scored wrongly."""
+        options = len(self.context) if self.multiple_input else len(self.choices)
+        if options < 2:
+            raise PawError(f"{self.where}: {options} choice(s); a multiple-choice row needs at least 2")
+        if not 0 <= self.gold < options:
+            raise PawError(
+                f"{self.where}: label {self.gold} is out of range for {options} choices (0-{options - 1})"
+            )
+
     def requests(self, delimiter: str = " ") -> list[tuple[str, str]]:
         """(context, continuation) pairs, one per choice, exactly as lm-eval builds them."""
         if self.multiple_input:
@@ -79,13 +89,18 @@ class Task:
             raise PawError(
                 f"{where}: row does not fit task {self.name}: {type(err).__name__}: {err}"
             ) from None
-        if isinstance(doc, ChoiceDoc) and not 0 <= doc.gold < len(doc.choices):
-            raise PawError(f"{where}: label {doc.gold} is out of range for {len(doc.choices)} choices")
         return doc
 
 
-def label_index(labels: list[str], key: Any, where: str) -> int:
-    """Index of answer ``key`` among choice ``labels`` (ARC/OBQA/CSQA style), or a PawError."""
+def label_index(labels: list[str], key: Any, where: str, texts: list[str] | None = None) -> int:
+    """Index of answer ``key`` among choice ``labels`` (ARC/OBQA/CSQA style), or a PawError; the labels must be
+    distinct and, when the choice ``texts`` are given, as many as they are (else label and text disagree)."""
+    if texts is not None and len(texts) != len(labels):
+        raise PawError(
+            f"{where}: {len(texts)} choice texts but {len(labels)} labels {labels}: they must pair up"
+        )
+    if len(set(labels)) != len(labels):
+        raise PawError(f"{where}: choice labels {labels} repeat; each choice needs its own label")
     key = str(key).strip()
     if key not in labels:
         raise PawError(f"{where}: answer '{key}' is not one of the choice labels {labels}")

@@ -25,7 +25,7 @@ def _arc(row: dict[str, Any], where: str) -> ChoiceDoc:
     else:
         texts, labels = list(row["choices"]["text"]), list(row["choices"]["label"])
     return ChoiceDoc(
-        where, f"Question: {question}\nAnswer:", texts, label_index(labels, row["answerKey"], where)
+        where, f"Question: {question}\nAnswer:", texts, label_index(labels, row["answerKey"], where, texts)
     )
 
 
@@ -76,9 +76,9 @@ def _boolq(row: dict[str, Any], where: str) -> ChoiceDoc:
 
 
 def _openbookqa(row: dict[str, Any], where: str) -> ChoiceDoc:
-    labels = list(row["choices"]["label"])
-    gold = label_index(labels, str(row["answerKey"]).lstrip(), where)
-    return ChoiceDoc(where, row["question_stem"], list(row["choices"]["text"]), gold)
+    labels, texts = list(row["choices"]["label"]), list(row["choices"]["text"])
+    gold = label_index(labels, str(row["answerKey"]).lstrip(), where, texts)
+    return ChoiceDoc(where, row["question_stem"], texts, gold)
 
 
 def _commonsense_qa(row: dict[str, Any], where: str) -> ChoiceDoc:
