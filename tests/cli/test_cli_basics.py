@@ -62,8 +62,20 @@ def test_validate_only_and_dry_run_write_nothing(tmp_path, alpaca_file):
     assert run_paw("train", str(path), "--validate-only", "--name", "v").returncode == 0
     dry = run_paw("train", str(path), "--dry-run", "--name", "d")
     assert dry.returncode == 0, dry.stderr
-    assert "trainable_params" in dry.stderr and "checkpoints_planned" in dry.stderr
+    assert "trainable params" in dry.stderr and "checkpoints planned" in dry.stderr
+    assert "[" not in dry.stderr and "{" not in dry.stderr and "None" not in dry.stderr  # no Python reprs
     assert not (tmp_path / "v").exists() and not (tmp_path / "d").exists()
+
+
+def test_plan_values_read_as_text():
+    from paw.cli.train_cmd import plan_text
+
+    assert plan_text("trainable_params", 65536) == "65,536"
+    assert plan_text("schedule", [{"steps": 75, "lr": 1e-4}, {"steps": 50, "lr": 1e-5}]) == (
+        "75 steps at lr 0.0001 → 50 steps at lr 1e-05"
+    )
+    assert plan_text("max_steps", None) == "by epochs" and plan_text("other", None) == "—"
+    assert plan_text("targets", ["q_proj", "v_proj"]) == "q_proj, v_proj"
 
 
 def test_doctor_writes_report(tmp_path):

@@ -8,11 +8,10 @@ LoRA, eval it — and prints the results table and where the report is. Everythi
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
-from rich.console import Console
+from paw.cli import consoles
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "pipeline" / "quick_test.yaml"
 
@@ -25,7 +24,7 @@ def run_demo(workdir: Path) -> None:
     from paw.pipeline.recipe import run_pipeline
     from paw.utils.io import read_json
 
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    console = consoles.console(stderr=False, piped_width=120)
     started = time.perf_counter()
     quiet_hf()
     root = (workdir / "experiments").resolve()
@@ -50,8 +49,6 @@ def run_demo(workdir: Path) -> None:
             f"LoRA trained there"
             + (f" (recovery ratio {rr['value']:.2f})" if rr.get("value") is not None else "")
         )
-    console.print(f"report: {exp.report}", soft_wrap=True)
-    console.print(
-        f"tables: {exp.results / 'pipeline_results.md'} (.json, .csv); plots: {exp.plots}", soft_wrap=True
-    )
+    console.print(f"report: {exp.report}")
+    console.print(f"tables: {exp.results / 'pipeline_results.md'} (.json, .csv); plots: {exp.plots}")
     console.print(f"done in {time.perf_counter() - started:.0f} s")

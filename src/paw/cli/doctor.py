@@ -13,8 +13,7 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
-from rich.console import Console
-
+from paw.cli import consoles
 from paw.experiment.metadata import PACKAGES
 from paw.utils.io import atomic_write_json
 
@@ -141,7 +140,7 @@ def run_checks() -> list[Check]:
 
 def run_doctor(output: Path) -> int:
     checks = run_checks()
-    console = Console(highlight=False)
+    console = consoles.console(stderr=False)
     for check in checks:
         mark = "✅" if check.ok else ("❌" if check.required else "➖")
         hint = f"  → {check.hint}" if check.hint and not check.ok else ""

@@ -13,9 +13,9 @@ _state = {"debug": False}
 
 
 def _err(message: str) -> None:
-    from rich.console import Console
+    from paw.cli.consoles import console
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
+    console().print(f"[bold red]error:[/] {message}", markup=True)
 
 
 def cli_errors(func):

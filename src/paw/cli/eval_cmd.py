@@ -6,12 +6,12 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
+from paw.cli import consoles
 from paw.errors import PawError
 
-console = Console(stderr=True, highlight=False)
+console = consoles.console()
 BACKENDS = ("native", "lm-eval")
 
 
@@ -120,7 +120,7 @@ def _print(results: dict, output: Path) -> None:
         value = "" if row["value"] is None else f"{row['value']:.4f}"
         stderr = "" if row["stderr"] is None else f"{row['stderr']:.4f}"
         table.add_row(row["task"], row["metric"], value, stderr, str(row["n"]))
-    Console(highlight=False).print(table)
+    consoles.console(stderr=False).print(table)
     if "cs_average" in results:
-        Console(highlight=False).print(f"commonsense average: {results['cs_average']:.4f}")
+        consoles.console(stderr=False).print(f"commonsense average: {results['cs_average']:.4f}")
     console.print(f"results: {output}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from paw.cli import consoles
 from paw.cli.edge import cli_errors
 from paw.experiment.layout import DEFAULT_ROOT
 
@@ -19,7 +19,7 @@ LIST_COLUMNS = ("name", "kind", "status", "model", "task", "best", "time", "crea
 
 
 def _console() -> Console:
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    return consoles.console(stderr=False, piped_width=160)
 
 
 @exp_app.command("list")
@@ -76,7 +76,7 @@ def show(
         console.print(f"to continue: {command}", soft_wrap=True, markup=False)
     for name in ("report.md", "config.yaml", "results", "plots", "steps"):
         if (path / name).exists():
-            console.print(f"  {name}: {path / name}", soft_wrap=True)
+            console.print(f"  {name}: {path / name}")
 
 
 @exp_app.command("compare")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rich.console import Console
-
+from paw.cli import consoles
 from paw.errors import PawError
 
 
@@ -52,7 +51,7 @@ def infer(
         dtype=dtype,
         other_base=other_base,
     )
-    console = Console(stderr=True, highlight=False)
+    console = consoles.console()
     if not single:
         for row in results["results"][:3]:
             console.print(f"[bold]>[/] {row['prompt'][-80:]!r}\n  {row['output']!r}", markup=True)
@@ -61,12 +60,10 @@ def infer(
         console.print(
             f"note: {empty} of {len(results['results'])} generation(s) stopped at the first token (the model "
             "produced an end-of-sequence/stop token first); check --template and the adapter's prompt format",
-            soft_wrap=True,
         )
     console.print(
         f"{len(results['results'])} output(s), template {results['template']}, "
         f"{results['new_tokens_per_s']} new tokens/s"
         + (f"; written to {output_file}" if output_file else ""),
-        soft_wrap=True,
     )
     sys.stdout.flush()

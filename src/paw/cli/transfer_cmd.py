@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Console
-
+from paw.cli import consoles
 from paw.errors import PawError
 
 
@@ -36,7 +35,7 @@ def run_transfer(
     if refine_data is not None and not resolve_data_file(refine_data).is_file():
         raise PawError(f"--refine-data {refine_data}: file not found")
     report = transfer(adapter, target, output, source, options)
-    console = Console(highlight=False)
+    console = consoles.console(stderr=False)
     console.print(
         f"[green]transferred[/] {report['transferred']} of {report['units']} units "
         f"({report['source']} → {report['target']}), mean energy kept {report['energy_kept_mean']}, "

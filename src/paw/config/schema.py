@@ -118,6 +118,13 @@ class PeftConfig(Section):
         None, description="ia3: modules scaled at their input (must be among target_modules)."
     )
 
+    def summary(self) -> str:
+        """One line for plans and reports: ``lora r=32 alpha=64 targets=q_proj, k_proj``."""
+        targets = (
+            self.target_modules if isinstance(self.target_modules, str) else ", ".join(self.target_modules)
+        )
+        return f"{self.method} r={self.r} alpha={self.alpha:g} targets={targets}"
+
     @model_validator(mode="after")
     def _options_fit_the_method(self) -> PeftConfig:
         """Refuse options that mean nothing for the chosen method (so a typo'd method is not silently LoRA)."""

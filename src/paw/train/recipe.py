@@ -385,7 +385,7 @@ def training_plan(config: RunConfig, prepared: Prepared) -> dict[str, Any]:
     steps = t.max_steps
     return {
         "model": config.model.name_or_path,
-        "peft": f"{config.peft.method} r={config.peft.r} alpha={config.peft.alpha} targets={config.peft.target_modules}",
+        "peft": config.peft.summary(),
         "trainable_params": trainable,
         "total_params": total,
         "train_examples": len(prepared.data.train.examples),
