@@ -96,12 +96,15 @@ class SavePolicyCallback(TrainerCallback):
 class ProgressDisplay(TrainerCallback):
     """One live bar on a TTY; plain lines otherwise (those come from RunRecorder's log records)."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, clock=time.perf_counter):
         self.stream = stream or sys.stderr
+        self.clock = clock
         self.live = bool(getattr(self.stream, "isatty", lambda: False)())
         self._progress = None
         self._task = None
         self._last: dict[str, Any] = {}
+        self._clock: tuple[float, int] | None = None  # (time, tokens seen) at the previous step
+        self.tokens_per_s: float | None = None  # smoothed (exponential moving average over ~10 steps)
 
     def on_train_begin(self, args, state, control, **kwargs):
         if not self.live or not state.is_world_process_zero:
@@ -119,6 +122,7 @@ class ProgressDisplay(TrainerCallback):
             transient=False,
         )
         self._progress.start()
+        self._clock = (self.clock(), state.num_input_tokens_seen or 0)
         self._task = self._progress.add_task(
             "train", total=state.max_steps, completed=state.global_step, status=""
         )
@@ -130,10 +134,24 @@ class ProgressDisplay(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if self._progress is None:
             return
-        status = ""
+        self._measure(state.num_input_tokens_seen or 0)
+        parts = []
         if self._last:
-            status = f"loss {_fmt(self._last.get('loss'), '.4f')}  lr {_fmt(self._last.get('learning_rate'), '.2e')}"
-        self._progress.update(self._task, completed=state.global_step, status=status)
+            parts += [
+                f"loss {_fmt(self._last.get('loss'), '.4f')}",
+                f"lr {_fmt(self._last.get('learning_rate'), '.2e')}",
+            ]
+        if self.tokens_per_s is not None:
+            parts.append(f"{self.tokens_per_s:,.0f} tok/s")
+        self._progress.update(self._task, completed=state.global_step, status="  ".join(parts))
+
+    def _measure(self, tokens: int) -> None:
+        """Tokens per second, smoothed so the bar does not flicker with every batch's length."""
+        now = self.clock()
+        if self._clock is not None and now > self._clock[0] and tokens > self._clock[1]:
+            rate = (tokens - self._clock[1]) / (now - self._clock[0])
+            self.tokens_per_s = rate if self.tokens_per_s is None else 0.9 * self.tokens_per_s + 0.1 * rate
+        self._clock = (now, tokens)
 
     def on_train_end(self, args, state, control, **kwargs):
         self.close()
