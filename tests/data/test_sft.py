@@ -124,3 +124,34 @@ def test_csv_json_and_unknown_suffix(tmp_path):
         read_rows(tmp_path / "d.txt")
     with pytest.raises(PawError, match="data file not found"):
         read_rows(tmp_path / "none.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("dup.jsonl", '{"instruction": "a", "output": "b"}\n{"output": "x", "output": "y"}\n', r"dup\.jsonl:2: the key 'output' appears twice"),
+        ("dup.json", '[{"instruction": "a", "instruction": "b"}]', r"dup\.json: an object names the key 'instruction' twice"),
+        ("short.csv", "instruction,input,output\nsay,hi,hello\nsay,hi\n", r"short\.csv:3: 2 fields, the header has 3"),
+        ("long.csv", "instruction,input,output\nsay,hi,hello,extra\n", r"long\.csv:2: more fields than the header has"),
+        ("header.csv", "instruction,output,output\nsay,a,b\n", r"header\.csv:1: the header names column\(s\) \['output'\] more than once"),
+    ],
+)  # fmt: skip
+def test_malformed_rows_are_refused_never_merged_or_padded(tmp_path, name, text, message):
+    """Each format paw reads: a repeated key, a short or long CSV row, a repeated CSV column — each would drop or
+    merge a value silently; each is refused with file:line."""
+    (tmp_path / name).write_text(text)
+    with pytest.raises(PawError, match=message):
+        read_rows(tmp_path / name)
+
+
+def test_infer_inputs_refuse_ambiguous_or_repeated_keys(tmp_path):
+    from paw.infer.inputs import read_inputs
+
+    both = tmp_path / "both.jsonl"
+    both.write_text('{"prompt": "hi"}\n{"prompt": "a", "messages": [{"role": "user", "content": "b"}]}\n')
+    with pytest.raises(PawError, match=r"both\.jsonl:2: give one input per line, not prompt and messages"):
+        read_inputs(both)
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text('{"prompt": "a", "prompt": "b"}\n')
+    with pytest.raises(PawError, match=r"twice\.jsonl:1: the key 'prompt' appears twice"):
+        read_inputs(twice)

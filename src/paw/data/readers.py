@@ -27,10 +27,29 @@ class Record:
     where: str
 
 
+class DuplicateKey(ValueError):
+    """A JSON object that names one key twice: ``json`` would keep the last value silently."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        raise DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return value
+
+
+def loads_strict(text: str) -> Any:
+    """``json.loads`` that refuses an object repeating a key (raises :class:`DuplicateKey`)."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
+
+
 def _parse_jsonl_line(text: str, path: Path, lineno: int, allow_literals: bool) -> tuple[Any, bool]:
     """Parse one line; returns (value, whether it was a Python literal rather than JSON)."""
     try:
-        return json.loads(text), False
+        return loads_strict(text), False
+    except DuplicateKey as key:
+        raise PawError(f"{path}:{lineno}: the key '{key}' appears twice in one object") from None
     except json.JSONDecodeError as err:
         if allow_literals and text.lstrip().startswith("{"):
             try:
@@ -72,7 +91,11 @@ def read_jsonl(path: Path, allow_literals: bool = True) -> list[Record]:
 def read_json(path: Path) -> list[Record]:
     text = path.read_text(encoding="utf-8-sig")
     try:
-        data = json.loads(text)
+        data = loads_strict(text)
+    except DuplicateKey as key:
+        raise PawError(
+            f"{path}: an object names the key '{key}' twice (JSON would keep only the last)"
+        ) from None
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # a JSON Lines file named .json
             return read_jsonl(path)
@@ -95,10 +118,17 @@ def read_json(path: Path) -> list[Record]:
 def read_csv(path: Path) -> list[Record]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise PawError(f"{path}:1: the header names column(s) {repeated} more than once")
         records = []
         for row in reader:
             if None in row:
                 raise PawError(f"{path}:{reader.line_num}: more fields than the header has")
+            if None in row.values():
+                given = sum(value is not None for value in row.values())
+                raise PawError(f"{path}:{reader.line_num}: {given} fields, the header has {len(header)}")
             records.append(Record(dict(row), f"{path}:{reader.line_num}"))
     return records
 

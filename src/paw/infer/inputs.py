@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paw.data.readers import DuplicateKey, loads_strict
 from paw.errors import PawError
 
 
@@ -32,6 +33,9 @@ class InferInput:
 def _from_row(row: Any, where: str) -> InferInput:
     if not isinstance(row, dict):
         raise PawError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    kinds = [key for key in ("prompt", "text", "instruction", "messages") if key in row]
+    if len(kinds) > 1:
+        raise PawError(f"{where}: give one input per line, not {' and '.join(kinds)}")
     for key in ("prompt", "text"):
         if isinstance(row.get(key), str):
             return InferInput(text=row[key])
@@ -69,7 +73,9 @@ def read_inputs(path: str | Path) -> list[InferInput]:
         if path.suffix.lower() != ".jsonl":
             raise PawError(f"--input-file {path}: use a .txt (one prompt per line) or .jsonl file")
         try:
-            row = json.loads(line)
+            row = loads_strict(line)
+        except DuplicateKey as key:
+            raise PawError(f"{path}:{number}: the key '{key}' appears twice in one object") from None
         except json.JSONDecodeError as err:
             raise PawError(f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno})") from None
         inputs.append(_from_row(row, f"{path}:{number}"))
