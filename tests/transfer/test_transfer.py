@@ -149,6 +149,14 @@ def test_bad_inputs(tmp_path, trained, tiny_qwen2):
     config.intermediate_size = 256
     AutoModelForCausalLM.from_config(config).save_pretrained(wide)
     err = _cli("--adapter", str(trained), "--source", str(wide), *base, "--output", str(tmp_path / "o3"))
+    assert "is not the base the adapter was trained on (paw-tiny/qwen2" in err
+    unnamed = tmp_path / "unnamed"  # an adapter that names no base: the shapes still tell
+    shutil.copytree(trained, unnamed)
+    config_file = unnamed / "adapter_config.json"
+    config_file.write_text(
+        json.dumps({**json.loads(config_file.read_text()), "base_model_name_or_path": None})
+    )
+    err = _cli("--adapter", str(unnamed), "--source", str(wide), *base, "--output", str(tmp_path / "o3"))
     assert "is not this adapter's base" in err and "(64, 128) in the adapter but (64, 256)" in err
     # an unsupported module (the output head)
     from safetensors.torch import save_file

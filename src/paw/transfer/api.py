@@ -86,6 +86,14 @@ def transfer(
     check_writable(output, "--output")  # before any weight is read
     get_method("direct" if options.method == "auto" else options.method)
     lora = read_lora(adapter)
+    if source and lora.base_model:
+        from paw.models.resolve import same_model
+
+        if same_model(source, lora.base_model, models_dir) is False:
+            raise PawError(
+                f"--source {source} is not the base the adapter was trained on ({lora.base_model}, its "
+                "adapter_config.json): the subspaces would be compared against the wrong weights; drop --source"
+            )
     source = source or lora.base_model
     if not source:
         raise PawError("--source: the adapter config names no base model; pass --source")
