@@ -41,6 +41,7 @@ gpu-check:
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks examples && $(VENV)/bin/ruff format --check src tests benchmarks examples
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_layers.py   # the layers contract
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -288,7 +288,7 @@ def main() -> None:
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from paw.models.load import quiet_hf
+    from paw.utils.hf import quiet_hf
 
     quiet_hf()
     if args.only is not None:  # one run, in its own process: no state carried over from another run

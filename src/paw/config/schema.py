@@ -271,7 +271,7 @@ class TrainingConfig(NoBoolNumbers):
     @classmethod
     def _check_passthrough(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            check_passthrough({k: v for k, v in data.items() if k not in cls.model_fields})
+            check_passthrough({k: v for k, v in data.items() if k not in cls.model_fields}, cls.model_fields)
         return data
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ The table ``training_args_fields.json`` is generated from the installed transfor
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -39,16 +40,15 @@ def training_fields() -> dict[str, str]:
     return table["fields"]
 
 
-def check_passthrough(extra: dict[str, Any]) -> None:
-    """Raise ``ValueError("[key] reason")`` for a key that is not a TrainingArguments field, is managed by paw, or has a wrong type."""
+def check_passthrough(extra: dict[str, Any], paw_keys: Iterable[str] = ()) -> None:
+    """Raise ``ValueError("[key] reason")`` for a key that is not a TrainingArguments field, is managed by paw, or
+    has a wrong type; ``paw_keys`` (paw's own training options) are offered in the "did you mean" hint too."""
     fields = training_fields()
     for key, value in extra.items():
         if key in MANAGED:
             raise ValueError(f"[{key}] is set by paw: {MANAGED[key]}")
         if key not in fields:
-            from paw.config.schema import TrainingConfig
-
-            known = list(TrainingConfig.model_fields) + list(fields)
+            known = list(paw_keys) + list(fields)
             raise ValueError(
                 f"[{key}] unknown key{did_you_mean(key, known)}: not a paw training option "
                 "nor a transformers.TrainingArguments field"

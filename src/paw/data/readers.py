@@ -166,7 +166,7 @@ def read_rows(path: str | Path) -> list[Record]:
 
 def read_hub(dataset_id: str, split: str, name: str | None = None, fix: str = "") -> list[Record]:
     """Rows of a hub dataset split (needs the hub or a local datasets cache); ``fix`` is the hint on failure."""
-    from paw.models.load import quiet_hf
+    from paw.utils.hf import quiet_hf
 
     quiet_hf()
     import datasets

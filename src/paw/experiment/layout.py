@@ -18,6 +18,7 @@ from pathlib import Path
 from paw.errors import PawError
 
 DEFAULT_ROOT = "experiments"  # as ExperimentConfig.root: where `--resume NAME` and `paw eval NAME` look
+CHECKPOINT_INFO = "checkpoint_info.json"  # written last into a checkpoint dir: the mark of a complete one
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
 
@@ -97,10 +98,8 @@ def find_experiment(
 
     Returns the experiment and the checkpoint named explicitly (None: use the latest).
     """
-    from paw.train.checkpoint import INFO_FILE
-
     path = Path(ref).expanduser()
-    if (path / INFO_FILE).is_file() and path.parent.name == "checkpoints":
+    if (path / CHECKPOINT_INFO).is_file() and path.parent.name == "checkpoints":
         exp_dir = path.parent.parent
         return Experiment(exp_dir.parent.resolve(), exp_dir.name), path.resolve()
     if not path.is_dir():

@@ -7,6 +7,7 @@ from typing import Any
 
 from paw.errors import PawError
 from paw.models.resolve import ResolvedModel
+from paw.utils.hf import quiet_hf
 
 # Family quirks, keyed by config.model_type. Gemma-2: SDPA with a padding mask gives NaN, and its
 # attention soft-capping is only implemented in eager attention.
@@ -21,24 +22,6 @@ class LoadOptions:
     trust_remote_code: bool = False
     revision: str | None = None
     quantization: str = "none"
-
-
-def quiet_hf() -> None:
-    """Silence the per-file progress bars of transformers/datasets/hub: paw draws its own progress."""
-    import os
-    import warnings
-
-    # Deprecation notices of the stack (e.g. gradient_checkpointing -> activation_checkpointing) are not the user's.
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft)\.")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import datasets
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
 
 
 def _hub_error(model: ResolvedModel, err: Exception) -> PawError:

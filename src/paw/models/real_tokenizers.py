@@ -200,7 +200,7 @@ def convert_gguf(gguf: Path, name: str):
     """Read one vocabulary GGUF with transformers and repair it (see ``real_tokenizers.yaml``)."""
     from transformers import AutoTokenizer
 
-    from paw.models.load import quiet_hf
+    from paw.utils.hf import quiet_hf
 
     quiet_hf()
     try:

@@ -130,7 +130,7 @@ def build_stand_in(base: str, layers: int, out_dir: Path, seed: int = 0) -> Path
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig
 
-    from paw.models.load import quiet_hf
+    from paw.utils.hf import quiet_hf
 
     quiet_hf()
     spec = shapes()[base]

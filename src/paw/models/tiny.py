@@ -99,7 +99,7 @@ def build_tiny_model(family: str, out_dir: Path, seed: int = 0) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
-    from paw.models.load import quiet_hf
+    from paw.utils.hf import quiet_hf
 
     quiet_hf()
     spec = families()[family]

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paw.experiment.layout import CHECKPOINT_INFO as INFO_FILE
 from paw.utils.io import apply_umask, atomic_write_json, fsync_dir, read_json_or_none, sha256_file
 
-INFO_FILE = "checkpoint_info.json"
 STAGING = ".staging"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 

@@ -26,7 +26,7 @@ from paw.experiment.lock import ExperimentLock
 from paw.experiment.metadata import new_metadata, now, update_metadata
 from paw.models.adapter_files import name_base
 from paw.models.chat import PROMPT_SPEC_FILE, eos_warnings, prompt_spec, uses_chat_template
-from paw.models.load import LoadOptions, load_causal_lm, load_tokenizer, quiet_hf
+from paw.models.load import LoadOptions, load_causal_lm, load_tokenizer
 from paw.models.peft_methods import PeftOptions, add_adapter, training_callbacks
 from paw.models.quantization import QLORA_OPTIMIZER, check_quantization
 from paw.models.resolve import resolve_model
@@ -34,6 +34,7 @@ from paw.train import checkpoint as ckpt
 from paw.train import fingerprint, launch
 from paw.train.schedule import StageSpec, make_scheduler, multi_stage_lr, named_lr_factor, stage_switch_steps
 from paw.train.tracking import hosted_trackers, tracker_environment
+from paw.utils.hf import quiet_hf
 from paw.utils.io import apply_umask, atomic_write_json, atomic_write_text, check_writable
 
 log = logging.getLogger("paw.train")
