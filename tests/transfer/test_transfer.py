@@ -223,3 +223,24 @@ def test_align_carries_an_adapter_into_a_rotated_basis(tmp_path, trained, tiny_q
     torch.testing.assert_close(
         _logits(rotated, tmp_path / "align"), _logits(tiny_qwen2, trained), atol=1e-3, rtol=1e-3
     )
+
+
+def test_a_method_is_one_module_and_one_registry_line(tmp_path, trained, monkeypatch):
+    """A test-only method (tests/transfer/halved_method.py) registered with one line runs end to end: its prepare
+    hook runs once, every unit goes through it, and the adapter it writes loads with plain peft."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from paw.models.resolve import resolve_model
+    from paw.transfer.methods import REGISTRY
+    from tests.transfer import halved_method
+
+    monkeypatch.setitem(REGISTRY, "halved", "tests.transfer.halved_method")
+    report = transfer(
+        trained, "paw-tiny/qwen2", tmp_path / "halved", options=TransferOptions(method="halved")
+    )
+    assert len(halved_method.PREPARED) == 1
+    assert report["transferred"] == report["units"] and {m["method"] for m in report["modules"]} == {"halved"}
+    assert {m["energy_kept"] for m in report["modules"]} == {0.5}
+    base = AutoModelForCausalLM.from_pretrained(resolve_model("paw-tiny/qwen2").location)
+    PeftModel.from_pretrained(base, str(tmp_path / "halved"))

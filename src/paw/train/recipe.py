@@ -14,7 +14,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paw.config.loader import dump_config
 from paw.config.schema import RunConfig
@@ -36,6 +36,9 @@ from paw.train.schedule import StageSpec, make_scheduler, multi_stage_lr, named_
 from paw.train.tracking import hosted_trackers, tracker_environment
 from paw.utils.hf import quiet_hf
 from paw.utils.io import apply_umask, atomic_write_json, atomic_write_text, check_writable
+
+if TYPE_CHECKING:  # transformers is imported only when training starts
+    from paw.train.callbacks import ProgressDisplay, RunRecorder
 
 log = logging.getLogger("paw.train")
 
@@ -402,84 +405,11 @@ def training_plan(config: RunConfig, prepared: Prepared) -> dict[str, Any]:
 def _train(
     config: RunConfig, prepared: Prepared, exp: Experiment, checkpoint: Path | None, plan: dict[str, Any]
 ):
-    import torch
-    from transformers import PrinterCallback
-    from transformers.integrations import TensorBoardCallback
+    """Set up the trainer, train (from ``checkpoint`` or the newest intact one), then save and report."""
+    from paw.train.callbacks import ProgressDisplay, RunRecorder
 
-    from paw.train.callbacks import ProgressDisplay, RunRecorder, SavePolicyCallback
-    from paw.train.report import peak_memory_mb, write_reports
-    from paw.train.trainer import PawSFTTrainer
-
-    t = config.training
-    main = _is_main_process()
-    lr_at = lr_function(config)
-    stages = [StageSpec(s.steps, s.lr) for s in t.schedule] if isinstance(t.schedule, list) else []
-    base_lr = stages[0].lr if stages else t.learning_rate
-    policy = ckpt.CheckpointPolicy(t.save.start_step, t.save.every, t.save.keep_last)
-    recorder = RunRecorder(lr_at)
-    progress = ProgressDisplay()
-    callbacks = [recorder, SavePolicyCallback(policy), progress]
-    callbacks += training_callbacks(prepared.model, peft_options(config))
-    if "tensorboard" in config.tracking.backends and main:
-        from torch.utils.tensorboard import SummaryWriter
-
-        callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(exp.tensorboard))))
-    rows = len(prepared.data.train.examples)
-    per_step = per_device_batch(config) * t.gradient_accumulation_steps * launch.world_size()
-    args = training_args(config, str(exp.checkpoints), -(-rows // per_step) * int(t.num_train_epochs or 1))
-
-    def checkpoint_info(step: int) -> dict[str, Any]:
-        last = recorder.steps[-1] if recorder.steps else {}
-        return {"lr": lr_at(step), "loss": last.get("loss"), "time": now(), "max_steps": args.max_steps}
-
-    common = {
-        "model": prepared.model,
-        "args": args,
-        "processing_class": prepared.tokenizer,
-        "callbacks": callbacks,
-        "scheduler_factory": lambda opt: make_scheduler(
-            opt, base_lr, t.schedule if not stages else "constant", args.max_steps, t.warmup_steps, stages
-        ),
-        "policy": policy,
-        "checkpoint_info": checkpoint_info,
-    }
-    data = prepared.data
-    if isinstance(data, ClassificationData):
-        from paw.train.classification import collator, compute_metrics
-        from paw.train.trainer import PawClassificationTrainer
-
-        trainer = PawClassificationTrainer(
-            train_dataset=to_classification_dataset(data.train),
-            eval_dataset=to_classification_dataset(data.val) if data.val else None,
-            data_collator=collator(prepared.tokenizer),
-            compute_metrics=compute_metrics(len(data.labels)),
-            **common,
-        )
-    else:
-        train_set, extra = to_dataset(data.train), {}
-        if config.data.packing:
-            import datasets
-
-            from paw.data.packing import PackedCollator, pack_examples
-
-            rows = pack_examples(data.train.examples, config.data.max_length)
-            log.info(
-                "packing: %d examples in %d rows of up to %d tokens",
-                len(data.train.examples),
-                len(rows),
-                config.data.max_length,
-            )
-            train_set = datasets.Dataset.from_list(rows)
-            attention = prepared.model.config._attn_implementation
-            dtype = next(prepared.model.parameters()).dtype
-            extra["data_collator"] = PackedCollator(prepared.tokenizer.pad_token_id, attention, dtype)
-        trainer = PawSFTTrainer(
-            train_dataset=train_set,
-            eval_dataset=to_dataset(data.val) if data.val else None,
-            **extra,
-            **common,
-        )
-    trainer.remove_callback(PrinterCallback)
+    recorder, progress = RunRecorder(lr_function(config)), ProgressDisplay()
+    trainer = _setup_trainer(config, prepared, exp, recorder, progress)
     checkpoint = _resume_point(exp, checkpoint)
     ckpt.clear_staging(exp.checkpoints)
     if checkpoint is not None:
@@ -497,12 +427,120 @@ def _train(
             output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:
         progress.close()
-    elapsed = time.perf_counter() - started
+    return _finish(
+        config, prepared, exp, trainer, recorder, output, time.perf_counter() - started, checkpoint, plan
+    )
+
+
+def _setup_trainer(
+    config: RunConfig, prepared: Prepared, exp: Experiment, recorder: RunRecorder, progress: ProgressDisplay
+) -> Any:
+    """The Trainer for this run: its callbacks, arguments, scheduler, checkpoint policy, data and collator."""
+    from transformers import PrinterCallback
+
+    from paw.train.callbacks import SavePolicyCallback
+
+    t = config.training
+    lr_at = recorder.lr_at_step
+    stages = _stages(config)
+    policy = ckpt.CheckpointPolicy(t.save.start_step, t.save.every, t.save.keep_last)
+    callbacks = [recorder, SavePolicyCallback(policy), progress]
+    callbacks += training_callbacks(prepared.model, peft_options(config))
+    if "tensorboard" in config.tracking.backends and _is_main_process():
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+
+        callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(exp.tensorboard))))
+    rows = len(prepared.data.train.examples)
+    per_step = per_device_batch(config) * t.gradient_accumulation_steps * launch.world_size()
+    args = training_args(config, str(exp.checkpoints), -(-rows // per_step) * int(t.num_train_epochs or 1))
+    base_lr = stages[0].lr if stages else t.learning_rate
+
+    def checkpoint_info(step: int) -> dict[str, Any]:
+        last = recorder.steps[-1] if recorder.steps else {}
+        return {"lr": lr_at(step), "loss": last.get("loss"), "time": now(), "max_steps": args.max_steps}
+
+    common = {
+        "model": prepared.model,
+        "args": args,
+        "processing_class": prepared.tokenizer,
+        "callbacks": callbacks,
+        "scheduler_factory": lambda opt: make_scheduler(
+            opt, base_lr, t.schedule if not stages else "constant", args.max_steps, t.warmup_steps, stages
+        ),
+        "policy": policy,
+        "checkpoint_info": checkpoint_info,
+    }
+    trainer = _trainer_for_data(config, prepared, common)
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def _stages(config: RunConfig) -> list[StageSpec]:
+    schedule = config.training.schedule
+    return [StageSpec(s.steps, s.lr) for s in schedule] if isinstance(schedule, list) else []
+
+
+def _trainer_for_data(config: RunConfig, prepared: Prepared, common: dict[str, Any]):
+    """A classification trainer for labelled data; else the SFT trainer, on packed rows when asked."""
+    data = prepared.data
+    if isinstance(data, ClassificationData):
+        from paw.train.classification import collator, compute_metrics
+        from paw.train.trainer import PawClassificationTrainer
+
+        return PawClassificationTrainer(
+            train_dataset=to_classification_dataset(data.train),
+            eval_dataset=to_classification_dataset(data.val) if data.val else None,
+            data_collator=collator(prepared.tokenizer),
+            compute_metrics=compute_metrics(len(data.labels)),
+            **common,
+        )
+    from paw.train.trainer import PawSFTTrainer
+
+    train_set, extra = to_dataset(data.train), {}
+    if config.data.packing:
+        import datasets
+
+        from paw.data.packing import PackedCollator, pack_examples
+
+        rows = pack_examples(data.train.examples, config.data.max_length)
+        log.info(
+            "packing: %d examples in %d rows of up to %d tokens",
+            len(data.train.examples),
+            len(rows),
+            config.data.max_length,
+        )
+        train_set = datasets.Dataset.from_list(rows)
+        attention = prepared.model.config._attn_implementation
+        dtype = next(prepared.model.parameters()).dtype
+        extra["data_collator"] = PackedCollator(prepared.tokenizer.pad_token_id, attention, dtype)
+    return PawSFTTrainer(
+        train_dataset=train_set, eval_dataset=to_dataset(data.val) if data.val else None, **extra, **common
+    )
+
+
+def _finish(
+    config: RunConfig,
+    prepared: Prepared,
+    exp: Experiment,
+    trainer: Any,
+    recorder: RunRecorder,
+    output: Any,
+    elapsed: float,
+    checkpoint: Path | None,
+    plan: dict[str, Any],
+) -> dict[str, Any]:
+    """After the last step: the final evaluation, the adapter, the reports and the run's status."""
+    import torch
+    from transformers.integrations import TensorBoardCallback
+
+    from paw.train.report import peak_memory_mb, write_reports
+
     # TensorBoard's writer closed with training; a late evaluate() must not open a new one elsewhere.
     trainer.remove_callback(TensorBoardCallback)
     evaluated_last = bool(recorder.evals) and recorder.evals[-1]["step"] == trainer.state.global_step
     final_eval = recorder.evals[-1] if evaluated_last else (trainer.evaluate() if prepared.data.val else {})
-    if not main:
+    if not _is_main_process():
         return {}
     _save_final_model(trainer, prepared, exp)
     report = write_reports(
@@ -513,7 +551,7 @@ def _train(
         train_metrics=output.metrics,
         final_eval=final_eval,
         checkpoints=trainer.checkpoints_written,
-        switches=stage_switch_steps(stages),
+        switches=stage_switch_steps(_stages(config)),
         seconds=elapsed,
         peak_mb=peak_memory_mb(torch),
         resumed_from=str(checkpoint) if checkpoint else None,

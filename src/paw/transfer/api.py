@@ -21,9 +21,9 @@ from typing import Any
 from paw.errors import PawError
 from paw.models.chat import carry_prompt_spec
 from paw.transfer import linalg
-from paw.transfer.adapter_io import LoraModule, read_lora, write_lora
+from paw.transfer.adapter_io import LoraAdapter, LoraModule, read_lora, write_lora
 from paw.transfer.mapping import Unit, adapter_units, base_weight, layer_map, target_modules
-from paw.transfer.methods import SkipUnit, get_method, pick
+from paw.transfer.methods import Method, SkipUnit, load_method, pick
 from paw.transfer.weights import WeightStore, local_model_dir
 from paw.utils.io import apply_umask, atomic_write_json, atomic_write_text, check_writable
 
@@ -66,6 +66,19 @@ def _unit_record(unit: Unit, target: Unit | None, source_path: str, module: Lora
     }
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every unit of one transfer shares."""
+
+    lora: LoraAdapter
+    source: str
+    store_s: WeightStore
+    store_t: WeightStore
+    options: TransferOptions
+    method: Method | None  # the method asked for; None for auto (picked per unit)
+    context: dict[str, Any]  # what that method precomputed for every unit (align: the residual maps)
+
+
 def transfer(
     adapter: str | Path,
     target: str,
@@ -75,8 +88,6 @@ def transfer(
     models_dir: str | None = None,
 ) -> dict[str, Any]:
     """Transfer a LoRA adapter to ``target``; returns the report (also written next to the adapter)."""
-    import torch
-
     started = time.perf_counter()
     output = Path(output)
     if output.exists() and not _only_a_failed_report(output):
@@ -84,116 +95,21 @@ def transfer(
             f"--output {output} already exists; choose a new dir (paw never overwrites an adapter)"
         )
     check_writable(output, "--output")  # before any weight is read
-    get_method("direct" if options.method == "auto" else options.method)
+    method = None if options.method == "auto" else load_method(options.method)
     lora = read_lora(adapter)
-    if source and lora.base_model:
-        from paw.models.resolve import same_model
-
-        if same_model(source, lora.base_model, models_dir) is False:
-            raise PawError(
-                f"--source {source} is not the base the adapter was trained on ({lora.base_model}, its "
-                "adapter_config.json): the subspaces would be compared against the wrong weights; drop --source"
-            )
-    source = source or lora.base_model
-    if not source:
-        raise PawError("--source: the adapter config names no base model; pass --source")
+    source = _source_of(lora, source, models_dir)
     store_s = WeightStore(local_model_dir(source, models_dir, "source"), "source")
     store_t = WeightStore(local_model_dir(target, models_dir, "target"), "target")
-    units = adapter_units(lora.modules, store_s)
-    maps = None
-    if options.method == "align":
-        from paw.transfer.residual_map import fit_maps
-
-        M, N, n_shared = fit_maps(store_s, store_t)
-        maps = {"M": M, "N": N}
-    cka_scores = None
-    if options.depth == "cka":
-        from paw.transfer.cka import cka_layer_map
-
-        mapping, cka_scores = cka_layer_map(store_s.dir, store_t.dir)
-    else:
-        mapping = layer_map(store_s.num_layers, store_t.num_layers, options.depth)
+    run = _Run(
+        lora, source, store_s, store_t, options, method, method.prepare(store_s, store_t) if method else {}
+    )
+    mapping, cka_scores = _layer_mapping(store_s, store_t, options.depth)
     records, collected = [], {}
-    for unit, (path, module) in sorted(units.items(), key=lambda item: (item[0].layer, item[0].kind)):
-        w_s = base_weight(store_s, unit)
-        if module.shape != tuple(w_s.shape):
-            raise PawError(
-                f"--source {source} is not this adapter's base: {path} ({unit.kind}) is {module.shape} in the "
-                f"adapter but {tuple(w_s.shape)} in the source model"
-            )
-        target_layer = mapping.get(unit.layer)
-        t_unit = Unit(target_layer, unit.kind) if target_layer is not None else None
-        record = _unit_record(unit, t_unit, path, module)
+    for unit, (path, module) in sorted(adapter_units(lora.modules, store_s).items(), key=_unit_order):
+        target_unit, record, moved = _transfer_unit(unit, path, module, mapping.get(unit.layer), run)
         records.append(record)
-        if t_unit is None:
-            record.update(status="skipped", reason=f"target has {store_t.num_layers} layers")
-            continue
-        w_t = base_weight(store_t, t_unit)
-        # The gate always compares the dominant subspaces (small k, so chance k/d stays low); --k sets the
-        # rank of the subspaces `project` maps through.
-        k = _k_for(w_s, w_t, lora.r, None)
-        U_s, V_s = linalg.top_singular(w_s, k)
-        U_t, V_t = linalg.top_singular(w_t, k)
-        # With residual maps the source basis is compared in the target's frame (Ũ_s = orth(M U_s)).
-        out_basis, in_basis = U_s, V_s
-        if maps is not None:
-            if unit.kind in ("o", "down"):
-                out_basis = maps["M"] @ U_s
-            else:
-                in_basis = maps["M"] @ V_s
-        phi_out, phi_in = (
-            linalg.subspace_similarity(out_basis, U_t),
-            linalg.subspace_similarity(in_basis, V_t),
-        )
-        chance_out, chance_in = k / w_t.shape[0], k / w_t.shape[1]
-        need_out = max(options.tau, options.chance_multiple * chance_out)
-        need_in = max(options.tau, options.chance_multiple * chance_in)
-        method = pick(options.method, tuple(w_s.shape) == tuple(w_t.shape))
-        record.update(
-            target_shape=list(w_t.shape),
-            k=k,
-            phi_out=round(phi_out, 4),
-            phi_in=round(phi_in, 4),
-            chance_out=round(chance_out, 4),
-            chance_in=round(chance_in, 4),
-            method=method,
-        )
-        if phi_out < need_out or phi_in < need_in:
-            record.update(
-                status="skipped",
-                reason=f"subspace similarity below threshold ({need_out:.3f} out, {need_in:.3f} in)",
-            )
-            continue
-        k_map = _k_for(w_s, w_t, lora.r, options.k)
-        if k_map != k:
-            U_s, V_s = linalg.top_singular(w_s, k_map)
-            U_t, V_t = linalg.top_singular(w_t, k_map)
-        record["k_map"] = k_map
-        bases = {
-            "U_s": U_s,
-            "V_s": V_s,
-            "U_t": U_t,
-            "V_t": V_t,
-            "target_shape": tuple(w_t.shape),
-            "kind": unit.kind,
-            **(maps or {}),
-        }
-        try:
-            A_t, B_t = get_method(method)(module.A, module.B, bases)
-        except SkipUnit as reason:
-            record.update(status="skipped", reason=str(reason))
-            continue
-        B_t, A_t = linalg.rebalance(B_t, A_t, lora.r)
-        source_norm = linalg.factor_norm(module.B, module.A)
-        record.update(
-            status="transferred", energy_kept=round(linalg.factor_norm(B_t, A_t) / max(source_norm, 1e-12), 4)
-        )
-        if t_unit in collected:  # proportional depth: several source layers on one target layer are summed
-            prev = collected[t_unit]
-            B_t, A_t = linalg.rebalance(
-                torch.cat([prev.B, B_t], dim=1), torch.cat([prev.A, A_t], dim=0), lora.r
-            )
-        collected[t_unit] = LoraModule(A=A_t, B=B_t)
+        if moved is not None:  # proportional depth: several source layers on one target layer are summed
+            collected[target_unit] = _summed(collected.get(target_unit), moved, lora.r)
     passed = sum(1 for r in records if r["status"] == "transferred")
     report = {
         "status": "transferred" if collected else "failed",
@@ -203,7 +119,7 @@ def transfer(
         "options": asdict(options),
         "layer_map": {str(k): v for k, v in mapping.items()},
         "cka": [[round(v, 4) for v in row] for row in cka_scores] if cka_scores else None,
-        "shared_tokens": n_shared if maps is not None else None,
+        "shared_tokens": run.context.get("shared_tokens"),
         "units": len(records),
         "transferred": passed,
         "skipped": len(records) - passed,
@@ -232,6 +148,120 @@ def transfer(
             "or another --depth may help; φ near chance means the bases are unrelated)"
         )
     return report
+
+
+def _unit_order(item: tuple[Unit, Any]) -> tuple[int, str]:
+    return item[0].layer, item[0].kind
+
+
+def _source_of(lora: LoraAdapter, source: str | None, models_dir: str | None) -> str:
+    """The source base: the one the adapter names; a --source naming another model is refused."""
+    if source and lora.base_model:
+        from paw.models.resolve import same_model
+
+        if same_model(source, lora.base_model, models_dir) is False:
+            raise PawError(
+                f"--source {source} is not the base the adapter was trained on ({lora.base_model}, its "
+                "adapter_config.json): the subspaces would be compared against the wrong weights; drop --source"
+            )
+    source = source or lora.base_model
+    if not source:
+        raise PawError("--source: the adapter config names no base model; pass --source")
+    return source
+
+
+def _layer_mapping(
+    store_s: WeightStore, store_t: WeightStore, depth: str
+) -> tuple[dict[int, int | None], list[list[float]] | None]:
+    """Source layer -> target layer (None: no counterpart), and the CKA matrix when ``depth`` is cka."""
+    if depth == "cka":
+        from paw.transfer.cka import cka_layer_map
+
+        return cka_layer_map(store_s.dir, store_t.dir)
+    return layer_map(store_s.num_layers, store_t.num_layers, depth), None
+
+
+def _transfer_unit(
+    unit: Unit, path: str, module: LoraModule, target_layer: int | None, run: _Run
+) -> tuple[Unit | None, dict[str, Any], LoraModule | None]:
+    """One unit: map its layer, gate on subspace similarity, move ΔW with the method. Returns the target unit,
+    the unit's report record and the moved factors (None when skipped, the reason in the record)."""
+    w_s = base_weight(run.store_s, unit)
+    if module.shape != tuple(w_s.shape):
+        raise PawError(
+            f"--source {run.source} is not this adapter's base: {path} ({unit.kind}) is {module.shape} in the "
+            f"adapter but {tuple(w_s.shape)} in the source model"
+        )
+    target = Unit(target_layer, unit.kind) if target_layer is not None else None
+    record = _unit_record(unit, target, path, module)
+    if target is None:
+        record.update(status="skipped", reason=f"target has {run.store_t.num_layers} layers")
+        return None, record, None
+    w_t = base_weight(run.store_t, target)
+    name = pick(run.options.method, tuple(w_s.shape) == tuple(w_t.shape))
+    method = run.method or load_method(name)
+    # The gate always compares the dominant subspaces (small k, so chance k/d stays low); --k sets the rank of
+    # the subspaces `project` maps through. A method may compare in the target's frame (align: Ũ_s = M U_s).
+    k = _k_for(w_s, w_t, run.lora.r, None)
+    (U_s, V_s), (U_t, V_t) = linalg.top_singular(w_s, k), linalg.top_singular(w_t, k)
+    out_basis, in_basis = method.frame(unit.kind, U_s, V_s, run.context)
+    record.update(target_shape=list(w_t.shape), k=k, method=name)
+    if not _passes_gate(record, (out_basis, U_t), (in_basis, V_t), k, run.options):
+        return target, record, None
+    k_map = _k_for(w_s, w_t, run.lora.r, run.options.k)
+    if k_map != k:
+        (U_s, V_s), (U_t, V_t) = linalg.top_singular(w_s, k_map), linalg.top_singular(w_t, k_map)
+    record["k_map"] = k_map
+    bases = {
+        "U_s": U_s,
+        "V_s": V_s,
+        "U_t": U_t,
+        "V_t": V_t,
+        "target_shape": tuple(w_t.shape),
+        "kind": unit.kind,
+    }
+    try:
+        A_t, B_t = method.transfer_unit(module.A, module.B, {**bases, **run.context})
+    except SkipUnit as reason:
+        record.update(status="skipped", reason=str(reason))
+        return target, record, None
+    B_t, A_t = linalg.rebalance(B_t, A_t, run.lora.r)
+    kept = linalg.factor_norm(B_t, A_t) / max(linalg.factor_norm(module.B, module.A), 1e-12)
+    record.update(status="transferred", energy_kept=round(kept, 4))
+    return target, record, LoraModule(A=A_t, B=B_t)
+
+
+def _passes_gate(record: dict[str, Any], out_pair, in_pair, k: int, options: TransferOptions) -> bool:
+    """φ_out ≥ max(τ, c·k/d_out) and φ_in ≥ max(τ, c·k/d_in); the figures go into the unit's record."""
+    (out_basis, U_t), (in_basis, V_t) = out_pair, in_pair
+    phi_out, phi_in = linalg.subspace_similarity(out_basis, U_t), linalg.subspace_similarity(in_basis, V_t)
+    chance_out, chance_in = k / U_t.shape[0], k / V_t.shape[0]
+    need_out = max(options.tau, options.chance_multiple * chance_out)
+    need_in = max(options.tau, options.chance_multiple * chance_in)
+    record.update(
+        phi_out=round(phi_out, 4),
+        phi_in=round(phi_in, 4),
+        chance_out=round(chance_out, 4),
+        chance_in=round(chance_in, 4),
+    )
+    if phi_out < need_out or phi_in < need_in:
+        record.update(
+            status="skipped",
+            reason=f"subspace similarity below threshold ({need_out:.3f} out, {need_in:.3f} in)",
+        )
+        return False
+    return True
+
+
+def _summed(previous: LoraModule | None, moved: LoraModule, r: int) -> LoraModule:
+    import torch
+
+    if previous is None:
+        return moved
+    B, A = linalg.rebalance(
+        torch.cat([previous.B, moved.B], dim=1), torch.cat([previous.A, moved.A], dim=0), r
+    )
+    return LoraModule(A=A, B=B)
 
 
 def _only_a_failed_report(output: Path) -> bool:

@@ -16,6 +16,22 @@ from paw.transfer.methods import SkipUnit
 READS_RESIDUAL = ("q", "k", "v", "gate", "up")
 
 
+def prepare(store_s: Any, store_t: Any) -> dict[str, Any]:
+    """The residual-stream maps, fitted once from the shared vocabulary's embeddings."""
+    from paw.transfer.residual_map import fit_maps
+
+    M, N, shared = fit_maps(store_s, store_t)
+    return {"M": M, "N": N, "shared_tokens": shared}
+
+
+def frame(kind: str, U_s: Any, V_s: Any, context: dict[str, Any]) -> tuple[Any, Any]:
+    """The source bases in the target's frame: the side a module reads or writes the residual stream through is
+    carried by M (Ũ_s = M U_s for o/down, Ṽ_s = M V_s for the others)."""
+    if kind in READS_RESIDUAL:
+        return U_s, context["M"] @ V_s
+    return context["M"] @ U_s, V_s
+
+
 def transfer_unit(A: Any, B: Any, bases: dict[str, Any]) -> tuple[Any, Any]:
     out_t, in_t = bases["target_shape"]
     if bases["kind"] in READS_RESIDUAL:
