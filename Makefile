@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 tokenizers: setup
 	$(VENV)/bin/paw fetch-tokenizers
 
+# one worker per core (at most 4), tests of one module together (they share module fixtures)
 test: setup tokenizers
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n auto --maxprocesses 4 --dist loadscope
 
 demo: setup
 	$(VENV)/bin/paw demo

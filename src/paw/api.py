@@ -46,9 +46,9 @@ def transfer(adapter: str | Path, target: str, output: str | Path, **kwargs: Any
 
 
 def pipeline(config: str | Path | dict[str, Any], overrides: list[str] | None = None, **kwargs: Any):
-    """``paw pipeline``: see ``paw.pipeline.recipe.run_pipeline`` for the options."""
+    """``paw pipeline``: see ``paw.pipeline.scheduler.run_pipeline`` for the options."""
     from paw.config.pipeline_schema import PipelineConfig
-    from paw.pipeline.recipe import run_pipeline
+    from paw.pipeline.scheduler import run_pipeline
 
     return run_pipeline(_config(config, overrides, PipelineConfig), **kwargs)
 

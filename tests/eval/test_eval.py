@@ -197,6 +197,7 @@ def test_adapter_that_does_not_fit_the_base_names_module_and_shapes(tmp_path, al
         "eval",
         "--model",
         "paw-tiny/phi3",
+        "--other-base",  # past the base check: the modules themselves do not fit
         "--adapter",
         str(adapter),
         "--tasks",
@@ -235,7 +236,7 @@ def test_adapter_shape_mismatch_names_module_and_shapes(tmp_path, alpaca_file, a
         match=r"does not fit this base model: .*mlp\.\w+_proj.*torch\.Size\(\[.*\]\) in the "
         r"adapter but the model needs torch\.Size",
     ):
-        load_for_eval(str(wide), str(tmp_path / "a" / "models" / "final_model"))
+        load_for_eval(str(wide), str(tmp_path / "a" / "models" / "final_model"), other_base=True)
 
 
 def test_data_parallel_eval_equals_one_process(tmp_path, arc_file, paw_cache):

@@ -54,6 +54,17 @@ def test_merge_refuses_what_cannot_be_merged(tmp_path, alpaca_file):
     wrong = run_paw(
         "merge", "--adapter", adapter, "--output", str(tmp_path / "m"), "--model", "paw-tiny/phi3"
     )
+    assert wrong.returncode == 2 and "was trained on paw-tiny/qwen2" in wrong.stderr, wrong.stderr
+    wrong = run_paw(
+        "merge",
+        "--adapter",
+        adapter,
+        "--output",
+        str(tmp_path / "m"),
+        "--model",
+        "paw-tiny/phi3",
+        "--other-base",
+    )
     assert wrong.returncode == 2 and "does not fit this base model" in wrong.stderr
     assert "Traceback" not in wrong.stderr and not (tmp_path / "m").exists()
     prompt = _adapter(tmp_path, alpaca_file, "prompt", method="prompt", num_virtual_tokens=4)

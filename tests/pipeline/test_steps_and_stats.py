@@ -6,7 +6,7 @@ from paw.config.loader import validate_dict
 from paw.config.pipeline_schema import PipelineConfig
 from paw.errors import PawError
 from paw.pipeline import stats
-from paw.pipeline.recipe import shrink_for_quick_test
+from paw.pipeline.scheduler import shrink_for_quick_test
 from paw.pipeline.steps import fingerprints, parse_steps, plan
 
 

@@ -20,7 +20,7 @@ def run_demo(workdir: Path) -> None:
     from paw.cli.pipeline_cmd import results_table
     from paw.config.loader import load_config
     from paw.config.pipeline_schema import PipelineConfig
-    from paw.pipeline.recipe import run_pipeline
+    from paw.pipeline.scheduler import run_pipeline
     from paw.utils.hf import quiet_hf
     from paw.utils.io import read_json
 

@@ -1,4 +1,4 @@
-"""``paw pipeline``: CLI glue over ``paw.pipeline.recipe``, and the results table it prints."""
+"""``paw pipeline``: CLI glue over ``paw.pipeline.scheduler``, and the results table it prints."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def pipeline(
         if meta.get("status") == "completed" and only is None:
             console.print(f"{exp.dir}: already completed; re-running only steps whose inputs changed")
         quick_test = quick_test or bool(meta.get("quick_test"))
-    from paw.pipeline.recipe import run_pipeline
+    from paw.pipeline.scheduler import run_pipeline
     from paw.utils.io import read_json
 
     result = run_pipeline(

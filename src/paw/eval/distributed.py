@@ -3,16 +3,9 @@ documents and rank 0 gathers every per-example result. In one process these are 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def rank() -> int:
-    return int(os.environ.get("RANK", "0"))
+from paw.utils.processes import rank, world_size
 
 
 def shard(items: list[Any]) -> list[Any]:

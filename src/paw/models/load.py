@@ -8,6 +8,7 @@ from typing import Any
 from paw.errors import PawError
 from paw.models.resolve import ResolvedModel
 from paw.utils.hf import quiet_hf
+from paw.utils.processes import local_rank
 
 # Family quirks, keyed by config.model_type. Gemma-2: SDPA with a padding mask gives NaN, and its
 # attention soft-capping is only implemented in eager attention.
@@ -86,7 +87,6 @@ def _load_pretrained(
 ):
     """``auto_class.from_pretrained`` with paw's options: dtype, attention (family quirks), bitsandbytes
     quantization (QLoRA; prepared for k-bit training when ``for_training``), gradient checkpointing."""
-    import os
 
     from paw.models import quantization as quant
 
@@ -95,7 +95,7 @@ def _load_pretrained(
     if options.quantization != "none":
         extra["quantization_config"] = quant.bnb_config(options.quantization)
         # each process holds its whole quantized copy on its own GPU
-        device_map = device_map or {"": int(os.environ.get("LOCAL_RANK", "0"))}
+        device_map = device_map or {"": local_rank()}
     try:
         lm = auto_class.from_pretrained(
             model.location,

@@ -19,10 +19,6 @@ from pathlib import Path
 from paw.errors import PawError
 
 
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def per_device_batch(global_batch: int | None, per_device: int, accumulation: int, processes: int) -> int:
     """The micro-batch each process runs; with a global batch set, derived from it (exactly)."""
     if global_batch is None:

@@ -7,7 +7,6 @@ experiment files. Everything that can be checked before training is checked befo
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import time
@@ -20,8 +19,16 @@ from paw.config.loader import dump_config
 from paw.config.schema import RunConfig
 from paw.data.classification import ClassificationData, build_classification_data, to_classification_dataset
 from paw.data.sft import SftData, SftDataOptions, build_sft_data, to_dataset
-from paw.errors import Interrupted, PawError, PawRuntimeError, raise_interrupted
+from paw.errors import Interrupted, PawError, PawRuntimeError
 from paw.experiment.layout import Experiment, default_name
+from paw.experiment.lifecycle import (
+    RunResult,
+    attached,
+    console_handler,
+    file_handler,
+    interruptible,
+    mark_failed,
+)
 from paw.experiment.lock import ExperimentLock
 from paw.experiment.metadata import new_metadata, now, update_metadata
 from paw.models.adapter_files import name_base
@@ -36,6 +43,7 @@ from paw.train.schedule import StageSpec, make_scheduler, multi_stage_lr, named_
 from paw.train.tracking import hosted_trackers, tracker_environment
 from paw.utils.hf import quiet_hf
 from paw.utils.io import apply_umask, atomic_write_json, atomic_write_text, check_writable
+from paw.utils.processes import is_main, world_size
 
 if TYPE_CHECKING:  # transformers is imported only when training starts
     from paw.train.callbacks import ProgressDisplay, RunRecorder
@@ -117,7 +125,7 @@ def per_device_batch(config: RunConfig) -> int:
     """Each process's micro-batch (derived from training.global_batch_size when set)."""
     t = config.training
     return launch.per_device_batch(
-        t.global_batch_size, t.per_device_train_batch_size, t.gradient_accumulation_steps, launch.world_size()
+        t.global_batch_size, t.per_device_train_batch_size, t.gradient_accumulation_steps, world_size()
     )
 
 
@@ -249,34 +257,18 @@ def training_args(config: RunConfig, output_dir: str, total_steps: int | None = 
         raise PawError(f"training: {err}") from None
 
 
-def _setup_logging(exp: Experiment | None, live_bar: bool) -> list[logging.Handler]:
+def _log_handlers(exp: Experiment | None, live_bar: bool) -> list[tuple[logging.Logger, logging.Handler]]:
+    """Progress lines on the console (only warnings under a live bar, and on ranks other than 0); everything to
+    the experiment's logs/train_<time>.log."""
     logger = logging.getLogger("paw")
     logger.setLevel(logging.INFO)
-    handlers: list[logging.Handler] = []
-    console = logging.StreamHandler(sys.stderr)
-    # other ranks of a multi-process run only report problems; rank 0 prints the progress
-    console.setLevel(logging.WARNING if live_bar or exp is None else logging.INFO)
-    console.setFormatter(logging.Formatter("%(message)s"))
-    handlers.append(console)
+    pairs = [(logger, console_handler(logging.WARNING if live_bar or exp is None else logging.INFO))]
     if exp is not None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        handler = logging.FileHandler(exp.logs / f"train_{stamp}.log", encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        handlers.append(handler)
-    for handler in handlers:
-        logger.addHandler(handler)
-    return handlers
+        pairs.append((logger, file_handler(exp.logs / f"train_{time.strftime('%Y%m%d-%H%M%S')}.log")))
+    return pairs
 
 
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-@dataclass
-class TrainResult:
-    experiment: Experiment | None
-    status: str
-    report: dict[str, Any] = field(default_factory=dict)
+TrainResult = RunResult  # the name paw.api documents
 
 
 def run_training(
@@ -288,7 +280,7 @@ def run_training(
     dry_run: bool = False,
     command: str = "paw train",
     allow_changes: bool = False,
-) -> TrainResult:
+) -> RunResult:
     """Train a PEFT adapter as the config says and write the experiment dir.
 
     Args:
@@ -304,7 +296,7 @@ def run_training(
         PawError: bad input, or another process writes the experiment (exit 2); NonFiniteLossError: the loss
         diverged (exit 1); Interrupted: SIGINT/SIGTERM, recorded as resumable (exit 130/143).
     """
-    main = _is_main_process()
+    main = is_main()
     if resume is not None:
         exp, checkpoint = resume
     else:
@@ -323,7 +315,7 @@ def run_training(
         prepared = prepare(config)
         plan = training_plan(config, prepared)
         if dry_run:
-            return TrainResult(None, "dry-run", plan)
+            return RunResult(None, "dry-run", plan)
         if resume is None and main:
             exp.create()
             held.enter_context(ExperimentLock(exp.dir, command))
@@ -336,7 +328,7 @@ def run_training(
                 meta |= {"resume_changed": changes} if changes else {}
             update_metadata(exp.metadata_file, **meta)
             atomic_write_json(exp.results / "data_validation.json", prepared.data.report)
-        return TrainResult(exp, "completed", _run_recorded(config, prepared, exp, checkpoint, plan))
+        return RunResult(exp, "completed", _run_recorded(config, prepared, exp, checkpoint, plan))
 
 
 def _run_recorded(
@@ -344,42 +336,30 @@ def _run_recorded(
 ) -> dict[str, Any]:
     """``_train`` with the run's lifecycle around it: logging, SIGINT/SIGTERM recorded as a resumable
     interruption, any other failure recorded as failed; metadata.json always says which."""
-    main = _is_main_process()
-    handlers = _setup_logging(exp if main else None, sys.stderr.isatty() and main)
-    for warning in prepared.warnings:
-        log.warning("warning: %s", warning)
-    previous = (
-        {s: signal.signal(s, raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
-    )
-    try:
-        return _train(config, prepared, exp, checkpoint, plan)
-    except KeyboardInterrupt as err:
-        if not main:
-            raise
-        signum = getattr(err, "signum", signal.SIGINT)
-        hint = f"continue with: paw train --resume {exp.dir}"
-        update_metadata(
-            exp.metadata_file,
-            status="interrupted",
-            finished=now(),
-            error=signal.Signals(signum).name,
-            resume_command=f"paw train --resume {exp.dir}",
-        )
-        raise Interrupted(signum, hint) from None
-    except Diverged:
-        raise  # recorded as diverged where it was found
-    except BaseException as err:
-        if main:
+    main = is_main()
+    with attached(*_log_handlers(exp if main else None, sys.stderr.isatty() and main)), interruptible(main):
+        for warning in prepared.warnings:
+            log.warning("warning: %s", warning)
+        try:
+            return _train(config, prepared, exp, checkpoint, plan)
+        except KeyboardInterrupt as err:
+            if not main:
+                raise
+            signum = getattr(err, "signum", signal.SIGINT)
             update_metadata(
-                exp.metadata_file, status="failed", finished=now(), error=f"{type(err).__name__}: {err}"
+                exp.metadata_file,
+                status="interrupted",
+                finished=now(),
+                error=signal.Signals(signum).name,
+                resume_command=f"paw train --resume {exp.dir}",
             )
-        raise
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        for handler in handlers:
-            logging.getLogger("paw").removeHandler(handler)
-            handler.close()
+            raise Interrupted(signum, f"continue with: paw train --resume {exp.dir}") from None
+        except Diverged:
+            raise  # recorded as diverged where it was found
+        except BaseException as err:
+            if main:
+                mark_failed(exp.metadata_file, err)
+            raise
 
 
 def training_plan(config: RunConfig, prepared: Prepared) -> dict[str, Any]:
@@ -395,8 +375,8 @@ def training_plan(config: RunConfig, prepared: Prepared) -> dict[str, Any]:
         "train_examples": len(prepared.data.train.examples),
         "val_examples": len(prepared.data.val.examples) if prepared.data.val else 0,
         "max_steps": steps,
-        "processes": launch.world_size(),
-        "global_batch": per_device_batch(config) * t.gradient_accumulation_steps * launch.world_size(),
+        "processes": world_size(),
+        "global_batch": per_device_batch(config) * t.gradient_accumulation_steps * world_size(),
         "schedule": [s.model_dump() for s in t.schedule] if isinstance(t.schedule, list) else t.schedule,
         "checkpoints_planned": len(policy.planned(steps)) if steps else None,
     }
@@ -446,13 +426,13 @@ def _setup_trainer(
     policy = ckpt.CheckpointPolicy(t.save.start_step, t.save.every, t.save.keep_last)
     callbacks = [recorder, SavePolicyCallback(policy), progress]
     callbacks += training_callbacks(prepared.model, peft_options(config))
-    if "tensorboard" in config.tracking.backends and _is_main_process():
+    if "tensorboard" in config.tracking.backends and is_main():
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations import TensorBoardCallback
 
         callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(exp.tensorboard))))
     rows = len(prepared.data.train.examples)
-    per_step = per_device_batch(config) * t.gradient_accumulation_steps * launch.world_size()
+    per_step = per_device_batch(config) * t.gradient_accumulation_steps * world_size()
     args = training_args(config, str(exp.checkpoints), -(-rows // per_step) * int(t.num_train_epochs or 1))
     base_lr = stages[0].lr if stages else t.learning_rate
 
@@ -540,7 +520,7 @@ def _finish(
     trainer.remove_callback(TensorBoardCallback)
     evaluated_last = bool(recorder.evals) and recorder.evals[-1]["step"] == trainer.state.global_step
     final_eval = recorder.evals[-1] if evaluated_last else (trainer.evaluate() if prepared.data.val else {})
-    if not _is_main_process():
+    if not is_main():
         return {}
     _save_final_model(trainer, prepared, exp)
     report = write_reports(

@@ -16,10 +16,8 @@ and keeps every finished step.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,14 +27,16 @@ from typing import Any
 from paw.config.loader import dump_config
 from paw.config.pipeline_schema import PipelineConfig
 from paw.config.schema import ExperimentConfig, ModelConfig, RunConfig, Stage
-from paw.errors import Interrupted, PawError, PawRuntimeError, raise_interrupted
+from paw.errors import Interrupted, PawError, PawRuntimeError
 from paw.experiment.layout import Experiment, default_name
+from paw.experiment.lifecycle import RunResult, attached, console_handler, file_handler, interruptible
 from paw.experiment.lock import ExperimentLock
 from paw.experiment.metadata import new_metadata, now, update_metadata
 from paw.pipeline import steps as stepmod
 from paw.pipeline.steps import Step, train_key
 from paw.utils import memory
 from paw.utils.io import atomic_write_json, atomic_write_text, read_json, read_json_or_none
+from paw.utils.processes import world_size
 
 log = logging.getLogger("paw.pipeline")
 
@@ -227,27 +227,15 @@ RUNNERS: dict[str, Callable[[PipelineRun, Step], dict[str, Any]]] = {
 }
 
 
-def _setup_logging(exp: Experiment) -> list[tuple[logging.Logger, logging.Handler]]:
+def _log_handlers(exp: Experiment) -> list[tuple[logging.Logger, logging.Handler]]:
     """Pipeline lines to the console; everything (pipeline and training lines) to logs/pipeline_<time>.log."""
-    exp.logs.mkdir(parents=True, exist_ok=True)
-    file_handler = logging.FileHandler(
-        exp.logs / f"pipeline_{time.strftime('%Y%m%d-%H%M%S')}.log", encoding="utf-8"
-    )
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(logging.Formatter("%(message)s"))
     paw_logger = logging.getLogger("paw")
     paw_logger.setLevel(logging.INFO)
-    paw_logger.addHandler(file_handler)
-    log.addHandler(console)
-    return [(paw_logger, file_handler), (log, console)]
+    log_file = exp.logs / f"pipeline_{time.strftime('%Y%m%d-%H%M%S')}.log"
+    return [(paw_logger, file_handler(log_file)), (log, console_handler())]
 
 
-@dataclass
-class PipelineResult:
-    experiment: Experiment
-    status: str
-    report: dict[str, Any]
+PipelineResult = RunResult  # the name paw.api documents
 
 
 def run_pipeline(
@@ -259,7 +247,7 @@ def run_pipeline(
     only: set[int] | None = None,
     quick_test: bool = False,
     command: str = "paw pipeline",
-) -> PipelineResult:
+) -> RunResult:
     """Run (or continue) a pipeline experiment.
 
     Args:
@@ -272,7 +260,7 @@ def run_pipeline(
     Raises:
         PawError: bad input, or a step needs the output of a step that was not run.
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if world_size() > 1:
         raise PawError(
             "paw pipeline runs in one process (each step on one device); run it without accelerate/torchrun, "
             "or run its trainings and evals as paw train / paw eval under accelerate launch"
@@ -306,7 +294,7 @@ def _run_locked(
     config_stem: str,
     quick_test: bool,
     command: str,
-) -> PipelineResult:
+) -> RunResult:
     atomic_write_text(exp.config_file, dump_config(config))
     meta = new_metadata(exp.name, command, config.training.seed)
     meta.update(
@@ -322,17 +310,9 @@ def _run_locked(
         meta = {"resumed": now(), "status": "running", "error": None, "failed_step": None, "finished": None}
     update_metadata(exp.metadata_file, **meta)
     run = PipelineRun(config, exp, {})
-    handlers = _setup_logging(exp)
-    previous = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with attached(*_log_handlers(exp)), interruptible():
         _run_steps(run, plan, fingerprints, only)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        for logger, handler in handlers:
-            logger.removeHandler(handler)
-            handler.close()
-    return PipelineResult(exp, read_json(exp.metadata_file)["status"], run.records)
+    return RunResult(exp, read_json(exp.metadata_file)["status"], run.records)
 
 
 def _run_steps(
