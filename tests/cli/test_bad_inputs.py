@@ -97,6 +97,17 @@ def test_debug_shows_the_traceback(tmp_path, alpaca_file):
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
+def test_debug_keeps_the_original_cause_of_a_one_line_error(tmp_path):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{not json")
+    plain = run_paw("eval", "--adapter", str(adapter), "--tasks", "arc_easy")
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr and "is not valid JSON" in plain.stderr
+    debug = run_paw("--debug", "eval", "--adapter", str(adapter), "--tasks", "arc_easy")
+    assert "JSONDecodeError" in debug.stderr and "During handling of the above exception" in debug.stderr
+    assert "PawError" in debug.stderr
+
+
 @pytest.mark.parametrize("bits", ["4bit", "8bit"])
 def test_quantization_without_cuda_is_refused_before_loading(tmp_path, alpaca_file, bits):
     import torch

@@ -29,6 +29,7 @@ def cli_errors(func):
             raise
         except PawError as err:
             if _state["debug"]:
+                _show_causes(err)
                 raise
             _err(_escape(str(err)))
             raise typer.Exit(err.exit_code) from None
@@ -43,6 +44,16 @@ def cli_errors(func):
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _show_causes(err: BaseException) -> None:
+    """With --debug, the original error behind a PawError is shown too: paw raises its one-line errors
+    ``from None`` so a user sees one line, but Python keeps the original as the context; un-hide it."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        err.__suppress_context__ = False
+        err = err.__cause__ or err.__context__
 
 
 def _escape(text: str) -> str:
