@@ -194,12 +194,23 @@ def test_adapter_that_does_not_fit_the_base_names_module_and_shapes(tmp_path, al
     assert run_paw("train", str(write_config(tmp_path / "c.yaml", cfg)), "--name", "q").returncode == 0
     adapter = tmp_path / "q" / "models" / "final_model"
     result = run_paw(
+        "eval", "--model", "paw-tiny/phi3", "--other-base", "--adapter", str(adapter), "--tasks", "arc_easy",
+        "--data-file", str(arc_file), cwd=tmp_path,
+    )  # fmt: skip
+    _check_cli_error(
+        result, "its tokenizer gives the special token '<|end|>'"
+    )  # qwen2's tokenizer, phi3's ids
+    bare = tmp_path / "bare"  # the weights alone: past the base and tokenizer checks, the modules do not fit
+    bare.mkdir()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (bare / name).write_bytes((adapter / name).read_bytes())
+    result = run_paw(
         "eval",
         "--model",
         "paw-tiny/phi3",
-        "--other-base",  # past the base check: the modules themselves do not fit
+        "--other-base",
         "--adapter",
-        str(adapter),
+        str(bare),
         "--tasks",
         "arc_easy",
         "--data-file",
