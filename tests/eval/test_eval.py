@@ -325,3 +325,23 @@ def test_hub_task_offline_says_how_to_use_a_local_copy(tmp_path):
         "eval", "--model", "paw-tiny/qwen2", "--tasks", "arc_easy", "--output", str(tmp_path / "o")
     )
     _check_cli_error(result, "could not be loaded", "--data-file arc_easy=PATH")
+
+
+def test_a_task_is_one_module_and_one_registry_line(tmp_path, paw_cache, monkeypatch):
+    """A test-only generation task (tests/eval/echo_task.py) registered with one line runs end to end: the runner
+    knows no task names, the task's own scorer fills each sample and its metric is aggregated."""
+    from paw.eval.tasks import REGISTRY
+
+    monkeypatch.setitem(REGISTRY, "echo_word", "tests.eval.echo_task")
+    data = _write(tmp_path / "words.jsonl", [{"word": w} for w in ("red", "blue", "green")])
+    results = evaluate(
+        "echo_word",
+        model="paw-tiny/qwen2",
+        data_files={"echo_word": str(data)},
+        options=EvalOptions(log_samples=True),
+        output=tmp_path / "out",
+    )
+    task = results["tasks"]["echo_word"]
+    assert task["n"] == 3 and 0.0 <= task["said"] <= 1.0
+    sample = _samples(tmp_path / "out", "echo_word")[0]
+    assert {"said", "length", "output"} <= set(sample) and sample["length"] == len(sample["output"])

@@ -73,7 +73,9 @@ class Task:
     metrics: tuple[str, ...]
     hub: HubSource | None = None
     description: str = ""
-    generation: dict[str, Any] = field(default_factory=dict)  # until, max_new_tokens, extractors
+    generation: dict[str, Any] = field(default_factory=dict)  # until, max_new_tokens
+    # generation tasks: (doc, model output) -> the sample's fields (predictions and the metrics' per-doc values)
+    score: Callable[[GenDoc, str], dict[str, Any]] | None = None
 
     def doc(self, row: dict[str, Any], where: str) -> ChoiceDoc | GenDoc:
         missing = [key for key in self.required if key not in row]

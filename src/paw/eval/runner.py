@@ -160,7 +160,6 @@ def _prompts(docs: list[GenDoc], tokenizer, prompt_spec: dict | None) -> list[st
 def score_generation_docs(
     model, tokenizer, task: Task, docs: list[GenDoc], batch_size: int, prompt_spec: dict | None = None
 ) -> tuple[list[dict], int]:
-    from paw.eval.tasks import generative
     from paw.models.generate import generate
 
     until = task.generation.get("until", [])
@@ -177,17 +176,15 @@ def score_generation_docs(
     )
     samples = []
     for doc, prompt, output in zip(docs, prompts, outputs, strict=True):
-        sample = {"where": doc.where, "prompt": prompt, "gold": doc.gold, "output": output}
-        if task.name == "gsm8k":
-            gold = generative.gsm8k_normalize(doc.gold)
-            for mode in ("strict-match", "flexible-extract"):
-                pred = generative.gsm8k_extract(output, mode)
-                sample[f"pred,{mode}"] = pred
-                sample[f"exact_match,{mode}"] = float(generative.gsm8k_normalize(pred) == gold)
-        else:
-            pred = generative.cs_extract(task.name, output)
-            sample.update(pred=pred, acc=float(pred == doc.gold))
-        samples.append(sample)
+        samples.append(
+            {
+                "where": doc.where,
+                "prompt": prompt,
+                "gold": doc.gold,
+                "output": output,
+                **task.score(doc, output),
+            }
+        )
     tokens = sum(len(tokenizer(d.prompt)["input_ids"]) for d in docs)
     return samples, tokens
 

@@ -65,6 +65,26 @@ def _instruction(row: dict[str, Any], where: str) -> GenDoc:
     return GenDoc(where, alpaca_prompt(instruction, input_text), gold, user=user)
 
 
+def _score_gsm8k(doc: GenDoc, output: str) -> dict[str, Any]:
+    """lm-eval's two gsm8k filters: the '#### N' answer (strict) and the last number (flexible)."""
+    gold, sample = gsm8k_normalize(doc.gold), {}
+    for mode in ("strict-match", "flexible-extract"):
+        pred = gsm8k_extract(output, mode)
+        sample[f"pred,{mode}"] = pred
+        sample[f"exact_match,{mode}"] = float(gsm8k_normalize(pred) == gold)
+    return sample
+
+
+def _score_choice_word(task: str):
+    """The instruction-format commonsense tasks: the first answer word of the task's pattern, exact match."""
+
+    def score(doc: GenDoc, output: str) -> dict[str, Any]:
+        pred = cs_extract(task, output)
+        return {"pred": pred, "acc": float(pred == doc.gold)}
+
+    return score
+
+
 TASKS = {
     "gsm8k": Task(
         "gsm8k",
@@ -74,6 +94,7 @@ TASKS = {
         ("exact_match,strict-match", "exact_match,flexible-extract"),
         HubSource("openai/gsm8k", "main", "test"),
         generation={"until": ["Question:", "</s>", "<|im_end|>"], "max_new_tokens": 256},
+        score=_score_gsm8k,
     ),
 }
 for _name in CS_PATTERNS:
@@ -85,4 +106,5 @@ for _name in CS_PATTERNS:
         ("acc",),
         description="instruction-format commonsense (LLM-Adapters); needs --data-file",
         generation={"until": [], "max_new_tokens": 32},
+        score=_score_choice_word(_name),
     )
