@@ -47,3 +47,68 @@ def test_metrics_and_per_example_scores_equal_lm_eval(task, task_files, lm_eval_
     for mine, other in zip(samples, their_samples, strict=True):
         their_lls = [resp[0] for resp in other["filtered_resps"]]
         assert mine["loglikelihoods"] == pytest.approx(their_lls, abs=2e-4)
+
+
+def test_five_shot_from_the_training_split_equals_lm_eval(tmp_path, paw_cache):
+    """--num-fewshot 5 with ARC-Easy's training split given: paw draws the same examples in the same order as
+    lm-eval (its rule: the training split; one RNG per task seeded 1234, docs in order), so every prompt, every
+    log-likelihood and acc are equal."""
+    from paw.data.synthetic_mc import generate_mc
+
+    def write(rows, path):
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        return path
+
+    test = write(generate_mc("arc_easy", 12, seed=5), tmp_path / "arc_test.jsonl")
+    train = write(generate_mc("arc_easy", 20, seed=6), tmp_path / "arc_train.jsonl")
+    ours = evaluate(
+        ["arc_easy"],
+        model="paw-tiny/qwen2",
+        data_files={"arc_easy": str(test)},
+        options=EvalOptions(log_samples=True, num_fewshot=5, fewshot_files={"arc_easy": str(train)}),
+        output=tmp_path / "paw",
+        dtype="fp32",
+    )
+    name = local_task_yaml("arc_easy", test, tmp_path, fewshot_file=train)
+    location = resolve_model("paw-tiny/qwen2").location
+    theirs = run_lm_eval(location, None, [name], tmp_path, batch_size=4, num_fewshot=5, dtype="float32")
+    assert ours["tasks"]["arc_easy"]["acc"] == theirs["results"][name]["acc,none"]
+    samples = [
+        json.loads(line) for line in (tmp_path / "paw" / "samples_arc_easy.jsonl").read_text().splitlines()
+    ]
+    their_samples = sorted(theirs["samples"][name], key=lambda s: s["doc_id"])
+    for mine, other in zip(samples, their_samples, strict=True):
+        assert mine["loglikelihoods"] == pytest.approx([r[0] for r in other["filtered_resps"]], abs=2e-4)
+    first_context = their_samples[0]["arguments"][0][0]
+    assert first_context.count("\nAnswer:") == 6  # five solved examples and the question
+
+
+def test_few_shot_from_the_scored_file_equals_lm_eval_and_warns(tmp_path, paw_cache, caplog):
+    """No training split: both draw from the scored documents (lm-eval: k+1 drawn, the scored one removed), and
+    paw says the scores are not comparable with runs that use a training split."""
+    import logging
+
+    from paw.data.synthetic_mc import generate_mc
+
+    test = tmp_path / "arc.jsonl"
+    test.write_text("".join(json.dumps(row) + "\n" for row in generate_mc("arc_easy", 10, seed=7)))
+    with caplog.at_level(logging.WARNING, logger="paw.eval"):
+        ours = evaluate(
+            ["arc_easy"],
+            model="paw-tiny/qwen2",
+            data_files={"arc_easy": str(test)},
+            options=EvalOptions(log_samples=True, num_fewshot=3),
+            output=tmp_path / "paw",
+            dtype="fp32",
+        )
+    assert "drawn from the documents being scored" in caplog.text
+    name = local_task_yaml("arc_easy", test, tmp_path)
+    location = resolve_model("paw-tiny/qwen2").location
+    theirs = run_lm_eval(location, None, [name], tmp_path, batch_size=4, num_fewshot=3, dtype="float32")
+    samples = [
+        json.loads(line) for line in (tmp_path / "paw" / "samples_arc_easy.jsonl").read_text().splitlines()
+    ]
+    their_samples = sorted(theirs["samples"][name], key=lambda s: s["doc_id"])
+    for mine, other in zip(samples, their_samples, strict=True):
+        assert mine["loglikelihoods"] == pytest.approx([r[0] for r in other["filtered_resps"]], abs=2e-4)
+    assert ours["tasks"]["arc_easy"]["acc"] == theirs["results"][name]["acc,none"]

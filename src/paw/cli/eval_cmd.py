@@ -53,15 +53,19 @@ def run(
     dtype,
     seed,
     other_base=False,
+    fewshot_files=(),
 ) -> None:
     from paw.eval.runner import EvalOptions
-    from paw.eval.tasks import parse_tasks
 
     if backend not in BACKENDS:
         raise PawError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
     if not tasks:
         raise PawError("--tasks: name at least one task, e.g. --tasks arc_easy,piqa")
+    from paw.eval.api import assign_data_files
+
+    names = [name.strip() for name in tasks.split(",") if name.strip()]  # checked against the registry later
     options = EvalOptions(
+        fewshot_files=assign_data_files(names, list(fewshot_files), "--fewshot-file"),
         limit=limit,
         sample_ratio=sample_ratio,
         seed=seed,
@@ -97,9 +101,8 @@ def run(
                 tasks, model, adapter, data_files, options, output, dtype, other_base=other_base
             )
         else:
-            from paw.eval.api import assign_data_files, evaluate
+            from paw.eval.api import evaluate
 
-            names = [t.name for t in parse_tasks(tasks)]
             files = assign_data_files(names, data_files)
             results = evaluate(tasks, model, adapter, files, options, output, dtype, other_base=other_base)
         if results_dir is not None and rank() == 0:

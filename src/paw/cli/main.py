@@ -126,6 +126,13 @@ def eval_(
     num_fewshot: Annotated[
         int, typer.Option("--num-fewshot", min=0, help="Solved examples in each prompt.")
     ] = 0,
+    fewshot_file: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fewshot-file",
+            help="The task's training split, where few-shot examples come from: PATH or TASK=PATH; repeatable.",
+        ),
+    ] = None,
     batch_size: Annotated[str, typer.Option("--batch-size", help="Rows per forward pass, or 'auto'.")] = "16",
     output: Annotated[
         Path | None, typer.Option("--output", help="Results dir (default: eval_results/<time>).")
@@ -157,6 +164,7 @@ def eval_(
         dtype,
         seed,
         other_base,
+        fewshot_file or [],
     )
 
 

@@ -99,23 +99,24 @@ def record_summary(results_dir: Path, result_set: Path, subset: bool) -> None:
             )
 
 
-def assign_data_files(task_names: list[str], data_files: list[str]) -> dict[str, str]:
-    """``--data-file`` values: ``task=path`` pairs, or one bare path when exactly one task is asked for."""
+def assign_data_files(
+    task_names: list[str], data_files: list[str], flag: str = "--data-file"
+) -> dict[str, str]:
+    """``--data-file`` (or ``--fewshot-file``) values: ``task=path`` pairs, or one bare path when exactly one task
+    is asked for."""
     assigned: dict[str, str] = {}
     for item in data_files:
         task, sep, path = item.partition("=")
         if not sep:
             if len(task_names) != 1:
                 raise PawError(
-                    f"--data-file {item}: with several tasks, write TASK=PATH (e.g. arc_easy=arc.jsonl)"
+                    f"{flag} {item}: with several tasks, write TASK=PATH (e.g. arc_easy=arc.jsonl)"
                 )
             task, path = task_names[0], item
         if task not in task_names:
-            raise PawError(
-                f"--data-file {item}: task '{task}' is not among --tasks ({', '.join(task_names)})"
-            )
+            raise PawError(f"{flag} {item}: task '{task}' is not among --tasks ({', '.join(task_names)})")
         if not resolve_data_file(path).is_file():
-            raise PawError(f"--data-file {path}: file not found")
+            raise PawError(f"{flag} {path}: file not found")
         assigned[task] = path
     return assigned
 

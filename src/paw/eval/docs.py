@@ -60,6 +60,7 @@ class HubSource:
     path: str
     name: str | None
     split: str
+    fewshot_split: str | None = "train"  # where few-shot examples come from (lm-eval: the training split)
 
 
 @dataclass(frozen=True)

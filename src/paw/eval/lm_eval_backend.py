@@ -40,8 +40,11 @@ def _lm_eval():
     return lm_eval
 
 
-def local_task_yaml(paw_task: str, data_file: str | Path, directory: Path) -> str:
-    """Write a task YAML that runs lm-eval's definition of ``paw_task`` on a local JSON/JSONL file."""
+def local_task_yaml(
+    paw_task: str, data_file: str | Path, directory: Path, fewshot_file: str | Path | None = None
+) -> str:
+    """Write a task YAML that runs lm-eval's definition of ``paw_task`` on a local JSON/JSONL file, its few-shot
+    examples drawn from ``fewshot_file`` (the training split) when given, else from the scored file itself."""
     lm_eval = _lm_eval()
     if paw_task not in LM_EVAL_TASKS:
         raise PawError(f"task {paw_task} has no lm-eval counterpart to run on a local file")
@@ -59,6 +62,9 @@ def local_task_yaml(paw_task: str, data_file: str | Path, directory: Path) -> st
         "fewshot_split": "test",
         "test_split": "test",
     }
+    if fewshot_file is not None:
+        spec["dataset_kwargs"]["data_files"]["train"] = str(Path(fewshot_file).resolve())
+        spec.update(training_split="train", fewshot_split="train")
     (directory / f"{name}.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
     return name
 
@@ -120,7 +126,9 @@ def evaluate_with_lm_eval(
         locals_ = dict(item.split("=", 1) for item in data_files if "=" in item)
         for name in names:
             if name in locals_:
-                run_names.append(local_task_yaml(name, locals_[name], Path(tmp)))
+                run_names.append(
+                    local_task_yaml(name, locals_[name], Path(tmp), options.fewshot_files.get(name))
+                )
                 include.append(str(tmp))
             elif name.endswith((".yaml", ".yml")):
                 include.append(str(Path(name).resolve().parent))

@@ -6,6 +6,7 @@ per-example results gathered, so rank 0 writes one results file.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from paw.errors import PawError
 from paw.eval.docs import ChoiceDoc, GenDoc, Task
 from paw.eval.metrics import aggregate, choice_predictions
 
-FEWSHOT_SEED = 1234
+FEWSHOT_SEED = 1234  # lm-eval's default fewshot_random_seed
+log = logging.getLogger("paw.eval")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,9 @@ class EvalOptions:
     num_fewshot: int = 0
     batch_size: int | str = 16
     log_samples: bool = False
+    fewshot_files: dict[str, str] = field(
+        default_factory=dict
+    )  # task -> file the few-shot examples come from
 
 
 @dataclass
@@ -79,14 +84,41 @@ def load_docs(
     return [docs[i] for i in indices], len(docs)
 
 
-def _fewshot_examples(docs: list, index: int, k: int) -> list:
+def fewshot_pool(task: Task, data_file: str | None, fewshot_file: str | None, k: int) -> list | None:
+    """Where a task's few-shot examples come from, by lm-eval's rule: a file of the task's training split when
+    given (``--fewshot-file``), else the hub task's training split when the scored docs come from the hub; None
+    when there is neither: then they are drawn from the documents being scored (each doc never its own example),
+    which lm-eval also does but warns about, as paw does."""
     if k <= 0:
-        return []
-    rng = random.Random(FEWSHOT_SEED + index)
-    pool = [i for i in range(len(docs)) if i != index]
-    if len(pool) < k:
-        raise PawError(f"--num-fewshot {k}: only {len(pool)} other examples to draw from")
-    return [docs[i] for i in rng.sample(pool, k)]
+        return None
+    if fewshot_file:
+        return [task.doc(r.row, r.where) for r in read_rows(fewshot_file)]
+    if data_file is None and task.hub is not None and task.hub.fewshot_split:
+        fix = f"Pass a local copy of its {task.hub.fewshot_split} split with --fewshot-file {task.name}=PATH"
+        records = read_hub(task.hub.path, task.hub.fewshot_split, task.hub.name, fix)
+        return [task.doc(r.row, r.where) for r in records]
+    log.warning(
+        "task %s: the %d-shot examples are drawn from the documents being scored (no training split given: "
+        "--fewshot-file %s=PATH); scores are then not comparable with runs that use one",
+        task.name,
+        k,
+        task.name,
+    )
+    return None
+
+
+def _draw(rnd: random.Random, pool: list, k: int, exclude: Any = None) -> list:
+    """lm-eval's ContextSampler: k docs from the pool, one RNG per task; from the scored split, k+1 are drawn
+    and the scored doc removed (resampled without it when that leaves fewer than k)."""
+    available = len(pool) - (exclude is not None)
+    if available < k:
+        raise PawError(f"--num-fewshot {k}: only {available} examples to draw from")
+    if exclude is None:
+        return rnd.sample(pool, k)
+    shots = [d for d in rnd.sample(pool, min(k + 1, len(pool))) if d is not exclude][:k]
+    if len(shots) < k:
+        shots = rnd.sample([d for d in pool if d is not exclude], k)
+    return shots
 
 
 def _shot_text(doc: ChoiceDoc | GenDoc) -> str:
@@ -97,13 +129,15 @@ def _shot_text(doc: ChoiceDoc | GenDoc) -> str:
     return f"{doc.context} {doc.choices[doc.gold]}"
 
 
-def with_fewshot(docs: list, k: int) -> list:
-    """Prefix each doc's context(s) with k solved examples, joined by blank lines (lm-eval's delimiters)."""
+def with_fewshot(docs: list, k: int, pool: list | None = None) -> list:
+    """Prefix each doc's context(s) with k solved examples from ``pool`` (None: the docs themselves), joined by
+    blank lines (lm-eval's delimiters), drawn in document order from one RNG seeded as lm-eval seeds it."""
     if k <= 0:
         return docs
-    out = []
-    for i, doc in enumerate(docs):
-        prefix = "\n\n".join(_shot_text(d) for d in _fewshot_examples(docs, i, k)) + "\n\n"
+    rnd, out = random.Random(FEWSHOT_SEED), []
+    for doc in docs:
+        shots = _draw(rnd, pool, k) if pool is not None else _draw(rnd, docs, k, exclude=doc)
+        prefix = "\n\n".join(_shot_text(d) for d in shots) + "\n\n"
         if isinstance(doc, GenDoc):
             out.append(GenDoc(doc.where, prefix + doc.prompt, doc.gold, doc.fewshot_target))
         elif doc.multiple_input:
@@ -207,7 +241,8 @@ def run_task(
     from paw.eval import distributed
 
     docs, _ = load_docs(task, data_file, options)
-    docs = with_fewshot(docs, options.num_fewshot)
+    pool = fewshot_pool(task, data_file, options.fewshot_files.get(task.name), options.num_fewshot)
+    docs = with_fewshot(docs, options.num_fewshot, pool)
     batch_size = resolve_batch_size(options.batch_size, model)
     mine = distributed.shard(list(enumerate(docs)))
     start = time.perf_counter()
