@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paw.data.readers import Record
 from paw.data.sft import SftDataOptions, read_and_split
 from paw.errors import PawError
+
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Tokenizer
 
 TEXT_FIELD_CANDIDATES = (
     ("sentence1", "sentence2"),
@@ -87,7 +90,7 @@ def _tokenize(
     fields: tuple[str, ...],
     label_field: str,
     names: list[str],
-    tokenizer: Any,
+    tokenizer: Tokenizer,
     max_length: int,
 ) -> ClassificationSplit:
     split = ClassificationSplit(rows_read=len(records))
@@ -112,7 +115,7 @@ def _tokenize(
 
 
 def build_classification_data(
-    options: SftDataOptions, tokenizer: Any, text_fields: list[str] | None, label_field: str
+    options: SftDataOptions, tokenizer: Tokenizer, text_fields: list[str] | None, label_field: str
 ) -> ClassificationData:
     records, val_records, source = read_and_split(options)
     fields = tuple(text_fields) if text_fields else detect_text_fields(records[0].row, records[0].where)

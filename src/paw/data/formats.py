@@ -7,9 +7,12 @@ prompt is masked from the loss, the completion is not.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paw.errors import PawError
+
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Tokenizer
 
 FORMATS = ("alpaca", "messages", "prompt_completion", "text")
 ALPACA_PROMPT = (
@@ -89,7 +92,7 @@ def _check_messages(row: dict[str, Any], where: str) -> list[dict[str, str]]:
     return [{"role": m["role"], "content": str(m["content"])} for m in messages]
 
 
-def chat_segments(tokenizer: Any, messages: list[dict[str, str]], where: str) -> Segments:
+def chat_segments(tokenizer: Tokenizer, messages: list[dict[str, str]], where: str) -> Segments:
     """Render with the tokenizer's chat template; every assistant turn (with its end-of-turn token) is in the loss."""
     if not getattr(tokenizer, "chat_template", None):
         raise PawError(f"{where}: chat data needs a tokenizer with a chat template; this tokenizer has none")
@@ -109,7 +112,9 @@ def chat_segments(tokenizer: Any, messages: list[dict[str, str]], where: str) ->
     return [(text, loss) for text, loss in segments if text]
 
 
-def row_segments(row: dict[str, Any], where: str, fmt: str, prompt_template: str, tokenizer: Any) -> Segments:
+def row_segments(
+    row: dict[str, Any], where: str, fmt: str, prompt_template: str, tokenizer: Tokenizer
+) -> Segments:
     """Segments of one row. Alpaca with the Alpaca prompt (and text) append the tokenizer's EOS to the answer."""
     for key in REQUIRED[fmt]:
         if key not in row:

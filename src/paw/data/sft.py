@@ -9,11 +9,14 @@ import random
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paw.data.formats import detect_format, row_segments
 from paw.data.readers import Record, read_hub, read_rows
 from paw.errors import PawError
+
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Tokenizer
 
 IGNORE_INDEX = -100
 MAX_LISTED_DROPS = 100
@@ -75,13 +78,13 @@ def _stats(values: list[int]) -> dict[str, float]:
     }
 
 
-def _adds_bos(tokenizer: Any) -> bool:
+def _adds_bos(tokenizer: Tokenizer) -> bool:
     bos = tokenizer.bos_token_id
     return bos is not None and tokenizer("a", add_special_tokens=True)["input_ids"][:1] == [bos]
 
 
 def tokenize_records(
-    records: list[Record], options: SftDataOptions, tokenizer: Any, fmt: str
+    records: list[Record], options: SftDataOptions, tokenizer: Tokenizer, fmt: str
 ) -> TokenizedSplit:
     """Tokenise segment by segment so the loss mask follows the prompt/completion boundary exactly.
 
@@ -187,7 +190,7 @@ class SftData:
     report: dict[str, Any]
 
 
-def build_sft_data(options: SftDataOptions, tokenizer: Any) -> SftData:
+def build_sft_data(options: SftDataOptions, tokenizer: Tokenizer) -> SftData:
     """Read, split, tokenise; raise PawError on an empty dataset or when every example is truncated away."""
     records, val_records, source = read_and_split(options)
     fmt = _resolve_format(records, options.format)

@@ -4,10 +4,13 @@ training: Alpaca prompt or chat template; generation in ``paw.models.generate``)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paw.data.formats import alpaca_messages, alpaca_prompt
 from paw.models.generate import generate
+
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Model, Tokenizer
 
 
 @dataclass(frozen=True)
@@ -18,7 +21,7 @@ class Prediction:
     correct: bool
 
 
-def build_prompt(row: dict[str, Any], tokenizer: Any, prompt_template: str = "alpaca") -> str:
+def build_prompt(row: dict[str, Any], tokenizer: Tokenizer, prompt_template: str = "alpaca") -> str:
     if prompt_template == "chat":
         messages = alpaca_messages(row, "row")[:1]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -30,8 +33,8 @@ def normalize(text: str) -> str:
 
 
 def exact_match(
-    model: Any,
-    tokenizer: Any,
+    model: Model,
+    tokenizer: Tokenizer,
     rows: list[dict[str, Any]],
     prompt_template: str = "alpaca",
     max_new_tokens: int = 8,

@@ -21,7 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Model, Tokenizer
 
 MIN_SAVING = 0.85  # pack a group only when it runs at most 85% of the tokens of one row per request
 
@@ -44,7 +47,7 @@ class _Row:
 
 
 def encode_pair(
-    tokenizer: Any, context: str, continuation: str, prefix_id: int
+    tokenizer: Tokenizer, context: str, continuation: str, prefix_id: int
 ) -> tuple[list[int], list[int]]:
     """lm-eval's ``_encode_pair`` (causal) plus its empty-context rule."""
     if not context:
@@ -58,18 +61,18 @@ def encode_pair(
     return ctx, whole[len(ctx) :]
 
 
-def _encode(tokenizer: Any, text: str, prefix_id: int) -> list[int]:
+def _encode(tokenizer: Tokenizer, text: str, prefix_id: int) -> list[int]:
     # Like lm-eval's HFLM.tok_encode: the tokenizer's own special tokens, unless the text already starts with BOS.
     bos = tokenizer.bos_token
     add_special = not (bos and text.startswith(bos))
     return tokenizer.encode(text, add_special_tokens=add_special)
 
 
-def prefix_token_id(tokenizer: Any) -> int:
+def prefix_token_id(tokenizer: Tokenizer) -> int:
     return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
 
 
-def _sliding_window(model: Any) -> int | None:
+def _sliding_window(model: Model) -> int | None:
     config = model.config
     window = getattr(config, "sliding_window", None)
     layer_types = getattr(config, "layer_types", None) or []
@@ -77,7 +80,7 @@ def _sliding_window(model: Any) -> int | None:
     return window if (window and uses) else None
 
 
-def virtual_tokens(model: Any) -> int | None:
+def virtual_tokens(model: Model) -> int | None:
     """None for ordinary models; for a prefix/prompt-tuned PeftModel, how many logits its virtual tokens add in
     front (prompt tuning: ``num_virtual_tokens``; prefix tuning: 0, the prefix lives in the attention cache)."""
     config = getattr(model, "active_peft_config", None)
@@ -164,7 +167,7 @@ def _batches(rows: list[_Row], batch_size: int) -> Iterator[list[_Row]]:
         yield rows[start : start + batch_size]
 
 
-def score_rows(model: Any, rows: list[_Row], n_requests: int, batch_size: int, pad_id: int) -> list[Scored]:
+def score_rows(model: Model, rows: list[_Row], n_requests: int, batch_size: int, pad_id: int) -> list[Scored]:
     """Run the rows (longest first, so an OOM shows up at once) and collect each request's score."""
     import torch
 
@@ -207,8 +210,8 @@ def score_rows(model: Any, rows: list[_Row], n_requests: int, batch_size: int, p
 
 
 def loglikelihoods(
-    model: Any,
-    tokenizer: Any,
+    model: Model,
+    tokenizer: Tokenizer,
     requests: Sequence[tuple[str, str]],
     groups: Sequence[Sequence[int]],
     batch_size: int = 16,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paw.data.formats import alpaca_prompt
 from paw.errors import PawError
@@ -17,10 +17,13 @@ from paw.infer.inputs import InferInput
 from paw.models.generate import Sampling, generate
 from paw.utils.io import atomic_write_json
 
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Tokenizer
+
 TEMPLATES = ("auto", "chat", "alpaca", "raw")
 
 
-def resolve_template(template: str, prompt_spec: dict | None, tokenizer: Any) -> str:
+def resolve_template(template: str, prompt_spec: dict | None, tokenizer: Tokenizer) -> str:
     if template != "auto":
         return template
     if prompt_spec:  # paw_prompt.json calls the verbatim template "text"
@@ -29,7 +32,7 @@ def resolve_template(template: str, prompt_spec: dict | None, tokenizer: Any) ->
     return "chat" if getattr(tokenizer, "chat_template", None) else "raw"
 
 
-def build_prompt(item: InferInput, template: str, tokenizer: Any) -> str:
+def build_prompt(item: InferInput, template: str, tokenizer: Tokenizer) -> str:
     if item.messages is not None or template == "chat":
         if not getattr(tokenizer, "chat_template", None):
             raise PawError(

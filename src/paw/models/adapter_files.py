@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paw.errors import PawError
+
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Model
 
 _SIZE_MISMATCH = re.compile(
     r"size mismatch for ([\w.]+): copying a param with shape (torch\.Size\(\[[\d, ]*\]\)) "
@@ -102,7 +105,7 @@ def _check_weights(weights: Path, label: str) -> None:
         ) from None
 
 
-def check_all_keys_loaded(model: Any, adapter: Path, label: str = "--adapter") -> None:
+def check_all_keys_loaded(model: Model, adapter: Path, label: str = "--adapter") -> None:
     """peft only warns when adapter weights find no module; for evaluation that is a wrong result, so refuse."""
     from safetensors import safe_open
 
@@ -153,7 +156,7 @@ def base_model_for(
     return model_ref, adapter_path
 
 
-def attach_adapter(model: Any, adapter: Path, label: str = "--adapter", trainable: bool = False):
+def attach_adapter(model: Model, adapter: Path, label: str = "--adapter", trainable: bool = False):
     """``PeftModel.from_pretrained`` that turns every way an adapter can fail to fit into one PawError:
     a shape mismatch (module and both shapes named), target modules absent, or tensors matching no module."""
     from peft import PeftModel

@@ -8,13 +8,16 @@ stops at EOS runs on. paw detects the end-of-turn token, warns, and generates wi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Tokenizer
 
 PROMPT_SPEC_FILE = "paw_prompt.json"
 _PROBE = "PAWPROBEANSWER"
 
 
-def end_of_turn_token(tokenizer: Any) -> str | None:
+def end_of_turn_token(tokenizer: Tokenizer) -> str | None:
     """The special token the chat template writes right after an assistant message (None without a template)."""
     if not getattr(tokenizer, "chat_template", None):
         return None
@@ -31,7 +34,7 @@ def end_of_turn_token(tokenizer: Any) -> str | None:
     return None
 
 
-def eos_warnings(tokenizer: Any, uses_chat_template: bool) -> list[str]:
+def eos_warnings(tokenizer: Tokenizer, uses_chat_template: bool) -> list[str]:
     """Warnings about EOS vs the template's end-of-turn token, for data_validation.json and the log."""
     if not uses_chat_template:
         return []
@@ -50,7 +53,7 @@ def uses_chat_template(fmt: str, prompt_template: str) -> bool:
     return fmt == "messages" or (fmt == "alpaca" and prompt_template == "chat")
 
 
-def prompt_spec(tokenizer: Any, fmt: str, prompt_template: str) -> dict[str, Any]:
+def prompt_spec(tokenizer: Tokenizer, fmt: str, prompt_template: str) -> dict[str, Any]:
     """What inference/eval need to prompt the trained adapter exactly as in training."""
     uses_chat = uses_chat_template(fmt, prompt_template)
     end = end_of_turn_token(tokenizer) if uses_chat else None

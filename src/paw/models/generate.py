@@ -4,7 +4,10 @@ optional stop strings), greedy or sampled, optionally streamed to the terminal."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Model, Tokenizer
 
 
 @dataclass(frozen=True)
@@ -21,8 +24,8 @@ class Sampling:
 
 
 def generate(
-    model: Any,
-    tokenizer: Any,
+    model: Model,
+    tokenizer: Tokenizer,
     prompts: list[str],
     max_new_tokens: int = 16,
     batch_size: int = 16,

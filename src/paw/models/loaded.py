@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from paw.errors import PawError
 from paw.models.adapter_files import attach_adapter, base_model_for
@@ -13,11 +13,14 @@ from paw.models.load import LoadOptions, load_causal_lm, load_config, load_token
 from paw.models.resolve import ResolvedModel, resolve_model
 from paw.utils.io import dir_fingerprint
 
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Model, Tokenizer
+
 
 @dataclass
 class LoadedModel:
-    model: Any
-    tokenizer: Any
+    model: Model
+    tokenizer: Tokenizer
     name: str
     location: str
     adapter: str | None
@@ -62,7 +65,9 @@ def load_for_eval(
     )
 
 
-def _check_tokenizer_fits(tokenizer: Any, base: ResolvedModel, adapter: Path, options: LoadOptions) -> None:
+def _check_tokenizer_fits(
+    tokenizer: Tokenizer, base: ResolvedModel, adapter: Path, options: LoadOptions
+) -> None:
     """An adapter's own tokenizer made for another base is refused before the weights load: ids past the base's
     vocabulary would index past the embedding table, and a special token (end of sequence, padding, ...) with
     another id than the base's would end or pad generations at the wrong token."""

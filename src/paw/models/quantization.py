@@ -10,9 +10,12 @@ other machine the config is refused before anything is loaded.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paw.errors import PawError
+
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Model
 
 QLORA_OPTIMIZER = "paged_adamw_8bit"
 
@@ -51,7 +54,7 @@ def bnb_config(quantization: str) -> Any:
     )
 
 
-def prepare_for_training(model: Any, gradient_checkpointing: bool) -> Any:
+def prepare_for_training(model: Model, gradient_checkpointing: bool) -> Any:
     from peft import prepare_model_for_kbit_training
 
     return prepare_model_for_kbit_training(

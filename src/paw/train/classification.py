@@ -4,7 +4,10 @@ labels, macro-averaged over labels otherwise."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Tokenizer
 
 LABELS_FILE = "paw_labels.json"  # next to the adapter: label names and text fields, for whoever loads it
 
@@ -40,7 +43,7 @@ def compute_metrics(num_labels: int):
     return metrics
 
 
-def collator(tokenizer: Any):
+def collator(tokenizer: Tokenizer):
     from transformers import DataCollatorWithPadding
 
     return DataCollatorWithPadding(tokenizer)

@@ -17,7 +17,10 @@ the loss TRL's SFTTrainer computes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Model
 
 IGNORE = -100
 
@@ -35,7 +38,7 @@ def label_positions(labels: Any) -> Any:
     return (labels[:, 1:] != IGNORE).any(dim=0).nonzero().squeeze(-1)
 
 
-def label_positions_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> LabelLoss:
+def label_positions_loss(model: Model, inputs: dict[str, Any], num_items_in_batch: Any = None) -> LabelLoss:
     """Run ``model`` on ``inputs`` (with ``labels``) projecting only label positions; returns the mean token NLL."""
     import torch
 

@@ -47,6 +47,7 @@ from paw.utils.processes import is_main, world_size
 
 if TYPE_CHECKING:  # transformers is imported only when training starts
     from paw.train.callbacks import ProgressDisplay, RunRecorder
+    from paw.utils.hf_types import Model, Tokenizer
 
 log = logging.getLogger("paw.train")
 
@@ -56,9 +57,9 @@ class Prepared:
     """Everything built before the first step."""
 
     config: RunConfig
-    tokenizer: Any
+    tokenizer: Tokenizer
     data: SftData | ClassificationData
-    model: Any = None
+    model: Model | None = None
     warnings: list[str] = field(default_factory=list)
 
 

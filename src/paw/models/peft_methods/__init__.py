@@ -10,9 +10,12 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paw.errors import PawError
+
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Model
 
 REGISTRY = {
     "lora": "paw.models.peft_methods.lora",
@@ -59,11 +62,11 @@ def method_module(name: str) -> ModuleType:
     return importlib.import_module(REGISTRY[name])
 
 
-def model_type(model: Any) -> str:
+def model_type(model: Model) -> str:
     return getattr(getattr(model, "config", None), "model_type", "this model")
 
 
-def add_adapter(model: Any, options: PeftOptions, init_adapter: str | None = None):
+def add_adapter(model: Model, options: PeftOptions, init_adapter: str | None = None):
     """Wrap ``model`` in a PeftModel: a fresh adapter of ``options.method``, or a trainable copy of
     ``init_adapter``'s weights."""
     from peft import get_peft_model
@@ -84,7 +87,7 @@ def add_adapter(model: Any, options: PeftOptions, init_adapter: str | None = Non
     return wrapped
 
 
-def check_ranks(model: Any) -> None:
+def check_ranks(model: Model) -> None:
     """A rank above a module's smaller dimension cannot be meant: the update of a d×k layer has rank ≤ min(d, k),
     so the extra rank only costs memory and changes the scaling. Refused with the largest rank that fits."""
     worst = None
@@ -106,7 +109,7 @@ def check_ranks(model: Any) -> None:
         )
 
 
-def training_callbacks(model: Any, options: PeftOptions) -> list[Any]:
+def training_callbacks(model: Model, options: PeftOptions) -> list[Any]:
     """Callbacks a method needs during training (AdaLoRA's rank reallocation)."""
     module = method_module(options.method)
     return module.callbacks(model) if hasattr(module, "callbacks") else []

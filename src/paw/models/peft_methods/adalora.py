@@ -6,14 +6,17 @@ every ``delta_t`` steps. The reallocation runs after each optimizer step (``Rank
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paw.errors import PawError
 from paw.models.peft_methods import PeftOptions
 from paw.models.peft_methods.lora import check_target_modules
 
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Model
 
-def check(options: PeftOptions, model: Any) -> None:
+
+def check(options: PeftOptions, model: Model) -> None:
     check_target_modules(model, options.target_modules)
     if options.total_steps is None:
         raise PawError("peft.method adalora plans its rank budget over the run: set training.max_steps")
@@ -24,7 +27,7 @@ def check(options: PeftOptions, model: Any) -> None:
         )
 
 
-def build(options: PeftOptions, model: Any):
+def build(options: PeftOptions, model: Model):
     from peft import AdaLoraConfig
 
     return AdaLoraConfig(
@@ -42,7 +45,7 @@ def build(options: PeftOptions, model: Any):
     )
 
 
-def callbacks(model: Any) -> list[Any]:
+def callbacks(model: Model) -> list[Any]:
     from transformers import TrainerCallback
 
     class RankAllocation(TrainerCallback):

@@ -7,14 +7,17 @@ h ↦ l ⊙ h; about 0.01% of the parameters of the model and no rank to choose.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from paw.errors import PawError
 from paw.models.peft_methods import PeftOptions, model_type
 from paw.models.peft_methods.lora import check_target_modules
 
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Model
 
-def check(options: PeftOptions, model: Any) -> None:
+
+def check(options: PeftOptions, model: Model) -> None:
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as DEFAULTS
 
     kind = model_type(model)
@@ -32,7 +35,7 @@ def check(options: PeftOptions, model: Any) -> None:
             )
 
 
-def build(options: PeftOptions, model: Any):
+def build(options: PeftOptions, model: Model):
     from peft import IA3Config
 
     default = options.target_modules == "all-linear"

@@ -6,13 +6,16 @@ magnitudes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from paw.errors import PawError
 from paw.models.peft_methods import PeftOptions
 
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Model
 
-def linear_module_names(model: Any) -> list[str]:
+
+def linear_module_names(model: Model) -> list[str]:
     """Distinct leaf names of the model's linear layers (e.g. q_proj, down_proj), output head excluded."""
     import torch
 
@@ -25,7 +28,7 @@ def linear_module_names(model: Any) -> list[str]:
     return sorted(names)
 
 
-def check_target_modules(model: Any, targets: tuple[str, ...] | str) -> None:
+def check_target_modules(model: Model, targets: tuple[str, ...] | str) -> None:
     """Raise a PawError naming every target module that is not in the model, with what is there."""
     if targets == "all-linear":
         return
@@ -40,11 +43,11 @@ def check_target_modules(model: Any, targets: tuple[str, ...] | str) -> None:
         )
 
 
-def check(options: PeftOptions, model: Any) -> None:
+def check(options: PeftOptions, model: Model) -> None:
     check_target_modules(model, options.target_modules)
 
 
-def build(options: PeftOptions, model: Any):
+def build(options: PeftOptions, model: Model):
     from peft import LoraConfig
 
     return LoraConfig(

@@ -6,16 +6,19 @@ and untouched, so a prefix adapter cannot be merged or transferred. peft refuses
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from paw.models.peft_methods import PeftOptions
 
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Model
 
-def check(options: PeftOptions, model: Any) -> None:
+
+def check(options: PeftOptions, model: Model) -> None:
     return None
 
 
-def build(options: PeftOptions, model: Any):
+def build(options: PeftOptions, model: Model):
     from peft import PrefixTuningConfig
 
     return PrefixTuningConfig(

@@ -5,16 +5,19 @@ else at random. Only the embedding layer's input changes, so it fits any archite
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from paw.models.peft_methods import PeftOptions
 
+if TYPE_CHECKING:
+    from paw.utils.hf_types import Model
 
-def check(options: PeftOptions, model: Any) -> None:
+
+def check(options: PeftOptions, model: Model) -> None:
     return None
 
 
-def build(options: PeftOptions, model: Any):
+def build(options: PeftOptions, model: Model):
     from peft import PromptTuningConfig, PromptTuningInit
 
     name = getattr(getattr(model, "config", None), "_name_or_path", None)
