@@ -29,9 +29,8 @@ class EvalOptions:
     num_fewshot: int = 0
     batch_size: int | str = 16
     log_samples: bool = False
-    fewshot_files: dict[str, str] = field(
-        default_factory=dict
-    )  # task -> file the few-shot examples come from
+    # task -> a file of its training split, where its few-shot examples come from (--fewshot-file)
+    fewshot_files: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,8 +62,6 @@ def file_handler(path: Path) -> logging.Handler:
 
 def console_handler(level: int = logging.INFO) -> logging.Handler:
     """Plain message lines on stderr."""
-    import sys
-
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter("%(message)s"))
