@@ -55,10 +55,13 @@ def _gpus() -> list[str]:
 
 
 def run_checks() -> list[Check]:
+    """Every check, in the order the report lists them: software, then the machine, then paw's own files."""
+    return [*_package_checks(), _cuda_check(), *_machine_checks(), *_paw_checks()]
+
+
+def _package_checks() -> list[Check]:
     checks = [
-        Check(
-            "python", sys.version_info >= (3, 10), sys.version.split()[0], "paw needs Python 3.10 or newer"
-        ),
+        Check("python", sys.version_info >= (3, 10), sys.version.split()[0], "paw needs Python 3.10 or newer")
     ]
     for name in REQUIRED:
         version = _version(name)
@@ -77,65 +80,63 @@ def run_checks() -> list[Check]:
                 name, version is not None, version or "not installed", f"optional: pip install {name}", False
             )
         )
-    torch_version = _version("torch") or ""
-    gpus = _gpus()
-    cpu_build = "+cpu" in torch_version
-    checks.append(
-        Check(
-            "cuda",
-            bool(gpus) and not cpu_build,
-            ("; ".join(gpus) if gpus else "no NVIDIA GPU found")
-            + (" (torch is a CPU build)" if cpu_build else ""),
-            "training runs on CPU (slow); QLoRA/flash-attention need CUDA"
-            if not gpus
-            else "install a CUDA build of torch"
-            if cpu_build
-            else "",
-            required=False,
-        )
+    return checks
+
+
+def _cuda_check() -> Check:
+    gpus, cpu_build = _gpus(), "+cpu" in (_version("torch") or "")
+    if not gpus:
+        hint = "training runs on CPU (slow); QLoRA/flash-attention need CUDA"
+    else:
+        hint = "install a CUDA build of torch" if cpu_build else ""
+    shown = ("; ".join(gpus) if gpus else "no NVIDIA GPU found") + (
+        " (torch is a CPU build)" if cpu_build else ""
     )
+    return Check("cuda", bool(gpus) and not cpu_build, shown, hint, required=False)
+
+
+def _machine_checks() -> list[Check]:
     free_gb = shutil.disk_usage(Path.cwd()).free / 2**30
-    checks.append(
+    checks = [
         Check(
             "disk",
             free_gb >= MIN_FREE_DISK_GB,
             f"{free_gb:.1f} GB free in {Path.cwd()}",
             f"free at least {MIN_FREE_DISK_GB} GB for checkpoints and models",
         )
-    )
+    ]
     try:
         mem_gb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
         checks.append(Check("memory", mem_gb >= 8, f"{mem_gb:.1f} GB RAM", "8 GB or more is recommended"))
     except (ValueError, OSError, AttributeError):
         pass
-    cache = Path(os.environ.get("PAW_CACHE_DIR") or Path.home() / ".cache" / "paw")
-    probe = cache if cache.exists() else cache.parent
-    checks.append(
-        Check("cache", os.access(probe, os.W_OK), f"{cache}", "set PAW_CACHE_DIR to a writable dir")
-    )
+    return checks
+
+
+def _paw_checks() -> list[Check]:
     from paw.models.real_tokenizers import is_fetched, tokenizer_names
 
+    cache = Path(os.environ.get("PAW_CACHE_DIR") or Path.home() / ".cache" / "paw")
+    probe = cache if cache.exists() else cache.parent
     fetched = [n for n in tokenizer_names() if is_fetched(n)]
-    checks.append(
+    token = any(os.environ.get(k) for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"))
+    return [
+        Check("cache", os.access(probe, os.W_OK), f"{cache}", "set PAW_CACHE_DIR to a writable dir"),
         Check(
             "real vocabs",
             len(fetched) == len(tokenizer_names()),
             f"tokenizers for paw-shape/*: {', '.join(fetched) or 'none'} fetched",
             "run 'paw fetch-tokenizers' (or 'make tokenizers') once",
             False,
-        )
-    )
-    token = any(os.environ.get(k) for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"))
-    checks.append(
+        ),
         Check(
             "hf_token",
             True,
             "set in the environment" if token else "not set",
             "" if token else "gated models (Llama, Gemma) need HF_TOKEN in the environment",
             False,
-        )
-    )
-    return checks
+        ),
+    ]
 
 
 def run_doctor(output: Path) -> int:
