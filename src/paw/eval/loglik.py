@@ -162,6 +162,15 @@ def _block_mask(rows: list[_Row], length: int, dtype: Any, device: Any):
     return mask[:, None].to(device)
 
 
+def keeps_logits(model: Model) -> bool:
+    """Whether the model's forward takes ``logits_to_keep`` (transformers' causal LMs: the head runs only on
+    the positions given); peft passes it through to the base model."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
 def _batches(rows: list[_Row], batch_size: int) -> Iterator[list[_Row]]:
     for start in range(0, len(rows), batch_size):
         yield rows[start : start + batch_size]
@@ -172,6 +181,7 @@ def score_rows(model: Model, rows: list[_Row], n_requests: int, batch_size: int,
     import torch
 
     virtual = virtual_tokens(model)
+    keep_logits = keeps_logits(model)
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     mask_dtype = dtype if dtype.is_floating_point else torch.float32
@@ -186,21 +196,27 @@ def score_rows(model: Model, rows: list[_Row], n_requests: int, batch_size: int,
         for b, row in enumerate(batch):
             ids[b, : len(row.tokens)] = torch.tensor(row.tokens)
             pos[b, : len(row.positions)] = torch.tensor(row.positions)
+        # Project onto the vocabulary only at the positions some row reads (the model's own head, soft-capping and
+        # adapters apply, on fewer positions): a (batch x read positions x vocabulary) tensor, not one over the row.
+        read = sorted({p for row in batch for _, positions, _ in row.reads for p in positions})
+        column = {p: c for c, p in enumerate(read)} if keep_logits else {p: p for p in read}
+        extra = {"logits_to_keep": torch.tensor([(virtual or 0) + p for p in read])} if keep_logits else {}
         with torch.no_grad():
             if virtual is None:
                 mask = _block_mask(batch, length, mask_dtype, device)
                 logits = model(
-                    input_ids=ids.to(device), position_ids=pos.to(device), attention_mask=mask
+                    input_ids=ids.to(device), position_ids=pos.to(device), attention_mask=mask, **extra
                 ).logits
             else:  # plain right-padded rows: peft prepends the virtual tokens itself
                 mask = (
                     torch.arange(length)[None] < torch.tensor([len(r.tokens) for r in batch])[:, None]
                 ).long()
-                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, virtual:]
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **extra).logits
+                logits = logits if keep_logits else logits[:, virtual:]
         for b, row in enumerate(batch):
             for request, positions, cont in row.reads:
                 # log-softmax over the vocabulary only where a continuation token is read (vocabularies are large)
-                lp = torch.log_softmax(logits[b, positions].float(), dim=-1).cpu()
+                lp = torch.log_softmax(logits[b, [column[p] for p in positions]].float(), dim=-1).cpu()
                 target = torch.tensor(cont)
                 loglik = lp.gather(1, target[:, None]).sum().item()
                 greedy = bool((lp.argmax(dim=-1) == target).all())
