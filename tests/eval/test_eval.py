@@ -38,6 +38,8 @@ def test_batch_size_does_not_change_results(tmp_path, arc_file, paw_cache):
             dtype="fp32",
         )
         runs[batch] = (res["tasks"]["arc_easy"], _samples(out, "arc_easy"))
+        written = json.loads((out / "results.json").read_text())
+        assert written["memory"]["peak_rss_mib"] > 0 and "peak_gpu_mib" in written["memory"]  # the run's peak
     for batch in (7, 32):
         for metric in ("acc", "acc_norm", "acc_bytes"):
             assert runs[batch][0].get(metric) == runs[1][0].get(metric)

@@ -21,6 +21,7 @@ from paw.errors import PawError
 from paw.eval.runner import EvalOptions, TaskResult, run_task
 from paw.eval.tasks import parse_tasks
 from paw.experiment.metadata import now, package_versions
+from paw.utils import memory
 from paw.utils.io import atomic_write_json, atomic_write_text, read_json, read_json_or_none
 
 
@@ -138,6 +139,9 @@ def evaluate(
     from paw.models.loaded import load_for_eval
 
     task_list = parse_tasks(tasks)
+    resettable = (
+        memory.reset_peaks()
+    )  # the peaks of this evaluation (model load included), not of the process
     loaded = load_for_eval(model, adapter, dtype, models_dir, other_base)
     results: list[TaskResult] = []
     for task in task_list:
@@ -161,6 +165,7 @@ def evaluate(
         },
         "tasks": {r.task: r.summary() for r in results},
         "options": {**asdict(options), "data_files": data_files or {}},
+        "memory": memory.peaks(resettable),
         "versions": package_versions(),
     }
     cs = [r.metrics["acc"] for r in results if r.task.startswith("cs_") and r.metrics.get("acc") is not None]
