@@ -247,6 +247,9 @@ def test_an_adapter_whose_tokenizer_moves_a_special_token_is_refused(run, tmp_pa
     done = run_paw("eval", "--adapter", str(adapter), "--tasks", "arc_easy", "--data-file", files["arc_easy"])
     assert done.returncode == 2, done.stderr
     assert "its tokenizer gives the special token '<|endoftext|>'" in done.stderr, done.stderr
+    merged = run_paw("merge", "--adapter", str(adapter), "--output", str(tmp_path / "merged"))
+    assert merged.returncode == 2 and "its tokenizer gives the special token" in merged.stderr, merged.stderr
+    assert not (tmp_path / "merged").exists()
 
 
 def test_an_adapter_on_another_base_is_refused_unless_asked(run, tmp_path):

@@ -1,6 +1,7 @@
 """paw merge (the merged model computes what base + adapter computes) and paw infer (single and batch)."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -55,16 +56,16 @@ def test_merge_refuses_what_cannot_be_merged(tmp_path, alpaca_file):
         "merge", "--adapter", adapter, "--output", str(tmp_path / "m"), "--model", "paw-tiny/phi3"
     )
     assert wrong.returncode == 2 and "was trained on paw-tiny/qwen2" in wrong.stderr, wrong.stderr
+    other = ["--output", str(tmp_path / "m"), "--model", "paw-tiny/phi3", "--other-base"]
     wrong = run_paw(
-        "merge",
-        "--adapter",
-        adapter,
-        "--output",
-        str(tmp_path / "m"),
-        "--model",
-        "paw-tiny/phi3",
-        "--other-base",
-    )
+        "merge", "--adapter", adapter, *other
+    )  # its own (qwen2) tokenizer would be saved with phi3
+    assert wrong.returncode == 2 and "its tokenizer gives the special token '<|end|>'" in wrong.stderr
+    bare = tmp_path / "bare"  # the weights alone: past the base and tokenizer checks, the modules do not fit
+    bare.mkdir()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (bare / name).write_bytes((Path(adapter) / name).read_bytes())
+    wrong = run_paw("merge", "--adapter", str(bare), *other)
     assert wrong.returncode == 2 and "does not fit this base model" in wrong.stderr
     assert "Traceback" not in wrong.stderr and not (tmp_path / "m").exists()
     prompt = _adapter(tmp_path, alpaca_file, "prompt", method="prompt", num_virtual_tokens=4)

@@ -41,13 +41,7 @@ def load_for_eval(
     model_ref, adapter_path = base_model_for(model_ref, adapter, other_base=other_base, models_dir=models_dir)
     resolved: ResolvedModel = resolve_model(model_ref, models_dir)
     options = LoadOptions(dtype=dtype)
-    has_own_tokenizer = adapter_path is not None and (adapter_path / "tokenizer_config.json").is_file()
-    tokenizer_source = (
-        ResolvedModel(str(adapter_path), str(adapter_path), "local") if has_own_tokenizer else resolved
-    )
-    tokenizer = load_tokenizer(tokenizer_source, options)
-    if has_own_tokenizer:
-        _check_tokenizer_fits(tokenizer, resolved, adapter_path, options)
+    tokenizer = tokenizer_for(resolved, adapter_path, options)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_causal_lm(resolved, options).to(device)
     if adapter_path is not None:
@@ -63,6 +57,16 @@ def load_for_eval(
         # how the adapter was trained (or, for a model paw merged, how its adapter was)
         prompt_spec=_prompt_spec(adapter_path) or _prompt_spec(Path(resolved.location)),
     )
+
+
+def tokenizer_for(base: ResolvedModel, adapter: Path | None, options: LoadOptions) -> Tokenizer:
+    """The tokenizer to run ``base`` (+ ``adapter``) with: the adapter's own when it saved one (checked to fit
+    the base, before any weights load), else the base's."""
+    if adapter is None or not (adapter / "tokenizer_config.json").is_file():
+        return load_tokenizer(base, options)
+    tokenizer = load_tokenizer(ResolvedModel(str(adapter), str(adapter), "local"), options)
+    _check_tokenizer_fits(tokenizer, base, adapter, options)
+    return tokenizer
 
 
 def _check_tokenizer_fits(

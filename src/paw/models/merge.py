@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from paw.errors import PawError
-from paw.models.adapter_files import PROMPT_LEARNING_TYPES, adapter_type, attach_adapter, base_model_for
+from paw.models.adapter_files import (
+    PROMPT_LEARNING_TYPES,
+    adapter_base,
+    adapter_type,
+    attach_adapter,
+    base_model_for,
+)
 from paw.models.chat import PROMPT_SPEC_FILE
 from paw.utils.io import apply_umask, atomic_write_json, check_writable
 
@@ -32,8 +38,9 @@ def merge_adapter(
     other_base: bool = False,
 ) -> dict[str, Any]:
     """Merge ``adapter`` into its base (``model``, default: the base its config names) and save it to ``output``."""
-    from paw.models.load import LoadOptions, load_causal_lm, load_tokenizer
-    from paw.models.resolve import ResolvedModel, resolve_model
+    from paw.models.load import LoadOptions, load_causal_lm
+    from paw.models.loaded import tokenizer_for
+    from paw.models.resolve import resolve_model
     from paw.utils.io import dir_fingerprint
 
     output = Path(output)
@@ -51,28 +58,24 @@ def merge_adapter(
         )
     resolved = resolve_model(model_ref, models_dir)
     options = LoadOptions(dtype=dtype)  # never quantized: merge into full-precision weights
+    tokenizer = tokenizer_for(
+        resolved, adapter_path, options
+    )  # the adapter's own is checked before any weights
     base = load_causal_lm(resolved, options)
     peft_model = attach_adapter(base, adapter_path)
     try:
         merged = peft_model.merge_and_unload(safe_merge=True)
     except ValueError as err:
         raise PawError(f"--adapter {adapter_path}: merging failed: {str(err).splitlines()[0]}") from None
-    own_tokenizer = (adapter_path / "tokenizer_config.json").is_file()
-    tokenizer = load_tokenizer(
-        ResolvedModel(str(adapter_path), str(adapter_path), "local") if own_tokenizer else resolved, options
-    )
     staging = output.with_name(f".{output.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     merged.save_pretrained(staging, max_shard_size=max_shard_size)
     tokenizer.save_pretrained(staging)
     if (adapter_path / PROMPT_SPEC_FILE).is_file():  # the merged model is prompted as the adapter was trained
         shutil.copy2(adapter_path / PROMPT_SPEC_FILE, staging / PROMPT_SPEC_FILE)
-    from paw.models.adapter_files import adapter_base
-
-    trained_on = adapter_base(adapter_path)
     info = {
         "base": model_ref,
-        "adapter_trained_on": trained_on,
+        "adapter_trained_on": adapter_base(adapter_path),
         "base_fingerprint": dir_fingerprint(resolved.location),
         "adapter": str(adapter_path),
         "adapter_type": kind,
