@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from paw.errors import PawError
+from paw.experiment.layout import continue_command
 from paw.utils.io import read_json_or_none
 
 
@@ -123,9 +124,9 @@ def resume_command(exp: Path, meta: dict[str, Any]) -> str | None:
     """How to continue a run that stopped before the end (None: it finished, or is still running)."""
     if status(exp, meta) not in ("killed", "interrupted", "failed", "partial"):
         return None
-    if meta.get("kind") == "pipeline":
-        return meta.get("resume_command") or f"paw pipeline {exp / 'config.yaml'} --resume --name {exp.name}"
-    return meta.get("resume_command") or f"paw train --resume {exp}"
+    return meta.get("resume_command") or continue_command(
+        exp, "pipeline" if meta.get("kind") == "pipeline" else "train"
+    )
 
 
 def summarize(exp: Path) -> dict[str, Any]:

@@ -113,3 +113,10 @@ def find_experiment(
         raise PawError(f"{label}: {path} is not a paw experiment (no config.yaml)")
     path = path.resolve()
     return Experiment(path.parent, path.name), None
+
+
+def continue_command(exp_dir: Path, kind: str = "train") -> str:
+    """The command that continues a stopped run of this experiment (a pipeline's from its resolved config)."""
+    if kind == "pipeline":
+        return f"paw pipeline {exp_dir / 'config.yaml'} --resume --name {exp_dir.name}"
+    return f"paw train --resume {exp_dir}"

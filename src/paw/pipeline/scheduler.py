@@ -28,7 +28,7 @@ from paw.config.loader import dump_config
 from paw.config.pipeline_schema import PipelineConfig
 from paw.config.schema import ExperimentConfig, ModelConfig, RunConfig, Stage
 from paw.errors import Interrupted, PawError, PawRuntimeError
-from paw.experiment.layout import Experiment, default_name
+from paw.experiment.layout import Experiment, continue_command, default_name
 from paw.experiment.lifecycle import RunResult, attached, console_handler, file_handler, interruptible
 from paw.experiment.lock import ExperimentLock
 from paw.experiment.metadata import new_metadata, now, update_metadata
@@ -355,11 +355,6 @@ def _run_steps(
     )
 
 
-def resume_command(exp: Experiment) -> str:
-    """The command that continues this pipeline (its resolved config is in the experiment)."""
-    return f"paw pipeline {exp.config_file} --resume --name {exp.name}"
-
-
 def _run_one(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> None:
     from paw.pipeline.report import write_report
 
@@ -406,7 +401,7 @@ def _run_one(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> None
             finished=now(),
             failed_step=step.key,
             error=f"step {step.number} ({step.title}): {reason}",
-            resume_command=resume_command(run.exp),
+            resume_command=continue_command(run.exp.dir, "pipeline"),
         )
         try:  # the report of what finished; it must not hide the step's own error
             write_report(run.config, run.exp, stepmod.plan(run.config), run.records)
@@ -417,7 +412,7 @@ def _run_one(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> None
         )  # log file only: the CLI prints it
         if interrupted:
             signum = getattr(err, "signum", signal.SIGINT)
-            raise Interrupted(signum, f"continue with: {resume_command(run.exp)}") from None
+            raise Interrupted(signum, f"continue with: {continue_command(run.exp.dir, 'pipeline')}") from None
         kind = type(err) if isinstance(err, PawError) else PawRuntimeError
         raise kind(
             f"pipeline {run.exp.name}: step {step.number} ({step.title}) failed: {reason}. Finished steps are kept; "

@@ -20,7 +20,7 @@ from paw.config.schema import RunConfig
 from paw.data.classification import ClassificationData, build_classification_data, to_classification_dataset
 from paw.data.sft import SftData, SftDataOptions, build_sft_data, to_dataset
 from paw.errors import Interrupted, PawError, PawRuntimeError
-from paw.experiment.layout import Experiment, default_name
+from paw.experiment.layout import Experiment, continue_command, default_name
 from paw.experiment.lifecycle import (
     RunResult,
     attached,
@@ -352,9 +352,9 @@ def _run_recorded(
                 status="interrupted",
                 finished=now(),
                 error=signal.Signals(signum).name,
-                resume_command=f"paw train --resume {exp.dir}",
+                resume_command=continue_command(exp.dir),
             )
-            raise Interrupted(signum, f"continue with: paw train --resume {exp.dir}") from None
+            raise Interrupted(signum, f"continue with: {continue_command(exp.dir)}") from None
         except Diverged:
             raise  # recorded as diverged where it was found
         except BaseException as err:
