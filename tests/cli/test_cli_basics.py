@@ -68,7 +68,7 @@ def test_validate_only_and_dry_run_write_nothing(tmp_path, alpaca_file):
 
 
 def test_plan_values_read_as_text():
-    from paw.cli.train_cmd import plan_text
+    from paw.utils.plan import plan_text
 
     assert plan_text("trainable_params", 65536) == "65,536"
     assert plan_text("schedule", [{"steps": 75, "lr": 1e-4}, {"steps": 50, "lr": 1e-5}]) == (

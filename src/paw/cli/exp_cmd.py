@@ -47,9 +47,7 @@ def list_experiments(root: RootOpt = Path(DEFAULT_ROOT)) -> None:
     console = _console()
     console.print(table)
     if to_resume:
-        console.print(
-            "to continue a run that stopped:\n" + "\n".join(to_resume), soft_wrap=True, markup=False
-        )
+        console.print("to continue a run that stopped:\n" + "\n".join(to_resume), markup=False)
 
 
 @exp_app.command("show")
@@ -70,10 +68,10 @@ def show(
     console.print(table)
     meta = read_json(path / "metadata.json")
     if meta.get("error"):
-        console.print(f"error: {meta['error']}", soft_wrap=True, markup=False, style="red")
+        console.print(f"error: {meta['error']}", markup=False, style="red")
     command = resume_command(path, meta)
     if command:
-        console.print(f"to continue: {command}", soft_wrap=True, markup=False)
+        console.print(f"to continue: {command}", markup=False)
     for name in ("report.md", "config.yaml", "results", "plots", "steps"):
         if (path / name).exists():
             console.print(f"  {name}: {path / name}")

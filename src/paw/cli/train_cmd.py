@@ -11,6 +11,7 @@ from paw.cli import consoles
 from paw.config.loader import load_config
 from paw.config.schema import RunConfig
 from paw.errors import PawError
+from paw.utils.plan import plan_text
 
 console = consoles.console()
 
@@ -32,23 +33,6 @@ def _plan_table(title: str, rows: dict[str, Any]) -> Table:
     for key, value in rows.items():
         table.add_row(key.replace("_", " "), plan_text(key, value))
     return table
-
-
-def plan_text(key: str, value: Any) -> str:
-    """A plan value as a person reads it: 65,536 not 65536, lists joined, a schedule as stages, no None."""
-    if value is None:
-        return "by epochs" if key == "max_steps" else "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, list) and all(isinstance(v, dict) and {"steps", "lr"} <= set(v) for v in value):
-        return " → ".join(f"{v['steps']:,} steps at lr {v['lr']:g}" for v in value)
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    return str(value)
 
 
 def train(

@@ -120,9 +120,15 @@ class PeftConfig(Section):
 
     def summary(self) -> str:
         """One line for plans and reports: ``lora r=32 alpha=64 targets=q_proj, k_proj``."""
+        if self.method in PROMPT_LEARNING:  # virtual tokens: no rank, no target modules
+            return f"{self.method} {self.num_virtual_tokens} virtual tokens"
         targets = (
             self.target_modules if isinstance(self.target_modules, str) else ", ".join(self.target_modules)
         )
+        if self.method == "ia3":  # learned scales: no rank
+            return f"ia3 targets={targets}"
+        if self.method == "adalora":  # ranks re-allocated from init_r down to target_r on average
+            return f"adalora r={self.init_r}→{self.target_r} alpha={self.alpha:g} targets={targets}"
         return f"{self.method} r={self.r} alpha={self.alpha:g} targets={targets}"
 
     @model_validator(mode="after")

@@ -139,9 +139,8 @@ def evaluate(
     from paw.models.loaded import load_for_eval
 
     task_list = parse_tasks(tasks)
-    resettable = (
-        memory.reset_peaks()
-    )  # the peaks of this evaluation (model load included), not of the process
+    # the peaks of this evaluation (model load included), not of the process
+    resettable = memory.reset_peaks()
     loaded = load_for_eval(model, adapter, dtype, models_dir, other_base)
     results: list[TaskResult] = []
     for task in task_list:

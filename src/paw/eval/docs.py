@@ -78,6 +78,10 @@ class Task:
     # generation tasks: (doc, model output) -> the sample's fields (predictions and the metrics' per-doc values)
     score: Callable[[GenDoc, str], dict[str, Any]] | None = None
 
+    def __post_init__(self) -> None:
+        if self.kind == "generation" and self.score is None:
+            raise ValueError(f"task {self.name}: a generation task needs a score(doc, output) function")
+
     def doc(self, row: dict[str, Any], where: str) -> ChoiceDoc | GenDoc:
         missing = [key for key in self.required if key not in row]
         if missing:

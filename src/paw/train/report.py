@@ -12,6 +12,7 @@ from paw.config.schema import RunConfig
 from paw.experiment.layout import Experiment
 from paw.train.callbacks import RunRecorder
 from paw.utils.io import atomic_write_json, atomic_write_text
+from paw.utils.plan import plan_text
 
 
 def peak_memory_mb(torch) -> dict[str, float]:
@@ -160,7 +161,8 @@ def _markdown(exp: Experiment, config: RunConfig, report: dict[str, Any], result
         f"# {exp.name}",
         "",
         f"- model: `{config.model.name_or_path}`; peft: {report['plan']['peft']}",
-        f"- steps: {report['plan']['max_steps']}; global batch {report['plan']['global_batch']}; "
+        f"- steps: {plan_text('max_steps', report['plan']['max_steps'])}; global batch "
+        f"{plan_text('global_batch', report['plan']['global_batch'])}; "
         f"LR switches: {'at step ' + ', '.join(map(str, switches)) if switches else 'none'}",
         f"- loss: {loss_span(report['steps'])}",
         f"- validation loss: {_number(results['final_eval'].get('eval_loss'), '.4f')}",
