@@ -11,17 +11,17 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from paw.config.peft_methods import PeftField, default_section
 from paw.config.schema import (
     DataConfig,
     EvalConfig,
     ExperimentConfig,
     ModelConfig,
     PathsConfig,
-    PeftConfig,
-    Section,
     TrackingConfig,
     TrainingConfig,
 )
+from paw.config.section import Section
 
 
 class TransferConfig(Section):
@@ -77,7 +77,7 @@ class PipelineConfig(Section):
 
     source: ModelConfig = Field(description="The model the first LoRA is trained on.")
     target: ModelConfig = Field(description="The model the LoRA is transferred to.")
-    peft: PeftConfig = Field(default_factory=PeftConfig)
+    peft: PeftField = Field(default_factory=default_section)
     data: DataConfig
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     eval: EvalConfig
@@ -91,4 +91,10 @@ class PipelineConfig(Section):
     def _has_tasks(self) -> PipelineConfig:
         if not self.eval.tasks:
             raise ValueError("eval.tasks: a pipeline needs at least one task to measure (e.g. [arc_easy])")
+        return self
+
+    @model_validator(mode="after")
+    def _method_fits_the_runs(self) -> PipelineConfig:
+        for model in (self.source, self.target):
+            self.peft.fits_run(self.training.max_steps, model.gradient_checkpointing)
         return self

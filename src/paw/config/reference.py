@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from paw.config.peft_methods import REGISTRY, PeftSection, section_class
 from paw.config.pipeline_schema import PipelineConfig
 from paw.config.schema import RunConfig
 
@@ -51,9 +52,11 @@ def _default(field: Any) -> str:
     return f"`{json.dumps(value)}`"
 
 
-def _rows(model: type[BaseModel], prefix: str) -> list[str]:
+def _rows(model: type[BaseModel], prefix: str, skip: tuple[str, ...] = ()) -> list[str]:
     rows = []
     for name, field in model.model_fields.items():
+        if name in skip:
+            continue
         annotation = field.annotation
         key = f"{prefix}{name}"
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -76,6 +79,26 @@ def _section(title: str, intro: str, schema: type[BaseModel], names: list[str] |
         lines += ["| key | type | default | description |", "|---|---|---|---|"]
         lines += _rows(annotation, f"{name}.")
         lines.append("")
+        if annotation is PeftSection:
+            lines += _method_tables(name)
+    return lines
+
+
+def _method_tables(name: str) -> list[str]:
+    """One table per PEFT method: the options its section adds to ``method`` and ``task_type``."""
+    by_class: dict[type[BaseModel], list[str]] = {}
+    for method in REGISTRY:
+        cls = section_class(method)
+        same = next((c for c in by_class if c.model_fields.keys() == cls.model_fields.keys()), cls)
+        by_class.setdefault(same, []).append(method)
+    lines = []
+    for cls, methods in by_class.items():
+        shown = ", ".join(f"`{m}`" for m in methods)
+        lines += [f"#### `{name}.method`: {shown}", ""]
+        doc = (cls.__doc__ or "").strip().splitlines()
+        lines += [doc[0], ""] if doc and cls.__doc__ != PeftSection.__doc__ else []
+        rows = _rows(cls, f"{name}.", skip=tuple(PeftSection.model_fields))
+        lines += ["| key | type | default | description |", "|---|---|---|---|", *rows, ""] if rows else []
     return lines
 
 

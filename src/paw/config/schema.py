@@ -7,35 +7,13 @@ Unknown keys are errors (``extra="forbid"``), except in ``training``, which also
 
 from __future__ import annotations
 
-import typing
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from paw.config.peft_methods import PeftField, default_section
+from paw.config.section import NoBoolNumbers, Section
 from paw.config.training_fields import check_passthrough
-
-
-def _admits(annotation: Any, kinds: tuple[type, ...]) -> bool:
-    if annotation in kinds or annotation is Any:
-        return True
-    return any(_admits(arg, kinds) for arg in typing.get_args(annotation))
-
-
-class NoBoolNumbers(BaseModel):
-    """A YAML ``true`` is not a number: pydantic would read it as 1 (``r: true`` → rank 1, ``lr: yes`` → 1.0)."""
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool) and info.field_name in cls.model_fields:
-            annotation = cls.model_fields[info.field_name].annotation
-            if _admits(annotation, (int, float)) and not _admits(annotation, (bool,)):
-                raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
-        return value
-
-
-class Section(NoBoolNumbers):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class ModelConfig(Section):
@@ -61,98 +39,6 @@ class ModelConfig(Section):
     quantization: Literal["none", "4bit", "8bit"] = Field(
         "none", description="Load the base model quantized with bitsandbytes (QLoRA); needs CUDA."
     )
-
-
-LORA_FAMILY = ("lora", "dora")
-PROMPT_LEARNING = ("prefix", "prompt")
-
-
-class PeftConfig(Section):
-    method: Literal["lora", "dora", "adalora", "ia3", "prefix", "prompt"] = Field(
-        "lora",
-        description="PEFT method: lora, dora (LoRA with weight decomposition), adalora (LoRA with ranks "
-        "re-allocated during training), ia3 (learned activation scales), prefix (prefix tuning), prompt "
-        "(prompt tuning).",
-    )
-    task_type: Literal["CAUSAL_LM", "SEQ_CLS"] = Field(
-        "CAUSAL_LM",
-        description="CAUSAL_LM (SFT on instructions/chat/text) or SEQ_CLS (sequence classification with a "
-        "trained head: text or sentence pairs with a label).",
-    )
-    r: int = Field(8, ge=1, description="LoRA rank.")
-    alpha: float = Field(
-        16, gt=0, description="LoRA alpha; the update is scaled by alpha/r (alpha/sqrt(r) with rslora)."
-    )
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
-    target_modules: list[str] | Literal["all-linear"] = Field(
-        "all-linear",
-        description="Module names (suffixes) to adapt, or 'all-linear' for every linear layer but the head "
-        "(for ia3: peft's per-architecture default).",
-    )
-    use_dora: bool = Field(
-        False, description="DoRA: learn a magnitude vector on top of LoRA's direction update."
-    )
-    use_rslora: bool = Field(False, description="rsLoRA: scale by alpha/sqrt(r) instead of alpha/r.")
-    bias: Literal["none", "all", "lora_only"] = Field("none", description="Which biases to train (LoRA).")
-    modules_to_save: list[str] = Field(
-        default_factory=list, description="Modules trained fully and saved with the adapter."
-    )
-    init_adapter: str | None = Field(
-        None,
-        description="Start from this LoRA adapter's weights (e.g. one made by paw transfer) instead of a fresh "
-        "init; its rank and targets replace r/alpha/target_modules.",
-    )
-    num_virtual_tokens: int = Field(20, ge=1, description="prefix/prompt: number of virtual tokens.")
-    prefix_projection: bool = Field(
-        False, description="prefix: re-parametrise the prefix through an MLP (more stable, more memory)."
-    )
-    prompt_init_text: str | None = Field(
-        None, description="prompt: initialise the virtual tokens from this text's embeddings (else random)."
-    )
-    init_r: int = Field(12, ge=1, description="adalora: initial rank of every module.")
-    target_r: int = Field(8, ge=1, description="adalora: average rank after reallocation.")
-    tinit: int = Field(0, ge=0, description="adalora: steps before ranks start being pruned.")
-    tfinal: int = Field(0, ge=0, description="adalora: final steps with ranks fixed.")
-    delta_t: int = Field(1, ge=1, description="adalora: steps between two reallocations.")
-    feedforward_modules: list[str] | None = Field(
-        None, description="ia3: modules scaled at their input (must be among target_modules)."
-    )
-
-    def summary(self) -> str:
-        """One line for plans and reports: ``lora r=32 alpha=64 targets=q_proj, k_proj``."""
-        if self.method in PROMPT_LEARNING:  # virtual tokens: no rank, no target modules
-            return f"{self.method} {self.num_virtual_tokens} virtual tokens"
-        targets = (
-            self.target_modules if isinstance(self.target_modules, str) else ", ".join(self.target_modules)
-        )
-        if self.method == "ia3":  # learned scales: no rank
-            return f"ia3 targets={targets}"
-        if self.method == "adalora":  # ranks re-allocated from init_r down to target_r on average
-            return f"adalora r={self.init_r}→{self.target_r} alpha={self.alpha:g} targets={targets}"
-        return f"{self.method} r={self.r} alpha={self.alpha:g} targets={targets}"
-
-    @model_validator(mode="after")
-    def _options_fit_the_method(self) -> PeftConfig:
-        """Refuse options that mean nothing for the chosen method (so a typo'd method is not silently LoRA)."""
-        given = self.model_fields_set
-        if self.method not in LORA_FAMILY:
-            for key in ("use_dora", "use_rslora", "init_adapter"):
-                if key in given and getattr(self, key):
-                    raise ValueError(f"[{key}] applies to LoRA only; peft.method is '{self.method}'")
-        if self.method in PROMPT_LEARNING:
-            for key in ("target_modules", "modules_to_save", "r", "alpha", "bias"):
-                if key in given:
-                    raise ValueError(
-                        f"[{key}] does not apply to {self.method} tuning, which trains virtual tokens and adapts "
-                        "no module; drop it (the size is peft.num_virtual_tokens)"
-                    )
-        if self.prompt_init_text is not None and self.method != "prompt":
-            raise ValueError(
-                f"[prompt_init_text] applies to prompt tuning only; peft.method is '{self.method}'"
-            )
-        if self.method == "adalora" and self.target_r > self.init_r:
-            raise ValueError(f"[target_r] ({self.target_r}) cannot exceed peft.init_r ({self.init_r})")
-        return self
 
 
 class DataConfig(Section):
@@ -338,7 +224,7 @@ class RunConfig(Section):
     """A whole run: the YAML file after ``extends``, profile and overrides are applied."""
 
     model: ModelConfig
-    peft: PeftConfig = Field(default_factory=PeftConfig)
+    peft: PeftField = Field(default_factory=default_section)
     data: DataConfig
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
@@ -354,20 +240,14 @@ class RunConfig(Section):
                 f"data.format: peft.task_type SEQ_CLS trains a classifier on labelled text; format "
                 f"'{self.data.format}' is for causal LM training (use classification)"
             )
-        if self.data.packing and (classification or self.peft.method in PROMPT_LEARNING):
-            what = "sequence classification" if classification else f"{self.peft.method} tuning"
+        if self.data.packing and (classification or self.peft.virtual_tokens):
+            what = "sequence classification" if classification else self.peft.title
             raise ValueError(f"data.packing: not available with {what} (it needs one example per row)")
         if self.data.format == "classification" and not classification:
             raise ValueError("peft.task_type: data.format classification needs peft.task_type: SEQ_CLS")
         return self
 
     @model_validator(mode="after")
-    def _method_fits_the_model_options(self) -> RunConfig:
-        if self.peft.method == "prefix" and self.model.gradient_checkpointing:
-            raise ValueError(
-                "peft.method: prefix tuning does not work with model.gradient_checkpointing (peft refuses it: the "
-                "prefix lives in the attention cache); turn one of them off"
-            )
-        if self.peft.method == "adalora" and self.training.max_steps is None:
-            raise ValueError("training.max_steps: adalora plans its rank budget over the run; set max_steps")
+    def _method_fits_the_run(self) -> RunConfig:
+        self.peft.fits_run(self.training.max_steps, self.model.gradient_checkpointing)
         return self

@@ -21,6 +21,7 @@ HEADER = """\
 # transformers.TrainingArguments field by its own name (e.g. weight_decay, max_grad_norm, optim).
 # Top level extras: `extends: base.yaml` (inherit) and `profiles: {name: {...}}` (pick with --profile).
 """
+OTHER_METHODS = "the lora section; each other peft.method takes its own keys (docs/configuration.md)"
 EXAMPLES = {
     ("model", "name_or_path"): "paw-tiny/qwen2",
     ("data", "train_file"): "train.jsonl",
@@ -33,11 +34,20 @@ def _value(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, str) else value if value else '""'
 
 
+def _section_type(field: Any) -> Any:
+    """A section's class: its default's (the ``peft`` section of the default method), else its annotation."""
+    if field.default_factory is not None:
+        default = field.default_factory()
+        if isinstance(default, BaseModel):
+            return type(default)
+    return field.annotation
+
+
 def _lines(model: type[BaseModel], path: tuple[str, ...], indent: int) -> list[str]:
     lines = []
     pad = "  " * indent
     for name, field in model.model_fields.items():
-        annotation = field.annotation
+        annotation = _section_type(field)
         description = field.description or ""
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             lines.append(f"{pad}{name}:  # {description}".rstrip())
@@ -58,8 +68,8 @@ def _lines(model: type[BaseModel], path: tuple[str, ...], indent: int) -> list[s
 def render_template() -> str:
     body = []
     for name, field in RunConfig.model_fields.items():
-        body.append(f"{name}:")
-        body += _lines(field.annotation, (name,), 1)
+        body.append(f"{name}:" + (f"  # {OTHER_METHODS}" if name == "peft" else ""))
+        body += _lines(_section_type(field), (name,), 1)
     return HEADER + "\n".join(body) + "\n"
 
 

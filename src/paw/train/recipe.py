@@ -34,7 +34,7 @@ from paw.experiment.metadata import new_metadata, now, update_metadata
 from paw.models.adapter_files import name_base
 from paw.models.chat import PROMPT_SPEC_FILE, eos_warnings, prompt_spec, uses_chat_template
 from paw.models.load import LoadOptions, load_causal_lm, load_tokenizer
-from paw.models.peft_methods import PeftOptions, add_adapter, training_callbacks
+from paw.models.peft_setup import add_adapter, check_fits
 from paw.models.quantization import QLORA_OPTIMIZER, check_quantization
 from paw.models.resolve import resolve_model
 from paw.train import checkpoint as ckpt
@@ -95,33 +95,6 @@ def load_options(config: RunConfig) -> LoadOptions:
     )
 
 
-def peft_options(config: RunConfig) -> PeftOptions:
-    p = config.peft
-    targets = p.target_modules if isinstance(p.target_modules, str) else tuple(p.target_modules)
-    return PeftOptions(
-        method=p.method,
-        task_type=p.task_type,
-        r=p.r,
-        alpha=p.alpha,
-        dropout=p.dropout,
-        target_modules=targets,
-        use_dora=p.use_dora,
-        use_rslora=p.use_rslora,
-        bias=p.bias,
-        modules_to_save=tuple(p.modules_to_save),
-        num_virtual_tokens=p.num_virtual_tokens,
-        prefix_projection=p.prefix_projection,
-        prompt_init_text=p.prompt_init_text,
-        init_r=p.init_r,
-        target_r=p.target_r,
-        tinit=p.tinit,
-        tfinal=p.tfinal,
-        delta_t=p.delta_t,
-        feedforward_modules=tuple(p.feedforward_modules) if p.feedforward_modules else None,
-        total_steps=config.training.max_steps,
-    )
-
-
 def per_device_batch(config: RunConfig) -> int:
     """Each process's micro-batch (derived from training.global_batch_size when set)."""
     t = config.training
@@ -170,12 +143,9 @@ def prepare(config: RunConfig, load_model: bool = True) -> Prepared:
             base = load_sequence_classifier(resolved, options, data.labels)
         else:
             base = load_causal_lm(resolved, options, for_training=True)
-        prepared.model = add_adapter(base, peft_options(config), config.peft.init_adapter)
+        prepared.model = add_adapter(base, config.peft, config.training.max_steps)
     else:
-        from paw.models.peft_methods import method_module
-
-        empty = _empty_model(resolved, options, is_classification(config))
-        method_module(config.peft.method).check(peft_options(config), empty)
+        check_fits(_empty_model(resolved, options, is_classification(config)), config.peft)
     return prepared
 
 
@@ -426,7 +396,7 @@ def _setup_trainer(
     stages = _stages(config)
     policy = ckpt.CheckpointPolicy(t.save.start_step, t.save.every, t.save.keep_last)
     callbacks = [recorder, SavePolicyCallback(policy), progress]
-    callbacks += training_callbacks(prepared.model, peft_options(config))
+    callbacks += config.peft.callbacks(prepared.model)
     if "tensorboard" in config.tracking.backends and is_main():
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations import TensorBoardCallback
