@@ -1,4 +1,6 @@
-"""The SFT recipe, top to bottom: config → model + tokenizer → data → LoRA → experiment dir → train → save.
+"""The training recipe, top to bottom: config → model + tokenizer → data → adapter → experiment dir → train →
+save. What differs between objectives (SFT, classification: their data, model head, Trainer and saved files) is
+in ``paw.train.objectives``; the rest is here once.
 
 One recipe for 1 and N processes (launch with ``accelerate launch -m paw train``); only rank 0 writes
 experiment files. Everything that can be checked before training is checked before the experiment dir exists.
@@ -17,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from paw.config.loader import dump_config
 from paw.config.schema import RunConfig
-from paw.data.classification import ClassificationData, build_classification_data, to_classification_dataset
-from paw.data.sft import SftData, SftDataOptions, build_sft_data, to_dataset
+from paw.data.classification import ClassificationData
+from paw.data.sft import SftData
 from paw.errors import Interrupted, PawError, PawRuntimeError
 from paw.experiment.layout import Experiment, continue_command, default_name
 from paw.experiment.lifecycle import (
@@ -32,13 +34,13 @@ from paw.experiment.lifecycle import (
 from paw.experiment.lock import ExperimentLock
 from paw.experiment.metadata import new_metadata, now, update_metadata
 from paw.models.adapter_files import name_base
-from paw.models.chat import PROMPT_SPEC_FILE, eos_warnings, prompt_spec, uses_chat_template
-from paw.models.load import LoadOptions, load_causal_lm, load_tokenizer
+from paw.models.load import LoadOptions, load_tokenizer
 from paw.models.peft_setup import add_adapter, check_fits
 from paw.models.quantization import QLORA_OPTIMIZER, check_quantization
 from paw.models.resolve import resolve_model
 from paw.train import checkpoint as ckpt
 from paw.train import fingerprint, launch
+from paw.train.objectives import objective
 from paw.train.schedule import StageSpec, make_scheduler, multi_stage_lr, named_lr_factor, stage_switch_steps
 from paw.train.tracking import hosted_trackers, tracker_environment
 from paw.utils.hf import quiet_hf
@@ -63,26 +65,6 @@ class Prepared:
     warnings: list[str] = field(default_factory=list)
 
 
-def data_options(config: RunConfig) -> SftDataOptions:
-    d = config.data
-    return SftDataOptions(
-        train_file=d.train_file,
-        val_file=d.val_file,
-        hub_dataset=d.hub_dataset,
-        hub_split=d.hub_split,
-        hub_name=d.hub_name,
-        hub_val_split=d.hub_val_split,
-        columns=tuple(d.columns.items()),
-        format=d.format,
-        prompt_template=d.prompt_template,
-        train_on_prompt=d.train_on_prompt,
-        val_ratio=d.val_ratio,
-        max_length=d.max_length,
-        max_samples=d.max_samples,
-        seed=d.seed,
-    )
-
-
 def load_options(config: RunConfig) -> LoadOptions:
     m = config.model
     return LoadOptions(
@@ -103,15 +85,9 @@ def per_device_batch(config: RunConfig) -> int:
     )
 
 
-def is_classification(config: RunConfig) -> bool:
-    return config.peft.task_type == "SEQ_CLS"
-
-
 def prepare(config: RunConfig, load_model: bool = True) -> Prepared:
     """Resolve and load the model and tokenizer, build the data, check the adapter's targets. Raises PawError."""
     import torch
-
-    from paw.models.load import load_sequence_classifier
 
     quiet_hf()
     check_quantization(config.model.quantization)  # before any loading
@@ -124,14 +100,8 @@ def prepare(config: RunConfig, load_model: bool = True) -> Prepared:
     resolved = resolve_model(config.model.name_or_path, config.paths.models_dir)
     options = load_options(config)
     tokenizer = load_tokenizer(resolved, options)
-    if is_classification(config):
-        data = build_classification_data(
-            data_options(config), tokenizer, config.data.text_fields, config.data.label_field
-        )
-        warnings: list[str] = []
-    else:
-        data = build_sft_data(data_options(config), tokenizer)
-        warnings = eos_warnings(tokenizer, uses_chat_template(data.format, config.data.prompt_template))
+    goal = objective(config)
+    data, warnings = goal.build_data(config, tokenizer)
     data.report["warnings"] = warnings
     prepared = Prepared(config=config, tokenizer=tokenizer, data=data, warnings=warnings)
     if load_model:
@@ -139,26 +109,23 @@ def prepare(config: RunConfig, load_model: bool = True) -> Prepared:
 
         # Seed before the adapter exists: LoRA's A matrices are random, so this makes a run reproducible.
         set_seed(config.training.seed)
-        if is_classification(config):
-            base = load_sequence_classifier(resolved, options, data.labels)
-        else:
-            base = load_causal_lm(resolved, options, for_training=True)
+        base = goal.load_base(resolved, options, data)
         prepared.model = add_adapter(base, config.peft, config.training.max_steps)
     else:
-        check_fits(_empty_model(resolved, options, is_classification(config)), config.peft)
+        check_fits(_empty_model(resolved, options, goal.auto_class()), config.peft)
     return prepared
 
 
-def _empty_model(resolved, options: LoadOptions, classification: bool = False):
+def _empty_model(resolved, options: LoadOptions, auto_class: type):
     """The model's modules without its weights (for checking adapter targets in --validate-only)."""
     from accelerate import init_empty_weights
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     from paw.models.load import load_config
 
-    auto = AutoModelForSequenceClassification if classification else AutoModelForCausalLM
     with init_empty_weights():
-        return auto.from_config(load_config(resolved, options), trust_remote_code=options.trust_remote_code)
+        return auto_class.from_config(
+            load_config(resolved, options), trust_remote_code=options.trust_remote_code
+        )
 
 
 def lr_function(config: RunConfig):
@@ -180,11 +147,9 @@ def default_logging_steps(total_steps: int | None) -> int:
 
 
 def training_args(config: RunConfig, output_dir: str, total_steps: int | None = None):
-    """TRL's SFTConfig (causal LM) or transformers' TrainingArguments (classification) from the config;
+    """The objective's Trainer arguments (TRL's SFTConfig, transformers' TrainingArguments) from the config;
     ``total_steps`` (known or estimated) sizes the default logging interval."""
     import torch
-    from transformers import TrainingArguments
-    from trl import SFTConfig
 
     t = config.training
     base_lr = t.schedule[0].lr if isinstance(t.schedule, list) else t.learning_rate
@@ -218,12 +183,8 @@ def training_args(config: RunConfig, output_dir: str, total_steps: int | None = 
     if config.model.quantization != "none":
         kwargs["optim"] = QLORA_OPTIMIZER  # QLoRA's paged 8-bit AdamW, unless training.optim says otherwise
     kwargs.update(t.passthrough)
-    if not is_classification(config):
-        kwargs["max_length"] = config.data.max_length
-    if config.data.packing:  # the packed rows' position_ids tell the collator where examples start
-        kwargs["remove_unused_columns"] = False
     try:
-        return TrainingArguments(**kwargs) if is_classification(config) else SFTConfig(**kwargs)
+        return objective(config).arguments(kwargs, config)
     except (ValueError, TypeError) as err:
         raise PawError(f"training: {err}") from None
 
@@ -422,7 +383,7 @@ def _setup_trainer(
         "policy": policy,
         "checkpoint_info": checkpoint_info,
     }
-    trainer = _trainer_for_data(config, prepared, common)
+    trainer = objective(config).trainer(config, prepared.model, prepared.tokenizer, prepared.data, common)
     trainer.remove_callback(PrinterCallback)
     return trainer
 
@@ -430,44 +391,6 @@ def _setup_trainer(
 def _stages(config: RunConfig) -> list[StageSpec]:
     schedule = config.training.schedule
     return [StageSpec(s.steps, s.lr) for s in schedule] if isinstance(schedule, list) else []
-
-
-def _trainer_for_data(config: RunConfig, prepared: Prepared, common: dict[str, Any]):
-    """A classification trainer for labelled data; else the SFT trainer, on packed rows when asked."""
-    data = prepared.data
-    if isinstance(data, ClassificationData):
-        from paw.train.classification import collator, compute_metrics
-        from paw.train.trainer import PawClassificationTrainer
-
-        return PawClassificationTrainer(
-            train_dataset=to_classification_dataset(data.train),
-            eval_dataset=to_classification_dataset(data.val) if data.val else None,
-            data_collator=collator(prepared.tokenizer),
-            compute_metrics=compute_metrics(len(data.labels)),
-            **common,
-        )
-    from paw.train.trainer import PawSFTTrainer
-
-    train_set, extra = to_dataset(data.train), {}
-    if config.data.packing:
-        import datasets
-
-        from paw.data.packing import PackedCollator, pack_examples
-
-        rows = pack_examples(data.train.examples, config.data.max_length)
-        log.info(
-            "packing: %d examples in %d rows of up to %d tokens",
-            len(data.train.examples),
-            len(rows),
-            config.data.max_length,
-        )
-        train_set = datasets.Dataset.from_list(rows)
-        attention = prepared.model.config._attn_implementation
-        dtype = next(prepared.model.parameters()).dtype
-        extra["data_collator"] = PackedCollator(prepared.tokenizer.pad_token_id, attention, dtype)
-    return PawSFTTrainer(
-        train_dataset=train_set, eval_dataset=to_dataset(data.val) if data.val else None, **extra, **common
-    )
 
 
 def _finish(
@@ -570,16 +493,7 @@ def _save_final_model(trainer, prepared: Prepared, exp: Experiment) -> None:
             staging, resolve_model(model, prepared.config.paths.models_dir, build_tiny=False).portable_name
         )
     prepared.tokenizer.save_pretrained(str(staging))
-    data = prepared.data
-    if isinstance(data, ClassificationData):
-        from paw.train.classification import LABELS_FILE
-
-        atomic_write_json(
-            staging / LABELS_FILE, {"labels": data.labels, "text_fields": list(data.text_fields)}
-        )
-    else:
-        spec = prompt_spec(prepared.tokenizer, data.format, prepared.config.data.prompt_template)
-        atomic_write_json(staging / PROMPT_SPEC_FILE, spec)
+    objective(prepared.config).save_files(staging, prepared.tokenizer, prepared.data, prepared.config)
     apply_umask(staging)
     shutil.rmtree(exp.final_model, ignore_errors=True)
     staging.rename(exp.final_model)
