@@ -162,13 +162,17 @@ def _block_mask(rows: list[_Row], length: int, dtype: Any, device: Any):
     return mask[:, None].to(device)
 
 
-def keeps_logits(model: Model) -> bool:
-    """Whether the model's forward takes ``logits_to_keep`` (transformers' causal LMs: the head runs only on
-    the positions given); peft passes it through to the base model."""
+def keeps_logits(model: Model) -> str | None:
+    """How the model's forward can limit its head to some positions: ``"rows"`` when ``logits_to_keep`` takes a
+    boolean (batch x length) mask (transformers' ``slice_logits_to_keep``: the head runs on exactly the positions
+    each row reads), ``"columns"`` when it takes only positions shared by every row, None when it takes neither.
+    peft passes it through to the base model."""
     import inspect
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "logits_to_keep" in inspect.signature(base.forward).parameters
+    if "logits_to_keep" not in inspect.signature(base.forward).parameters:
+        return None
+    return "rows" if hasattr(inspect.getmodule(type(base)), "slice_logits_to_keep") else "columns"
 
 
 def _batches(rows: list[_Row], batch_size: int) -> Iterator[list[_Row]]:
@@ -181,7 +185,7 @@ def score_rows(model: Model, rows: list[_Row], n_requests: int, batch_size: int,
     import torch
 
     virtual = virtual_tokens(model)
-    keep_logits = keeps_logits(model)
+    keep = keeps_logits(model)
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     mask_dtype = dtype if dtype.is_floating_point else torch.float32
@@ -196,33 +200,62 @@ def score_rows(model: Model, rows: list[_Row], n_requests: int, batch_size: int,
         for b, row in enumerate(batch):
             ids[b, : len(row.tokens)] = torch.tensor(row.tokens)
             pos[b, : len(row.positions)] = torch.tensor(row.positions)
-        # Project onto the vocabulary only at the positions some row reads (the model's own head, soft-capping and
-        # adapters apply, on fewer positions): a (batch x read positions x vocabulary) tensor, not one over the row.
-        read = sorted({p for row in batch for _, positions, _ in row.reads for p in positions})
-        column = {p: c for c, p in enumerate(read)} if keep_logits else {p: p for p in read}
-        extra = {"logits_to_keep": torch.tensor([(virtual or 0) + p for p in read])} if keep_logits else {}
+        # The vocabulary projection runs only where a log-probability is read: the model's own head, soft-capping
+        # and adapters apply, on (read positions x vocabulary) instead of (batch x length x vocabulary).
+        select, where = _reads(batch, length, virtual or 0, keep)
         with torch.no_grad():
             if virtual is None:
                 mask = _block_mask(batch, length, mask_dtype, device)
-                logits = model(
-                    input_ids=ids.to(device), position_ids=pos.to(device), attention_mask=mask, **extra
-                ).logits
+                inputs = {"position_ids": pos.to(device), "attention_mask": mask}
             else:  # plain right-padded rows: peft prepends the virtual tokens itself
-                mask = (
-                    torch.arange(length)[None] < torch.tensor([len(r.tokens) for r in batch])[:, None]
-                ).long()
-                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **extra).logits
-                logits = logits if keep_logits else logits[:, virtual:]
-        for b, row in enumerate(batch):
-            for request, positions, cont in row.reads:
-                # log-softmax over the vocabulary only where a continuation token is read (vocabularies are large)
-                lp = torch.log_softmax(logits[b, [column[p] for p in positions]].float(), dim=-1).cpu()
-                target = torch.tensor(cont)
-                loglik = lp.gather(1, target[:, None]).sum().item()
-                greedy = bool((lp.argmax(dim=-1) == target).all())
-                results[request] = Scored(loglik, greedy)
+                mask = torch.arange(length)[None] < torch.tensor([len(r.tokens) for r in batch])[:, None]
+                inputs = {"attention_mask": mask.long().to(device)}
+            extra = {"logits_to_keep": select.to(device)} if select is not None else {}
+            logits = model(input_ids=ids.to(device), **inputs, **extra).logits
+        if select is None:
+            logits = logits[:, virtual or 0 :]
+        _collect(logits.reshape(-1, logits.shape[-1]), batch, where, results)
     assert all(r is not None for r in results)
     return results  # type: ignore[return-value]
+
+
+def _reads(batch: list[_Row], length: int, virtual: int, keep: str | None):
+    """What to pass as ``logits_to_keep`` and where each (row, position) lands in the flattened logits."""
+    import torch
+
+    wanted = [sorted({p for _, positions, _ in row.reads for p in positions}) for row in batch]
+    if keep == "rows":  # a boolean mask: the logits come out flat, row by row, positions in order
+        select = torch.zeros((len(batch), virtual + length), dtype=torch.bool)
+        where, n = {}, 0
+        for b, positions in enumerate(wanted):
+            select[b, [virtual + p for p in positions]] = True
+            for p in positions:
+                where[(b, p)], n = n, n + 1
+        return select, where
+    if keep == "columns":  # the union of every row's positions, for each row
+        union = sorted({p for positions in wanted for p in positions})
+        column = {p: c for c, p in enumerate(union)}
+        where = {(b, p): b * len(union) + column[p] for b, positions in enumerate(wanted) for p in positions}
+        return torch.tensor([virtual + p for p in union]), where
+    where = {(b, p): b * length + p for b, positions in enumerate(wanted) for p in positions}
+    return None, where
+
+
+def _collect(logits: Any, batch: list[_Row], where: dict[tuple[int, int], int], results: list) -> None:
+    """Each request's Σ log p(token) = Σ (logit − logsumexp(logits)) and whether every token was the argmax;
+    one logsumexp and one argmax per read position, no log-softmax tensor over the vocabulary."""
+    import torch
+
+    index = torch.tensor(sorted(set(where.values())))
+    logits = logits[index].float()
+    at = {flat: i for i, flat in enumerate(index.tolist())}
+    lse, top = torch.logsumexp(logits, dim=-1), logits.argmax(dim=-1)
+    for b, row in enumerate(batch):
+        for request, positions, cont in row.reads:
+            i = torch.tensor([at[where[(b, p)]] for p in positions])
+            target = torch.tensor(cont)
+            loglik = (logits[i, target] - lse[i]).sum().item()
+            results[request] = Scored(loglik, bool((top[i] == target).all()))
 
 
 def loglikelihoods(
