@@ -44,3 +44,41 @@ def test_head_at_read_positions_equals_full_logits(family, paw_cache, monkeypatc
             assert [s for s, _ in fewer] == pytest.approx([s for s, _ in full], abs=1e-4)
         results.append(full)
     assert results[0] != results[1]
+
+
+def _row(length, reads):
+    return loglik._Row(
+        list(range(length)), list(range(length)), [-1] * length, [(0, list(range(reads)), [1] * reads)]
+    )
+
+
+def test_batches_are_cut_by_rows_by_logits_budget_and_by_free_memory(monkeypatch):
+    from paw.eval.memory import MemoryModel
+
+    memory = MemoryModel(hidden=896, intermediate=4864, heads=14, vocab=151936, value_bytes=4)
+    rows = [_row(200, 50) for _ in range(10)]
+    assert memory.logits(4 * 50) < loglik.LOGITS_BUDGET  # four rows' logits fit the default budget
+    assert [len(b) for b in loglik.plan_batches(rows, 4, memory, 0)] == [4, 4, 2]
+    monkeypatch.setattr(loglik, "LOGITS_BUDGET", memory.logits(2 * 50))  # two rows' logits a batch
+    assert [len(b) for b in loglik.plan_batches(rows, 4, memory, 0)] == [2, 2, 2, 2, 2]
+    # auto: as many rows as the memory model fits in what is free
+    one = memory.batch(1, 200, 50)
+    assert [len(b) for b in loglik.plan_batches(rows, None, memory, int(3.5 * one))] == [3, 3, 3, 1]
+    assert [len(b) for b in loglik.plan_batches(rows, None, memory, 0)] == [1] * 10  # never an empty batch
+
+
+def test_scores_do_not_depend_on_how_rows_are_batched(paw_cache, monkeypatch):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from paw.models.tiny import tiny_model_dir
+
+    path = tiny_model_dir("paw-tiny/qwen2")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    fixed, _ = loglik.loglikelihoods(model, tokenizer, REQUESTS, GROUPS, batch_size=16)
+    auto, _ = loglik.loglikelihoods(model, tokenizer, REQUESTS, GROUPS, batch_size=None)
+    monkeypatch.setattr(loglik, "LOGITS_BUDGET", 1)  # one row per batch
+    single, _ = loglik.loglikelihoods(model, tokenizer, REQUESTS, GROUPS, batch_size=16)
+    for other in (auto, single):
+        assert [s.loglik for s in other] == pytest.approx([s.loglik for s in fixed], abs=1e-4)
+        assert [s.is_greedy for s in other] == [s.is_greedy for s in fixed]

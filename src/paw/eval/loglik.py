@@ -19,9 +19,11 @@ with an ordinary padding mask; prompt tuning's virtual positions are cut from th
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from paw.eval.memory import AUTO_MAX_ROWS, AUTO_SHARE, LOGITS_BUDGET, STATS_CHUNK, MemoryModel, free_bytes
 
 if TYPE_CHECKING:
     from paw.utils.hf_types import Model, Tokenizer
@@ -175,13 +177,44 @@ def keeps_logits(model: Model) -> str | None:
     return "rows" if hasattr(inspect.getmodule(type(base)), "slice_logits_to_keep") else "columns"
 
 
-def _batches(rows: list[_Row], batch_size: int) -> Iterator[list[_Row]]:
-    for start in range(0, len(rows), batch_size):
-        yield rows[start : start + batch_size]
+def _reads_of(row: _Row) -> int:
+    return len({p for _, positions, _ in row.reads for p in positions})
 
 
-def score_rows(model: Model, rows: list[_Row], n_requests: int, batch_size: int, pad_id: int) -> list[Scored]:
-    """Run the rows (longest first, so an OOM shows up at once) and collect each request's score."""
+def plan_batches(
+    rows: list[_Row], batch_size: int | None, memory: MemoryModel, free: int
+) -> list[list[_Row]]:
+    """Cut rows (longest first) into batches: at most ``batch_size`` rows whose read positions' logits fit
+    ``LOGITS_BUDGET``; with ``batch_size`` None (auto), as many rows as the memory model fits in ``free`` bytes."""
+    batches: list[list[_Row]] = []
+    current: list[_Row] = []
+    reads = 0
+    for row in rows:
+        more = _reads_of(row)
+        if current:
+            n, length = len(current) + 1, len(current[0].tokens)
+            if batch_size is not None:
+                full = n > batch_size or memory.logits(reads + more) > LOGITS_BUDGET
+            else:
+                full = n > AUTO_MAX_ROWS or memory.batch(n, length, reads + more) > free
+            if full:
+                batches.append(current)
+                current, reads = [], 0
+        current.append(row)
+        reads += more
+    return batches + ([current] if current else [])
+
+
+def score_rows(
+    model: Model,
+    rows: list[_Row],
+    n_requests: int,
+    batch_size: int | None,
+    pad_id: int,
+    share: float = AUTO_SHARE,
+) -> list[Scored]:
+    """Run the rows (longest first, so an OOM shows up at once) and collect each request's score; ``batch_size``
+    None sizes each batch to ``share`` of the free memory."""
     import torch
 
     virtual = virtual_tokens(model)
@@ -189,11 +222,11 @@ def score_rows(model: Model, rows: list[_Row], n_requests: int, batch_size: int,
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     mask_dtype = dtype if dtype.is_floating_point else torch.float32
-    order = sorted(range(len(rows)), key=lambda r: -len(rows[r].tokens))
-    rows = [rows[r] for r in order]
+    rows = sorted(rows, key=lambda row: -len(row.tokens))
+    free = int(free_bytes(device) * share) if batch_size is None else 0
     results: list[Scored | None] = [None] * n_requests
     model.eval()
-    for batch in _batches(rows, batch_size):
+    for batch in plan_batches(rows, batch_size, MemoryModel.of(model), free):
         length = max(len(r.tokens) for r in batch)
         ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
         pos = torch.zeros((len(batch), length), dtype=torch.long)
@@ -242,20 +275,31 @@ def _reads(batch: list[_Row], length: int, virtual: int, keep: str | None):
 
 
 def _collect(logits: Any, batch: list[_Row], where: dict[tuple[int, int], int], results: list) -> None:
-    """Each request's Σ log p(token) = Σ (logit − logsumexp(logits)) and whether every token was the argmax;
-    one logsumexp and one argmax per read position, no log-softmax tensor over the vocabulary."""
+    """Each request's Σ log p(token) = Σ (logit − logsumexp(logits)) and whether every token was the argmax:
+    one logsumexp and one argmax per read position, in fp32, ``STATS_CHUNK`` positions at a time (no log-softmax
+    tensor, no second copy of the logits)."""
     import torch
 
-    index = torch.tensor(sorted(set(where.values())))
-    logits = logits[index].float()
-    at = {flat: i for i, flat in enumerate(index.tolist())}
-    lse, top = torch.logsumexp(logits, dim=-1), logits.argmax(dim=-1)
+    index = sorted(set(where.values()))
+    at = {flat: i for i, flat in enumerate(index)}
+    lse, top = torch.empty(len(index)), torch.empty(len(index), dtype=torch.long)
+    for start in range(0, len(index), STATS_CHUNK):
+        chunk = logits[torch.tensor(index[start : start + STATS_CHUNK])].float()
+        lse[start : start + len(chunk)] = torch.logsumexp(chunk, dim=-1).cpu()
+        top[start : start + len(chunk)] = chunk.argmax(dim=-1).cpu()
+    requests, flat, tokens = [], [], []
     for b, row in enumerate(batch):
         for request, positions, cont in row.reads:
-            i = torch.tensor([at[where[(b, p)]] for p in positions])
-            target = torch.tensor(cont)
-            loglik = (logits[i, target] - lse[i]).sum().item()
-            results[request] = Scored(loglik, bool((top[i] == target).all()))
+            requests.append((request, len(flat), len(cont)))
+            flat += [where[(b, p)] for p in positions]
+            tokens += cont
+    picked = logits[torch.tensor(flat, device=logits.device), torch.tensor(tokens, device=logits.device)]
+    rows = torch.tensor([at[f] for f in flat])
+    logprobs, greedy = picked.float().cpu() - lse[rows], top[rows] == torch.tensor(tokens)
+    for request, start, n in requests:
+        results[request] = Scored(
+            logprobs[start : start + n].sum().item(), bool(greedy[start : start + n].all())
+        )
 
 
 def loglikelihoods(
@@ -263,8 +307,9 @@ def loglikelihoods(
     tokenizer: Tokenizer,
     requests: Sequence[tuple[str, str]],
     groups: Sequence[Sequence[int]],
-    batch_size: int = 16,
+    batch_size: int | None = 16,
     max_length: int | None = None,
+    share: float = AUTO_SHARE,
 ) -> tuple[list[Scored], int]:
     """Score ``requests`` (context, continuation); ``groups`` lists request indices that share a context.
 
@@ -277,4 +322,5 @@ def loglikelihoods(
         max_len -= virtual_tokens(model) or 0
     rows = build_rows(pairs, groups, max_len, _sliding_window(model))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else prefix
-    return score_rows(model, rows, len(requests), batch_size, pad), sum(len(r.tokens) for r in rows)
+    scores = score_rows(model, rows, len(requests), batch_size, pad, share)
+    return scores, sum(len(r.tokens) for r in rows)

@@ -15,6 +15,7 @@ from typing import Any
 from paw.data.readers import read_hub, read_rows
 from paw.errors import PawError
 from paw.eval.docs import ChoiceDoc, GenDoc, Task
+from paw.eval.memory import AUTO_SHARE
 from paw.eval.metrics import aggregate, choice_predictions
 
 FEWSHOT_SEED = 1234  # lm-eval's default fewshot_random_seed
@@ -150,7 +151,10 @@ def with_fewshot(docs: list, k: int, pool: list | None = None) -> list:
     return out
 
 
-def score_choice_docs(model, tokenizer, docs: list[ChoiceDoc], batch_size: int) -> tuple[list[dict], int]:
+def score_choice_docs(
+    model, tokenizer, docs: list[ChoiceDoc], batch_size: int | None, share: float = AUTO_SHARE
+) -> tuple[list[dict], int]:
+    """Score multiple-choice docs; ``batch_size`` None sizes batches to ``share`` of the free memory."""
     from paw.eval.loglik import loglikelihoods
 
     requests, groups = [], []
@@ -158,7 +162,7 @@ def score_choice_docs(model, tokenizer, docs: list[ChoiceDoc], batch_size: int) 
         pairs = doc.requests()
         groups.append(list(range(len(requests), len(requests) + len(pairs))))
         requests += pairs
-    scores, tokens = loglikelihoods(model, tokenizer, requests, groups, batch_size)
+    scores, tokens = loglikelihoods(model, tokenizer, requests, groups, batch_size, share=share)
     samples = []
     for doc, group in zip(docs, groups, strict=True):
         lls = [scores[i].loglik for i in group]
@@ -222,8 +226,9 @@ def score_generation_docs(
     return samples, tokens
 
 
-def resolve_batch_size(batch_size: int | str, model) -> int:
-    """'auto': 64 rows on CUDA (32 on CPU); run_task halves it while a batch runs out of GPU memory."""
+def generation_batch_size(batch_size: int | str) -> int:
+    """'auto' for generation: 64 prompts on CUDA (32 on CPU); run_task halves it while a batch runs out of GPU
+    memory. (Log-likelihood batches are sized by ``paw.eval.memory`` instead.)"""
     if batch_size != "auto":
         return int(batch_size)
     import torch
@@ -242,21 +247,23 @@ def run_task(
     docs, _ = load_docs(task, data_file, options)
     pool = fewshot_pool(task, data_file, options.fewshot_files.get(task.name), options.num_fewshot)
     docs = with_fewshot(docs, options.num_fewshot, pool)
-    batch_size = resolve_batch_size(options.batch_size, model)
+    auto = options.batch_size == "auto"
+    rows = None if auto else int(options.batch_size)
+    prompts, share = generation_batch_size(options.batch_size), AUTO_SHARE
     mine = distributed.shard(list(enumerate(docs)))
     start = time.perf_counter()
     while True:
         try:
             part = [d for _, d in mine]
             if task.kind == "multiple_choice":
-                samples, tokens = score_choice_docs(model, tokenizer, part, batch_size)
+                samples, tokens = score_choice_docs(model, tokenizer, part, rows, share)
             else:
-                samples, tokens = score_generation_docs(model, tokenizer, task, part, batch_size, prompt_spec)
+                samples, tokens = score_generation_docs(model, tokenizer, task, part, prompts, prompt_spec)
             break
         except torch.cuda.OutOfMemoryError:
-            if options.batch_size != "auto" or batch_size == 1:
+            if not auto or (prompts == 1 and share < 0.01):
                 raise
-            batch_size //= 2
+            prompts, share = max(1, prompts // 2), share / 2  # the memory model was too hopeful: ask for less
             torch.cuda.empty_cache()
     seconds = time.perf_counter() - start
     indexed = distributed.gather([(i, s) for (i, _), s in zip(mine, samples, strict=True)])
