@@ -38,7 +38,9 @@ def write_files(n: int, workdir: Path) -> tuple[Path, Path]:
     return test, train
 
 
-def worker(tool: str, model_dir: str, files: tuple[str, str], args: argparse.Namespace, workdir: Path) -> dict:
+def worker(
+    tool: str, model_dir: str, files: tuple[str, str], args: argparse.Namespace, workdir: Path
+) -> dict:
     """Score gsm8k with one tool in this process: seconds after load, metrics, outputs, peak memory."""
     import torch
 
@@ -68,12 +70,11 @@ def worker(tool: str, model_dir: str, files: tuple[str, str], args: argparse.Nam
         outputs = [s["output"] for s in result.samples]
     else:
         import lm_eval
+        import yaml
         from lm_eval.models.huggingface import HFLM
         from lm_eval.tasks import TaskManager
 
         from paw.eval.lm_eval_backend import local_task_yaml
-
-        import yaml
 
         name = local_task_yaml("gsm8k", test, workdir, train)
         spec_file = workdir / f"{name}.yaml"

@@ -51,7 +51,9 @@ def generate(
     stops = [tokenizer.convert_tokens_to_ids(t) for t in (stop_tokens or [tokenizer.eos_token])]
     own_loop = sampling.temperature <= 0 and streamer is None and not _virtual_tokens(model)
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i])) if own_loop else list(range(len(prompts)))
+    order = (
+        sorted(range(len(prompts)), key=lambda i: -len(encoded[i])) if own_loop else list(range(len(prompts)))
+    )
     outputs: list[str] = [""] * len(prompts)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     model.eval()
@@ -117,7 +119,9 @@ def greedy(
     cache = DynamicCache(config=model.config)
     position = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    last_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
+    last_only = (
+        {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
+    )
     out = model(input_ids=ids, attention_mask=mask, position_ids=position, past_key_values=cache, **last_only)
     tokens: list[list[int]] = [[] for _ in range(ids.shape[0])]
     alive = list(range(ids.shape[0]))  # the batch rows still generating, in cache order
