@@ -133,7 +133,15 @@ def eval_(
             help="The task's training split, where few-shot examples come from: PATH or TASK=PATH; repeatable.",
         ),
     ] = None,
-    batch_size: Annotated[str, typer.Option("--batch-size", help="Rows per forward pass, or 'auto'.")] = "16",
+    batch_size: Annotated[
+        str,
+        typer.Option(
+            "--batch-size",
+            help="Rows per forward pass (a batch is also cut where its logits would pass 512 MiB), or 'auto': "
+            "log-likelihood batches filling half the free memory by paw's estimate, 64 prompts on GPU (32 on CPU) "
+            "for generation, halved on a GPU out-of-memory.",
+        ),
+    ] = "16",
     output: Annotated[
         Path | None, typer.Option("--output", help="Results dir (default: eval_results/<time>).")
     ] = None,

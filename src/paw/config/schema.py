@@ -189,7 +189,9 @@ class EvalConfig(Section):
 
     tasks: list[str] = Field(default_factory=list, description="Benchmark tasks for paw eval / the pipeline.")
     data_files: dict[str, str] = Field(default_factory=dict, description="task -> local data file.")
-    batch_size: int | Literal["auto"] = Field(8, description="Eval batch size, or 'auto'.")
+    batch_size: int | Literal["auto"] = Field(
+        8, description="Eval batch size, or 'auto' (sized to the free memory; see paw eval --help)."
+    )
     limit: int | None = Field(None, ge=1, description="Evaluate at most this many examples per task.")
     sample_ratio: float | None = Field(
         None, gt=0, le=1, description="Evaluate this fraction of each task (seeded)."
