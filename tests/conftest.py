@@ -1,5 +1,6 @@
-"""Shared fixtures: a private paw cache (tiny models and stand-ins built once per session; the real tokenizers,
-fetched by `make tokenizers`, shared from the user's cache), synthetic data, CLI helpers."""
+"""Shared fixtures: a private paw cache (tiny models and stand-ins built once per session; the real tokenizers and
+the archive they come from, fetched by `make tokenizers`, shared from the user's cache), synthetic data, CLI
+helpers."""
 
 from __future__ import annotations
 
@@ -25,10 +26,12 @@ def paw_cache(tmp_path_factory) -> Path:
     """Tiny models are built into a per-session cache, never the user's."""
     from paw.utils.cache import cache_dir
 
-    fetched = cache_dir() / "tokenizers"  # the user's cache: converted once by `make tokenizers`
     cache = tmp_path_factory.mktemp("paw-cache")
-    if fetched.is_dir():
-        (cache / "tokenizers").symlink_to(fetched, target_is_directory=True)
+    # shared from the user's cache: the tokenizers converted once by `make tokenizers`, and the archive they came
+    # from (llama.cpp's GGUF converters are taken from it)
+    for shared in ("tokenizers", "downloads"):
+        if (cache_dir() / shared).is_dir():
+            (cache / shared).symlink_to(cache_dir() / shared, target_is_directory=True)
     os.environ["PAW_CACHE_DIR"] = str(cache)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "paw"
 LAYERS = [
     {"cli", "api", "__main__"},
     {"pipeline"},
-    {"train", "eval", "infer", "transfer"},
+    {"train", "eval", "infer", "transfer", "export"},
     {"data", "models", "experiment"},
     {"config"},
     {"utils", "errors", "__init__"},

