@@ -69,3 +69,11 @@ def merge(adapter: str | Path, output: str | Path, **kwargs: Any) -> dict[str, A
     from paw.models.merge import merge_adapter
 
     return merge_adapter(adapter, output, **kwargs)
+
+
+def export(source: str | Path, fmt: str, output: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """``paw export``: an adapter or experiment as ``gguf``, ``ollama`` or ``merged``; see ``paw.export.api.export``;
+    returns what ``export_info.json`` records."""
+    from paw.export.api import export as run
+
+    return run(source, fmt, output, **kwargs)

@@ -63,9 +63,10 @@ def test_gguf_export_reads_back_with_the_merged_models_logits(experiment, tmp_pa
     info = json.loads((out / "export_info.json").read_text())
     assert info["converter"].startswith("llama.cpp from llama-cpp-python==")
 
+    from paw import api
+
     merged_dir = tmp_path / "merged"
-    done = run_paw("export", str(experiment), "--format", "merged", "--output", str(merged_dir))
-    assert done.returncode == 0, done.stderr
+    assert api.export(experiment, "merged", merged_dir)["format"] == "merged"  # the Python API, same function
     merged = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32).eval()
     from_gguf = AutoModelForCausalLM.from_pretrained(
         out, gguf_file="model-f16.gguf", dtype=torch.float32
