@@ -43,7 +43,7 @@ COMMANDS: dict[str, str | None] = {
     f"paw merge --adapter {ADAPTER} --output merged/": (
         "paw merge --adapter experiments/readme/models/final_model --output merged/"
     ),
-    "paw export experiments/<name> --format gguf|ollama|merged --output exported/": None,
+    "paw export experiments/<name> --format gguf|ollama|vllm|merged --output exported/": None,
     "paw eval --model paw-shape/qwen2.5-0.5b --tasks arc_easy --data-file arc.jsonl": None,
     "paw train configs/commonsense_qwen2.5_0.5b.yaml model.name_or_path=paw-shape/qwen2.5-0.5b@4 "
     "data.train_file=train.jsonl": None,
@@ -75,7 +75,7 @@ COMMANDS: dict[str, str | None] = {
     "paw exp compare A B C": "paw exp compare readme readme-2",
 }
 SKIPPED = {
-    "paw export experiments/<name> --format gguf|ollama|merged --output exported/": "llama.cpp's converter knows "
+    "paw export experiments/<name> --format gguf|ollama|vllm|merged --output exported/": "llama.cpp's converter knows "
     "published tokenizers only, not paw-tiny's; tests/export/test_export.py exports a model with the real Qwen2 "
     "tokenizer in every format",
     "paw download qwen2.5-0.5b --models-dir /data/models": "needs the Hugging Face hub",

@@ -105,7 +105,7 @@ def test_refusals_are_one_line_and_leave_nothing(tmp_path, alpaca_file):
     out.parent.mkdir()
     cases = [
         (["--format", "gguf"], "is a PREFIX_TUNING adapter|is a PROMPT_TUNING adapter"),
-        (["--format", "onnx"], "--format must be one of gguf, ollama, merged"),
+        (["--format", "onnx"], "--format must be one of gguf, ollama, vllm, merged"),
         (["--format", "gguf", "--outtype", "q4_k"], "--outtype must be one of f32, f16, bf16, q8_0"),
     ]
     for args, message in cases:
@@ -121,3 +121,60 @@ def test_refusals_are_one_line_and_leave_nothing(tmp_path, alpaca_file):
     assert not out.exists() and not list(out.parent.glob(".*"))
     done = run_paw("export", str(tmp_path / "nowhere"), "--format", "merged", "--output", str(out))
     assert done.returncode == 2 and "paw export: no adapter dir or experiment at" in done.stderr
+
+
+def _peft_adapter(family, out, config):
+    """An adapter made by peft itself on a tiny model (random B, so it changes the outputs)."""
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from paw.models.tiny import tiny_model_dir
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir(f"paw-tiny/{family}"))
+    get_peft_model(model, config).save_pretrained(out)
+    return out
+
+
+def test_vllm_export_checks_what_vllm_refuses_and_prints_the_serve_command(tmp_path):
+    from peft import IA3Config, LoraConfig, PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from paw.models.tiny import tiny_model_dir
+
+    good = _peft_adapter("qwen2", tmp_path / "r32", LoraConfig(r=32, target_modules=["q_proj", "v_proj"]))
+    out = tmp_path / "vllm"
+    done = run_paw("export", str(good), "--format", "vllm", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"--enable-lora --lora-modules vllm={out} --max-lora-rank 32" in done.stderr
+    )  # above vLLM's default 16
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir("paw-tiny/qwen2"))
+    PeftModel.from_pretrained(base, str(out))  # still a plain peft adapter
+    assert json.loads((out / "export_info.json").read_text())["max_lora_rank"] == 32
+
+    phi3 = _peft_adapter("phi3", tmp_path / "phi3", LoraConfig(r=4, target_modules=["qkv_proj", "o_proj"]))
+    done = run_paw("export", str(phi3), "--format", "vllm", "--output", str(tmp_path / "phi3-vllm"))
+    assert done.returncode == 0, done.stderr
+    targets = json.loads((tmp_path / "phi3-vllm" / "adapter_config.json").read_text())["target_modules"]
+    leaves = {t.rsplit(".", 1)[-1] for t in targets}
+    assert leaves == {"q_proj", "k_proj", "v_proj", "o_proj"}  # qkv_proj split into its parts
+
+    refused = {
+        "dora": (LoraConfig(r=4, target_modules=["q_proj"], use_dora=True), "does not serve DoRA"),
+        "bias": (LoraConfig(r=4, target_modules=["q_proj"], bias="all"), "trains biases"),
+        "saved": (
+            LoraConfig(r=4, target_modules=["q_proj"], modules_to_save=["lm_head"]),
+            "trains whole modules",
+        ),
+        "ia3": (
+            IA3Config(target_modules=["k_proj", "down_proj"], feedforward_modules=["down_proj"]),
+            "is IA3",
+        ),
+    }
+    for name, (config, message) in refused.items():
+        adapter = _peft_adapter("qwen2", tmp_path / name, config)
+        target = tmp_path / f"{name}-vllm"
+        done = run_paw("export", str(adapter), "--format", "vllm", "--output", str(target))
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert message in done.stderr and "--format merged" in done.stderr and not target.exists()

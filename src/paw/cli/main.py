@@ -420,8 +420,8 @@ def export(
         str,
         typer.Option(
             "--format",
-            help="gguf (merged model + LoRA as GGUF, for llama.cpp), ollama (GGUF + Modelfile) or merged "
-            "(safetensors, as paw merge).",
+            help="gguf (merged model + LoRA as GGUF, for llama.cpp), ollama (GGUF + Modelfile), vllm (the adapter, "
+            "checked for vLLM, and its serve command) or merged (safetensors, as paw merge).",
         ),
     ],
     output: Annotated[Path, typer.Option("--output", help="New dir for the exported files.")],
@@ -447,6 +447,10 @@ def export(
         out.print(f"  run: ollama create {output.name} -f {output / 'Modelfile'}")
     elif fmt == "gguf":
         out.print(f"  run: llama-cli -m {output / next(iter(info['files']))} -cnv")
+    elif fmt == "vllm":
+        if info["unfused"]:
+            out.print(f"  Phi-3's fused {', '.join(info['unfused'])} split into their parts")
+        out.print(f"  run: {info['serve']}")
 
 
 @app.command()

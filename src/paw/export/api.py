@@ -7,6 +7,8 @@ experiment that made it) to what a serving stack loads.
   written by llama.cpp's own converters.
 - ``ollama``: the GGUF and a ``Modelfile`` prompting the model as it was trained (``ollama create NAME -f
   DIR/Modelfile``).
+- ``vllm``: the adapter itself, checked against what vLLM refuses (Phi-3's fused modules split), and the
+  ``vllm serve ... --enable-lora --lora-modules`` command (``paw.export.vllm``).
 
 Everything is written to a hidden staging dir beside ``--output`` and renamed into place when complete, so an
 interrupted or refused export leaves nothing that looks finished.
@@ -23,7 +25,7 @@ from paw.errors import PawError
 from paw.models.real_tokenizers import table
 from paw.utils.io import apply_umask, atomic_write_json, atomic_write_text, check_writable, sha256_file
 
-FORMATS = ("gguf", "ollama", "merged")
+FORMATS = ("gguf", "ollama", "vllm", "merged")
 INFO_FILE = "export_info.json"
 GGUF_LORA_TYPES = ("LORA",)  # what convert_lora_to_gguf.py reads (not DoRA's magnitudes, AdaLoRA or IA3)
 
@@ -66,14 +68,21 @@ def export(
         raise PawError(f"--output {output} already exists; choose a new dir (paw never overwrites an export)")
     check_writable(output, "--output")
     adapter = adapter_of(source)
-    if fmt != "merged":
+    if fmt == "vllm":
+        from paw.export.vllm import check
+
+        check(adapter)  # what vLLM refuses is said before anything is written
+    if fmt in ("gguf", "ollama"):
         from paw.export.llama_cpp import converters_dir
 
         converters_dir()  # the converters are found (or extracted) before any model loads
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.partial-") as tmp:
         staging = Path(tmp) / "out"
-        info = _write(adapter, fmt, staging, Path(tmp), outtype, model, dtype, other_base)
+        if fmt == "vllm":
+            info = _write_vllm(adapter, staging, output, model, other_base)
+        else:
+            info = _write(adapter, fmt, staging, Path(tmp), outtype, model, dtype, other_base)
         atomic_write_json(staging / INFO_FILE, info)
         apply_umask(staging)
         staging.rename(output)
@@ -122,6 +131,18 @@ def _write(
 
         atomic_write_text(staging / "Modelfile", modelfile(name, _prompt_spec(merged_dir)))
     return info
+
+
+def _write_vllm(
+    adapter: Path, staging: Path, output: Path, model: str | None, other_base: bool
+) -> dict[str, Any]:
+    from paw.export import vllm
+    from paw.models.adapter_files import base_model_for
+
+    base, _ = base_model_for(model, str(adapter), other_base=other_base)
+    done = vllm.write(adapter, staging, base)
+    command = vllm.serve_command(base, output, done["max_lora_rank"])
+    return {"format": "vllm", "source": str(adapter), "base": base, **done, "serve": command, "files": {}}
 
 
 def _uses_dora(adapter: Path) -> bool:
