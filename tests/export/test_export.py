@@ -78,6 +78,14 @@ def test_gguf_export_reads_back_with_the_merged_models_logits(experiment, tmp_pa
     gguf_tokenizer = AutoTokenizer.from_pretrained(out, gguf_file="model-f16.gguf")
     assert gguf_tokenizer("Say the number 7.")["input_ids"] == ids[0, :6].tolist()
     assert "<|im_start|>" in (gguf_tokenizer.chat_template or "")  # the chat template travels in the metadata
+    assert gguf_tokenizer.eos_token == tokenizer.eos_token  # and the stop token
+
+    q8 = tmp_path / "q8"
+    assert api.export(experiment, "gguf", q8, outtype="q8_0")["files"].keys() >= {"model-q8_0.gguf"}
+    from_q8 = AutoModelForCausalLM.from_pretrained(
+        q8, gguf_file="model-q8_0.gguf", dtype=torch.float32
+    ).eval()
+    assert (want - _logits(from_q8, ids)).abs().max().item() < 5e-2 * want.abs().max().item()  # 8-bit blocks
 
 
 @pytest.mark.slow
