@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.paw-setup-done
 TORCH  := torch==2.13.0
 
-.PHONY: setup tokenizers test demo lint clean gpu-wheels gpu-check-dry-run gpu-check
+.PHONY: setup tokenizers test test-llama-cpp demo lint clean gpu-wheels gpu-check-dry-run gpu-check
 
 setup: $(STAMP)
 
@@ -25,6 +25,13 @@ tokenizers: setup
 # one worker per core (at most 4), tests of one module together (they share module fixtures)
 test: setup tokenizers
 	$(VENV)/bin/python -m pytest -q -n auto --maxprocesses 4 --dist loadscope
+
+# Greedy generation through llama.cpp itself equals paw's (tests marked llama_cpp, outside `make test`: building
+# llama-cpp-python from the pinned source archive `make tokenizers` fetched takes ~4 minutes on 2 cores).
+test-llama-cpp: setup tokenizers
+	$(PY) -c "import llama_cpp" 2>/dev/null || $(PY) -m pip install --quiet -c requirements/constraints.txt \
+		$$($(PY) -c "from paw.models.real_tokenizers import checked_sdist; print(checked_sdist(None, None))")
+	$(PY) -m pytest -q -m llama_cpp tests/export
 
 demo: setup
 	$(VENV)/bin/paw demo

@@ -88,6 +88,41 @@ def test_gguf_export_reads_back_with_the_merged_models_logits(experiment, tmp_pa
     assert (want - _logits(from_q8, ids)).abs().max().item() < 5e-2 * want.abs().max().item()  # 8-bit blocks
 
 
+@pytest.mark.llama_cpp
+def test_llama_cpp_generates_what_paw_generates(experiment, tmp_path):
+    """Greedy generation through llama.cpp itself (llama-cpp-python built from its source archive: `make
+    test-llama-cpp`) equals paw's on the adapter, token for token; an f32 GGUF so both run the same weights."""
+    from llama_cpp import Llama
+
+    from paw.models.generate import greedy
+    from paw.models.loaded import load_for_eval
+
+    out = tmp_path / "gguf"
+    done = run_paw("export", str(experiment), "--format", "gguf", "--outtype", "f32", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    loaded = load_for_eval(None, str(experiment / "models" / "final_model"), dtype="fp32")
+    llm = Llama(model_path=str(out / "model-f32.gguf"), n_ctx=256, n_threads=1, verbose=False)
+    prompts = ["Say the number 7.", "The quick brown fox", "<|im_start|>user\nSay the number 12.<|im_end|>\n"]
+    for prompt in prompts:
+        ids = loaded.tokenizer(prompt)["input_ids"]
+        ours = greedy(
+            loaded.model,
+            loaded.tokenizer,
+            torch.tensor([ids]),
+            torch.ones((1, len(ids)), dtype=torch.long),
+            24,
+            [loaded.tokenizer.eos_token_id],
+            [],
+        )[0]
+        theirs = []
+        for token in llm.generate(ids, top_k=1, temp=0.0, repeat_penalty=1.0, reset=True):
+            if token == loaded.tokenizer.eos_token_id or len(theirs) == 24:
+                break
+            theirs.append(token)
+        assert theirs == ours, prompt
+        assert len(ours) == 24  # no early stop: every step compared
+
+
 @pytest.mark.slow
 def test_ollama_export_writes_a_modelfile_with_the_trained_template(experiment, tmp_path):
     out = tmp_path / "ollama"
