@@ -14,6 +14,7 @@ import typer
 
 from paw.cli.edge import _state, cli_errors
 from paw.cli.exp_cmd import exp_app
+from paw.cli.zoo_cmd import zoo_app
 from paw.errors import PawError
 
 app = typer.Typer(
@@ -47,6 +48,7 @@ def main(
 
 
 app.add_typer(exp_app, name="exp")
+app.add_typer(zoo_app, name="zoo")
 
 ConfigArg = Annotated[Path | None, typer.Argument(help="Run config (YAML).", show_default=False)]
 Overrides = Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. training.max_steps=10.")]

@@ -1,7 +1,7 @@
 """Turn ``model.name_or_path`` into something loadable, without importing torch.
 
-Order: built-in tiny model (``paw-tiny/<family>``) → stand-in of a published model
-(``paw-shape/<name>[@<layers>]``) → existing local dir → alias (local copy under
+Order: a zoo model ``paw zoo build`` pretrained (``paw-zoo/<name>``) → built-in tiny model (``paw-tiny/<family>``)
+→ stand-in of a published model (``paw-shape/<name>[@<layers>]``) → existing local dir → alias (local copy under
 ``paths.models_dir`` first, then its hub id) → a hub id (``org/name``). Anything else is a PawError.
 """
 
@@ -61,8 +61,13 @@ def resolve_model(
     name: str, models_dir: str | None = None, build_tiny: bool = True, seed: int = 0
 ) -> ResolvedModel:
     """Resolve a model name; ``build_tiny=False`` checks a built-in name (tiny or stand-in) without building it."""
-    from paw.models import shape, tiny
+    from paw.models import shape, tiny, zoo
 
+    if name.startswith(zoo.PREFIX):  # pretrained by `paw zoo build`, never built here
+        if not build_tiny:
+            zoo.known(name)
+            return ResolvedModel(name, name, "zoo")
+        return ResolvedModel(name, str(zoo.zoo_model_dir(name)), "zoo")
     if name.startswith(tiny.PREFIX):
         tiny.family_of(name)
         location = str(tiny.tiny_model_dir(name, seed)) if build_tiny else name
@@ -89,6 +94,7 @@ def resolve_model(
         list(aliases())
         + [tiny.PREFIX + f for f in tiny.families()]
         + [shape.PREFIX + s for s in shape.shapes()]
+        + [zoo.PREFIX + z for z in zoo.names()]
     )
     raise PawError(
         f"model.name_or_path: unknown model alias '{name}'{did_you_mean(name, known)}; "
