@@ -120,6 +120,7 @@ def transfer(
         "layer_map": {str(k): v for k, v in mapping.items()},
         "cka": [[round(v, 4) for v in row] for row in cka_scores] if cka_scores else None,
         "shared_tokens": run.context.get("shared_tokens"),
+        "ambiguous_tokens": run.context.get("ambiguous_tokens"),
         "units": len(records),
         "transferred": passed,
         "skipped": len(records) - passed,

@@ -1,6 +1,6 @@
 """Residual-stream maps between two models, fitted from shared-vocabulary embeddings (LoRASuite, arXiv
-2505.13515): tokens whose decoded strings match in both tokenizers give paired rows of the input embeddings
-E_s (n × d_s) and E_t (n × d_t); least squares gives ``M`` (d_t × d_s) with ``E_t ≈ E_s Mᵀ`` (source → target)
+2505.13515): tokens that stand for the same bytes in both tokenizers (token_map.py) give paired rows of the input
+embeddings E_s (n × d_s) and E_t (n × d_t); least squares gives ``M`` (d_t × d_s) with ``E_t ≈ E_s Mᵀ`` (source → target)
 and ``N`` (d_s × d_t) with ``E_s ≈ E_t Nᵀ`` (target → source). For an orthogonal change of basis both are exact.
 """
 
@@ -15,25 +15,13 @@ from paw.transfer.weights import WeightStore
 MIN_SHARED = 32
 
 
-def shared_token_ids(source_dir: Path, target_dir: Path) -> tuple[list[int], list[int]]:
-    """Ids of tokens present in both vocabularies, matched by decoded string (special tokens excluded)."""
+def shared_token_ids(source_dir: Path, target_dir: Path):
+    """The tokens both models' vocabularies have, paired by the bytes they stand for (paw/transfer/token_map.py)."""
     from transformers import AutoTokenizer
 
-    source, target = AutoTokenizer.from_pretrained(source_dir), AutoTokenizer.from_pretrained(target_dir)
+    from paw.transfer.token_map import shared_tokens
 
-    def table(tokenizer) -> dict[str, int]:
-        special = set(tokenizer.all_special_ids)
-        out: dict[str, int] = {}
-        for token_id in range(len(tokenizer)):
-            if token_id in special:
-                continue
-            text = tokenizer.decode([token_id])
-            out.setdefault(text, token_id)
-        return out
-
-    s_table, t_table = table(source), table(target)
-    common = sorted(set(s_table) & set(t_table))
-    return [s_table[t] for t in common], [t_table[t] for t in common]
+    return shared_tokens(AutoTokenizer.from_pretrained(source_dir), AutoTokenizer.from_pretrained(target_dir))
 
 
 def _embedding_key(store: WeightStore) -> str:
@@ -43,11 +31,12 @@ def _embedding_key(store: WeightStore) -> str:
     raise PawError(f"{store.label} model: no embed_tokens weight to fit a residual map from")
 
 
-def fit_maps(store_s: WeightStore, store_t: WeightStore, ridge: float = 1e-6) -> tuple[Any, Any, int]:
-    """(M, N, number of shared tokens)."""
+def fit_maps(store_s: WeightStore, store_t: WeightStore, ridge: float = 1e-6) -> tuple[Any, Any, Any]:
+    """(M, N, the shared tokens)."""
     import torch
 
-    ids_s, ids_t = shared_token_ids(store_s.dir, store_t.dir)
+    shared = shared_token_ids(store_s.dir, store_t.dir)
+    ids_s, ids_t = shared.source_ids, shared.target_ids
     if len(ids_s) < MIN_SHARED:
         raise PawError(
             f"--method align: the two tokenizers share only {len(ids_s)} tokens (need {MIN_SHARED}) to fit a map"
@@ -59,4 +48,4 @@ def fit_maps(store_s: WeightStore, store_t: WeightStore, ridge: float = 1e-6) ->
         gram = X.T @ X + ridge * torch.eye(X.shape[1])
         return torch.linalg.solve(gram, X.T @ Y).T
 
-    return solve(E_s, E_t), solve(E_t, E_s), len(ids_s)
+    return solve(E_s, E_t), solve(E_t, E_s), shared

@@ -21,7 +21,7 @@ def prepare(store_s: Any, store_t: Any) -> dict[str, Any]:
     from paw.transfer.residual_map import fit_maps
 
     M, N, shared = fit_maps(store_s, store_t)
-    return {"M": M, "N": N, "shared_tokens": shared}
+    return {"M": M, "N": N, "shared_tokens": len(shared.source_ids), "ambiguous_tokens": shared.ambiguous}
 
 
 def frame(kind: str, U_s: Any, V_s: Any, context: dict[str, Any]) -> tuple[Any, Any]:
