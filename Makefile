@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.paw-setup-done
 TORCH  := torch==2.13.0
 
-.PHONY: setup tokenizers test test-llama-cpp demo lint clean gpu-wheels gpu-check-dry-run gpu-check
+.PHONY: setup tokenizers test test-llama-cpp demo zoo lint clean gpu-wheels gpu-check-dry-run gpu-check
 
 setup: $(STAMP)
 
@@ -35,6 +35,10 @@ test-llama-cpp: setup tokenizers
 
 demo: setup
 	$(VENV)/bin/paw demo
+
+# The zoo of small models pretrained here for the cross-family transfer study (paw/models/zoo.py; ~45 min on 2 cores)
+zoo: setup
+	$(VENV)/bin/paw zoo build
 
 # The GPU check (benchmarks/gpu_check.py): fill the carried, git-ignored .gpu/ here (wheels the GPU machine's image
 # lacks, the Qwen2 tokenizer, benchmark data), check it without a GPU, then run the check there (offline, <= 8 min).

@@ -67,6 +67,9 @@ COMMANDS: dict[str, str | None] = {
         "paw transfer --adapter experiments/readme/models/final_model --target paw-tiny/qwen2-upgrade --output moved/ "
         "--source paw-tiny/qwen2 --method auto --depth name --similarity-threshold 0.2 --chance-multiple 3"
     ),
+    "paw zoo list": "paw zoo list",
+    "paw transfer --adapter experiments/<name>/models/final_model --target paw-zoo/qwen2-s --method align "
+    "--output moved/": None,
     "paw pipeline configs/pipeline/quick_test.yaml": None,
     "paw pipeline configs/pipeline/gemma2-2b_to_qwen2.5-1.5b.yaml --profile local --quick-test": None,
     "paw pipeline CONFIG --seeds 3 | --steps 1,4 | --resume [--name NAME]": None,
@@ -86,6 +89,9 @@ SKIPPED = {
     "paw eval --backend lm-eval --tasks mmlu_abstract_algebra --model ...": "the task's data is on the hub; "
     "tests/eval/test_matches_lm_eval.py runs the lm-eval backend on local files",
     "paw pipeline configs/pipeline/quick_test.yaml": "what paw demo runs: tests/pipeline/test_pipeline_e2e.py",
+    "paw transfer --adapter experiments/<name>/models/final_model --target paw-zoo/qwen2-s --method align "
+    "--output moved/": "needs the full zoo (~45 min to build); tests/models/test_zoo.py moves a LoRA between "
+    "micro-zoo models of two families",
     "paw pipeline configs/pipeline/gemma2-2b_to_qwen2.5-1.5b.yaml --profile local --quick-test": "hub models",
     "paw pipeline CONFIG --seeds 3 | --steps 1,4 | --resume [--name NAME]": "a synopsis of options, each run "
     "by tests/pipeline/test_pipeline_e2e.py",
