@@ -156,7 +156,7 @@ def _train(name: str, micro: bool, out: Path, work: Path) -> None:
         seq_len=seq_len,
         warmup=_recipe_value("warmup", micro),
         seed=seed,
-        save_every=10 if micro else 50,
+        save_every=10 if micro else 200,
     )
     token_id = tokenizer.convert_tokens_to_ids
     shape = _micro("config", spec["config"], zoo_spec()["micro"]) if micro else spec["config"]
