@@ -225,6 +225,42 @@ def test_align_carries_an_adapter_into_a_rotated_basis(tmp_path, trained, tiny_q
     )
 
 
+def _shuffled_wider_mlp(model_dir, out, extra=32):
+    """The same function with every layer's MLP neurons shuffled and ``extra`` neurons added (random gate/up rows,
+    zero down columns), as an independently trained model would order and count them."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    generator = torch.Generator().manual_seed(3)
+    config = model.config
+    config.intermediate_size += extra
+    wide = type(model)(config)
+    state = model.state_dict()
+    for layer in range(config.num_hidden_layers):
+        prefix = f"model.layers.{layer}.mlp."
+        width = state[prefix + "gate_proj.weight"].shape[0]
+        order = torch.randperm(width + extra, generator=generator)
+        for name in ("gate_proj", "up_proj"):
+            rows = torch.cat([state[prefix + name + ".weight"], torch.randn(extra, config.hidden_size) * 0.1])
+            state[prefix + name + ".weight"] = rows[order]
+        down = torch.cat([state[prefix + "down_proj.weight"], torch.zeros(config.hidden_size, extra)], dim=1)
+        state[prefix + "down_proj.weight"] = down[:, order]
+    wide.load_state_dict(state)
+    wide.save_pretrained(out)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
+    return out
+
+
+def test_align_pairs_mlp_neurons_that_are_shuffled_and_more_numerous(tmp_path, trained, tiny_qwen2):
+    wide = _shuffled_wider_mlp(tiny_qwen2, tmp_path / "wide")
+    torch.testing.assert_close(_logits(wide), _logits(tiny_qwen2), atol=1e-4, rtol=1e-4)  # same function
+    report = transfer(trained, str(wide), tmp_path / "align", options=TransferOptions(method="align"))
+    assert report["transferred"] == report["units"] == 14  # the gate sees the paired neurons' subspaces
+    torch.testing.assert_close(
+        _logits(wide, tmp_path / "align"), _logits(tiny_qwen2, trained), atol=1e-3, rtol=1e-3
+    )
+
+
 def test_a_method_is_one_module_and_one_registry_line(tmp_path, trained, monkeypatch):
     """A test-only method (tests/transfer/halved_method.py) registered with one line runs end to end: its prepare
     hook runs once, every unit goes through it, and the adapter it writes loads with plain peft."""

@@ -205,7 +205,12 @@ def _transfer_unit(
     # the subspaces `project` maps through. A method may compare in the target's frame (align: Ũ_s = M U_s).
     k = _k_for(w_s, w_t, run.lora.r, None)
     (U_s, V_s), (U_t, V_t) = linalg.top_singular(w_s, k), linalg.top_singular(w_t, k)
-    out_basis, in_basis = method.frame(unit.kind, U_s, V_s, run.context)
+    context = {
+        **run.context,
+        "source_unit": unit,
+        "target_unit": target,
+    }  # what a method may ask of this unit
+    out_basis, in_basis = method.frame(unit.kind, U_s, V_s, context)
     record.update(target_shape=list(w_t.shape), k=k, method=name)
     if not _passes_gate(record, (out_basis, U_t), (in_basis, V_t), k, run.options):
         return target, record, None
@@ -222,7 +227,7 @@ def _transfer_unit(
         "kind": unit.kind,
     }
     try:
-        A_t, B_t = method.transfer_unit(module.A, module.B, {**bases, **run.context})
+        A_t, B_t = method.transfer_unit(module.A, module.B, {**bases, **context})
     except SkipUnit as reason:
         record.update(status="skipped", reason=str(reason))
         return target, record, None

@@ -27,7 +27,8 @@ class SkipUnit(Exception):
 class Method:
     """A transfer method: a module holding ``transfer_unit(A, B, bases) -> (A_t, B_t)`` (raise SkipUnit with the
     reason to skip a unit), and optionally ``prepare(store_s, store_t) -> dict`` (computed once, passed to every
-    unit in ``bases``) and ``frame(kind, U_s, V_s, context) -> (out, in)`` (the source bases as compared with the
+    unit in ``bases`` and ``context`` with the unit's ``source_unit`` and ``target_unit``) and
+    ``frame(kind, U_s, V_s, context) -> (out, in)`` (the source bases as compared with the
     target's by the similarity gate; default: as they are)."""
 
     name: str
