@@ -225,9 +225,10 @@ def test_align_carries_an_adapter_into_a_rotated_basis(tmp_path, trained, tiny_q
     )
 
 
-def _shuffled_wider_mlp(model_dir, out, extra=32):
+def _shuffled(model_dir, out, extra=32):
     """The same function with every layer's MLP neurons shuffled and ``extra`` neurons added (random gate/up rows,
-    zero down columns), as an independently trained model would order and count them."""
+    zero down columns) and its attention heads shuffled (key-value heads with their groups of query heads), as an
+    independently trained model would order and count them."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(model_dir)
@@ -236,6 +237,12 @@ def _shuffled_wider_mlp(model_dir, out, extra=32):
     config.intermediate_size += extra
     wide = type(model)(config)
     state = model.state_dict()
+    hd = config.hidden_size // config.num_attention_heads
+    group = config.num_attention_heads // config.num_key_value_heads
+
+    def blocks(order, width):  # row indices that put blocks of `width` rows in `order`
+        return torch.cat([torch.arange(b * width, (b + 1) * width) for b in order.tolist()])
+
     for layer in range(config.num_hidden_layers):
         prefix = f"model.layers.{layer}.mlp."
         width = state[prefix + "gate_proj.weight"].shape[0]
@@ -245,19 +252,32 @@ def _shuffled_wider_mlp(model_dir, out, extra=32):
             state[prefix + name + ".weight"] = rows[order]
         down = torch.cat([state[prefix + "down_proj.weight"], torch.zeros(config.hidden_size, extra)], dim=1)
         state[prefix + "down_proj.weight"] = down[:, order]
+        attn = f"model.layers.{layer}.self_attn."
+        kv_order = torch.randperm(config.num_key_value_heads, generator=generator)
+        q_order = torch.cat(
+            [g * group + torch.randperm(group, generator=generator) for g in kv_order.tolist()]
+        )
+        for name, order in (("q_proj", q_order), ("k_proj", kv_order), ("v_proj", kv_order)):
+            index = blocks(order, hd)
+            state[attn + name + ".weight"] = state[attn + name + ".weight"][index]
+            if attn + name + ".bias" in state:
+                state[attn + name + ".bias"] = state[attn + name + ".bias"][index]
+        state[attn + "o_proj.weight"] = state[attn + "o_proj.weight"][:, blocks(q_order, hd)]
     wide.load_state_dict(state)
     wide.save_pretrained(out)
     AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
     return out
 
 
-def test_align_pairs_mlp_neurons_that_are_shuffled_and_more_numerous(tmp_path, trained, tiny_qwen2):
-    wide = _shuffled_wider_mlp(tiny_qwen2, tmp_path / "wide")
-    torch.testing.assert_close(_logits(wide), _logits(tiny_qwen2), atol=1e-4, rtol=1e-4)  # same function
-    report = transfer(trained, str(wide), tmp_path / "align", options=TransferOptions(method="align"))
-    assert report["transferred"] == report["units"] == 14  # the gate sees the paired neurons' subspaces
+def test_align_pairs_neurons_and_heads_that_are_shuffled_or_more_numerous(tmp_path, trained, tiny_qwen2):
+    shuffled = _shuffled(tiny_qwen2, tmp_path / "shuffled")
+    torch.testing.assert_close(_logits(shuffled), _logits(tiny_qwen2), atol=1e-4, rtol=1e-4)  # same function
+    report = transfer(trained, str(shuffled), tmp_path / "align", options=TransferOptions(method="align"))
+    assert (
+        report["transferred"] == report["units"] == 14
+    )  # the gate sees the paired neurons' and heads' subspaces
     torch.testing.assert_close(
-        _logits(wide, tmp_path / "align"), _logits(tiny_qwen2, trained), atol=1e-3, rtol=1e-3
+        _logits(shuffled, tmp_path / "align"), _logits(tiny_qwen2, trained), atol=1e-3, rtol=1e-3
     )
 
 

@@ -210,8 +210,12 @@ def _transfer_unit(
         "source_unit": unit,
         "target_unit": target,
     }  # what a method may ask of this unit
-    out_basis, in_basis = method.frame(unit.kind, U_s, V_s, context)
     record.update(target_shape=list(w_t.shape), k=k, method=name)
+    try:
+        out_basis, in_basis = method.frame(unit.kind, U_s, V_s, context)
+    except SkipUnit as reason:
+        record.update(status="skipped", reason=str(reason))
+        return target, record, None
     if not _passes_gate(record, (out_basis, U_t), (in_basis, V_t), k, run.options):
         return target, record, None
     k_map = _k_for(w_s, w_t, run.lora.r, run.options.k)

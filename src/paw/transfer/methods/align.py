@@ -1,13 +1,13 @@
 """``align`` (LoRASuite-style): carry ΔW through residual-stream maps fitted from shared-vocabulary embeddings, and
-through a pairing of MLP neurons.
+through pairings of MLP neurons and attention heads.
 
 With ``x_s ≈ N x_t`` (target residual → source) and ``M`` the source → target map:
 - modules reading the residual stream (q/k/v/gate/up): ``ΔW_t = ΔW_s N``, so ``A_t = A_s N``;
 - modules writing it (o/down): ``ΔW_t = M ΔW_s``, so ``B_t = M B_s``.
-The MLP's own side is carried by the neuron pairing ``P`` of paw/transfer/neuron_map.py (gate/up: ``B_t = P B_s``;
-down: ``A_t = A_s Pᵀ``), so two models that order or count their neurons differently still line up. The attention
-modules' other side (heads) must have the same size in both models; otherwise the unit is skipped with that
-reason (head maps are not built).
+A module's other side — MLP neurons (gate/up out, down in) or attention heads (q/k/v out, o in) — is carried by
+the pairing ``P`` of paw/transfer/inner_map.py (``B_t = P B_s``, or ``A_t = A_s Pᵀ``), so two models that order
+or count their neurons and heads differently still line up. Heads pair only when both models' heads have one size
+(``head_dim``); otherwise attention units are skipped with that reason.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from paw.transfer.methods import SkipUnit
 
 READS_RESIDUAL = ("q", "k", "v", "gate", "up")
-MLP_OWN_SIDE = {"gate": "out", "up": "out", "down": "in"}  # which side of the module is the MLP's neurons
+GROUP = {"gate": "mlp", "up": "mlp", "down": "mlp", "q": "query", "o": "query", "k": "kv", "v": "kv"}
 
 
 def prepare(store_s: Any, store_t: Any) -> dict[str, Any]:
@@ -31,40 +31,40 @@ def prepare(store_s: Any, store_t: Any) -> dict[str, Any]:
         "shared_tokens": len(shared.source_ids),
         "ambiguous_tokens": shared.ambiguous,
         "stores": (store_s, store_t),
-        "neuron_maps": {},  # (source layer, target layer) -> (P, mean cosine), filled as units ask
+        "inner_maps": {},  # (source layer, target layer, group) -> (P, mean cosine) or None, filled as asked
     }
 
 
-def _neurons(context: dict[str, Any]) -> Any:
-    from paw.transfer.neuron_map import neuron_map
+def _inner(kind: str, context: dict[str, Any]) -> Any:
+    """The pairing of ``kind``'s neurons or heads between the unit's layers (SkipUnit: heads of different sizes)."""
+    from paw.transfer.inner_map import head_dim, head_map, neuron_map
 
-    key = (context["source_unit"].layer, context["target_unit"].layer)
-    if key not in context["neuron_maps"]:
-        context["neuron_maps"][key] = neuron_map(*context["stores"], *key, context["N"])
-    return context["neuron_maps"][key][0]
+    layers = (context["source_unit"].layer, context["target_unit"].layer)
+    key = (*layers, GROUP[kind])
+    stores, N = context["stores"], context["N"]
+    if key not in context["inner_maps"]:
+        if GROUP[kind] == "mlp":
+            context["inner_maps"][key] = neuron_map(*stores, *layers, N)
+        else:
+            context["inner_maps"][key] = head_map(*stores, *layers, N, kind)
+    if context["inner_maps"][key] is None:
+        sizes = " vs ".join(str(head_dim(store)) for store in stores)
+        raise SkipUnit(f"align pairs heads of one size only: head_dim {sizes}")
+    return context["inner_maps"][key][0]
 
 
 def frame(kind: str, U_s: Any, V_s: Any, context: dict[str, Any]) -> tuple[Any, Any]:
     """The source bases in the target's frame: the residual side through M (Ũ_s = M U_s for o/down, Ṽ_s = M V_s for
-    the others), the MLP's neuron side through P."""
+    the others), the neuron or head side through P."""
+    P = _inner(kind, context)
     if kind in READS_RESIDUAL:
-        out = _neurons(context) @ U_s if kind in MLP_OWN_SIDE else U_s
-        return out, context["M"] @ V_s
-    inner = _neurons(context) @ V_s if kind in MLP_OWN_SIDE else V_s
-    return context["M"] @ U_s, inner
+        return P @ U_s, context["M"] @ V_s
+    return context["M"] @ U_s, P @ V_s
 
 
 def transfer_unit(A: Any, B: Any, bases: dict[str, Any]) -> tuple[Any, Any]:
-    out_t, in_t = bases["target_shape"]
     kind = bases["kind"]
+    P = _inner(kind, bases)
     if kind in READS_RESIDUAL:
-        B_t = _neurons(bases) @ B if kind in MLP_OWN_SIDE else B.clone()
-        if B_t.shape[0] != out_t:
-            raise SkipUnit(
-                f"align maps attention heads of one size only: output size {B.shape[0]} vs {out_t}"
-            )
-        return A @ bases["N"], B_t
-    A_t = A @ _neurons(bases).T if kind in MLP_OWN_SIDE else A.clone()
-    if A_t.shape[1] != in_t:
-        raise SkipUnit(f"align maps attention heads of one size only: input size {A.shape[1]} vs {in_t}")
-    return A_t, bases["M"] @ B
+        return A @ bases["N"], P @ B
+    return A @ P.T, bases["M"] @ B
