@@ -1,0 +1,258 @@
+"""Transfer quality between independently pretrained models: the zoo (`paw zoo build`), every ordered pair.
+
+    .venv/bin/python benchmarks/transfer_zoo.py [--micro] [--seeds 3] [--steps 300] [--pairs qwen2-s:gemma2,...]
+
+Task: the synthetic category question of `transfer_quality.py` (a word -> its category, four choices, chance 25%),
+scored by log-likelihood. Every zoo model gets its own LoRA per seed (r=16, all linear layers, `--steps`); each
+source LoRA is moved to every other zoo model with `direct` (where shapes allow), `project`, `align`, and `align`
+followed by a short refine (`--refine-steps`, default 10% of `--steps`) beside its same-budget control from the
+standard initialisation; plus the shuffled-layer control (`align`, depth reversed, gate open) and an unrelated
+target (a random-initialised copy of the target's architecture and tokenizer). The similarity gate is paw's
+default. Recovery ratio RR = (acc_moved - acc_base) / (acc_target_lora - acc_base), pooled over seeds, with a
+paired bootstrap 95% CI over questions; "refine vs control" is the accuracy difference with its CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from transfer_quality import correctness, mc_docs  # noqa: E402
+
+from paw.data.synthetic import generate_alpaca, write_jsonl  # noqa: E402
+from paw.errors import PawError  # noqa: E402
+
+
+def train_lora(model_dir: Path, train_file: Path, root: Path, name: str, steps: int, seed: int) -> Path:
+    from paw.config.loader import validate_dict
+    from paw.train.recipe import run_training
+
+    config = {
+        "model": {"name_or_path": str(model_dir)},
+        "peft": {"r": 16, "alpha": 32, "target_modules": "all-linear"},
+        "data": {"train_file": str(train_file), "max_length": 256, "seed": seed},
+        "training": {
+            "max_steps": steps,
+            "learning_rate": 3e-3,
+            "schedule": "cosine",
+            "warmup_steps": max(1, steps // 20),
+            "per_device_train_batch_size": 8,
+            "logging_steps": max(1, steps // 4),
+            "seed": seed,
+        },
+        "tracking": {"backends": []},
+        "experiment": {"root": str(root)},
+    }
+    return run_training(validate_dict(config, "transfer_zoo"), name=name).experiment.final_model
+
+
+def random_copy(model_dir: Path, out: Path) -> Path:
+    """The unrelated control: ``model_dir``'s architecture and tokenizer with freshly initialised weights."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(12345)
+    AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir)).save_pretrained(out)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
+    return out
+
+
+def pooled_ci(base: list[int], lora: list[list[int]], moved: list[list[int]], n_boot: int, seed: int = 0):
+    """RR pooled over seeds and its paired-bootstrap 95% CI (questions resampled alike for every seed)."""
+
+    def rr(idx):
+        acc_base = sum(base[i] for i in idx) / len(idx)
+        acc_lora = sum(run[i] for run in lora for i in idx) / (len(idx) * len(lora))
+        acc_moved = sum(run[i] for run in moved for i in idx) / (len(idx) * len(moved))
+        gain = acc_lora - acc_base
+        return None if gain <= 0 else (acc_moved - acc_base) / gain
+
+    return _ci(rr, len(base), n_boot, seed)
+
+
+def diff_ci(first: list[list[int]], second: list[list[int]], n_boot: int, seed: int = 0):
+    """Accuracy of ``first`` minus ``second`` pooled over seeds, with a paired-bootstrap 95% CI."""
+
+    def diff(idx):
+        return sum(a[i] - b[i] for a, b in zip(first, second, strict=True) for i in idx) / (
+            len(idx) * len(first)
+        )
+
+    return _ci(diff, len(first[0]), n_boot, seed)
+
+
+def _ci(statistic, n: int, n_boot: int, seed: int):
+    rng = random.Random(seed)
+    point = statistic(range(n))
+    samples = sorted(
+        v for v in (statistic([rng.randrange(n) for _ in range(n)]) for _ in range(n_boot)) if v is not None
+    )
+    if point is None or not samples:
+        return point, None, None
+    return point, samples[int(0.025 * len(samples))], samples[int(0.975 * len(samples)) - 1]
+
+
+def fmt(ci) -> str:
+    point, low, high = ci
+    if point is None:
+        return "undefined (no LoRA gain)"
+    return f"{point:.2f} [{low:.2f}, {high:.2f}]" if low is not None else f"{point:.2f}"
+
+
+def significant_gain(base: list[int], lora: list[list[int]], n_boot: int) -> bool:
+    _, low, _ = diff_ci(lora, [base] * len(lora), n_boot)
+    return low is not None and low > 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--micro", action="store_true", help="the micro-zoo (what the tests build)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=300, help="each LoRA's training steps")
+    parser.add_argument("--refine-steps", type=int, help="the refine budget (default: 10%% of --steps)")
+    parser.add_argument("--pairs", help="source:target,... (default: every ordered pair of zoo models)")
+    parser.add_argument("--boot", type=int, default=1000)
+    parser.add_argument("--json", type=Path, help="also write every accuracy vector and CI here")
+    args = parser.parse_args()
+
+    from paw.models.zoo import build_zoo, names, zoo_root
+    from paw.transfer.api import TransferOptions, transfer
+    from paw.transfer.refine import RefineOptions, refine
+
+    started = time.perf_counter()
+    build_zoo(micro=args.micro, log=lambda line: print(line, file=sys.stderr))
+    models = {name: zoo_root(args.micro) / "models" / name for name in names()}
+    if args.pairs:
+        pairs = [tuple(p.split(":")) for p in args.pairs.split(",")]
+    else:
+        pairs = [(s, t) for s in models for t in models if s != t]
+    refine_steps = args.refine_steps or max(1, args.steps // 10)
+    work = Path(tempfile.mkdtemp(prefix="paw-transfer-zoo-"))
+    train_file = write_jsonl(generate_alpaca(800, seed=0, subtasks=("category",)), work / "train.jsonl")
+    docs = mc_docs(seed=99)
+    seeds = list(range(args.seeds))
+    needed = sorted({m for pair in pairs for m in pair})
+    base = {m: correctness(models[m], None, docs) for m in needed}
+    loras = {
+        (m, s): train_lora(models[m], train_file, work / "exp", f"{m}-{s}", args.steps, s)
+        for m in needed
+        for s in seeds
+    }
+    lora_acc = {m: [correctness(models[m], loras[m, s], docs) for s in seeds] for m in needed}
+    gains = {m: significant_gain(base[m], lora_acc[m], args.boot) for m in needed}
+    for m in needed:
+        accs = [sum(run) / len(run) for run in lora_acc[m]]
+        print(
+            f"{m}: base {sum(base[m]) / len(docs):.3f}, own LoRA {accs} (gain significant: {gains[m]})",
+            file=sys.stderr,
+        )
+
+    def moved_acc(source: str, target: Path, options: TransferOptions, tag: str, seed: int):
+        """The moved adapter (None when nothing passed) and "passed/units" with the commonest skip reason."""
+        out = work / "moved" / f"{tag}-{seed}"
+        try:
+            transfer(loras[source, seed], str(target), out, source=str(models[source]), options=options)
+        except PawError as err:
+            if not (out / "transfer_report.json").is_file():
+                return None, str(err).splitlines()[0][:80]
+        report = json.loads((out / "transfer_report.json").read_text())
+        reasons = Counter(
+            m.get("reason", "").split(" (")[0] for m in report["modules"] if m["status"] != "transferred"
+        )
+        note = f" ({reasons.most_common(1)[0][0]})" if reasons else ""
+        moved = out if report["transferred"] else None
+        return moved, f"{report['transferred']}/{report['units']}{note}"
+
+    rows, record = [], {"pairs": {}, "lora": {m: [sum(r) / len(r) for r in lora_acc[m]] for m in needed}}
+    for source, target in pairs:
+        depth = "proportional"
+        methods = {
+            "direct": TransferOptions(method="direct", depth=depth),
+            "project": TransferOptions(method="project", depth=depth),
+            "align": TransferOptions(method="align", depth=depth),
+            "shuffled-layer control": TransferOptions(
+                method="align", depth="reversed", tau=0.0, chance_multiple=0.0
+            ),
+        }
+        pair = f"{source} → {target}"
+        results = {}
+        for label, options in methods.items():
+            accs, units = [], []
+            for seed in seeds:
+                out, passed = moved_acc(
+                    source, models[target], options, f"{source}-{target}-{label.split()[0]}", seed
+                )
+                units.append(passed)
+                accs.append(correctness(models[target], out, docs) if out is not None else base[target])
+            results[label] = (accs, units)
+        accs, units, controls = [], [], []
+        for seed in seeds:  # align, then a short refine beside its same-budget control
+            out, passed = moved_acc(
+                source, models[target], methods["align"], f"{source}-{target}-refine", seed
+            )
+            units.append(passed)
+            options = RefineOptions(data_file=str(train_file), examples=400, steps=refine_steps, seed=seed)
+            if out is None:
+                accs.append(base[target])
+                controls.append(base[target])
+                continue
+            done = refine(str(models[target]), out, options, work / "refine" / f"{source}-{target}-{seed}")
+            accs.append(correctness(models[target], Path(done["transferred_init"]["adapter"]), docs))
+            controls.append(correctness(models[target], Path(done["standard_init"]["adapter"]), docs))
+        results["align + refine"] = (accs, units)
+        results["refine control (standard init)"] = (controls, ["-"] * len(seeds))
+        unrelated = random_copy(models[target], work / "random" / target)
+        accs, units = [], []
+        for seed in seeds:
+            out, passed = moved_acc(source, unrelated, methods["align"], f"{source}-{target}-unrelated", seed)
+            units.append(passed)
+            accs.append(
+                correctness(unrelated, out, docs) if out is not None else correctness(unrelated, None, docs)
+            )
+        unrelated_base = correctness(unrelated, None, docs)
+        record["pairs"][pair] = {}
+        for label, (accs, units) in results.items():
+            ci = (
+                pooled_ci(base[target], lora_acc[target], accs, args.boot)
+                if gains[target]
+                else (None, None, None)
+            )
+            acc = sum(map(sum, accs)) / (len(docs) * len(accs))
+            rows.append(f"| {pair} | {label} | {', '.join(units)} | {acc:.3f} | {fmt(ci)} |")
+            record["pairs"][pair][label] = {"acc": acc, "units": units, "rr": ci}
+            print(rows[-1], flush=True)
+        refine_ci = diff_ci(
+            results["align + refine"][0], results["refine control (standard init)"][0], args.boot
+        )
+        rows.append(
+            f"| {pair} | align + refine − control | | {refine_ci[0]:+.3f} | [{refine_ci[1]:+.3f}, {refine_ci[2]:+.3f}] |"
+        )
+        record["pairs"][pair]["refine minus control"] = refine_ci
+        gain = sum(map(sum, accs)) / (len(docs) * len(accs)) - sum(unrelated_base) / len(docs)
+        rows.append(f"| {pair} | unrelated target (align) | {', '.join(units)} | {gain:+.3f} vs its base | |")
+        record["pairs"][pair]["unrelated"] = {"acc_minus_base": gain, "units": units}
+        print("\n".join(rows[-2:]), flush=True)
+    print(
+        f"zoo: {zoo_root(args.micro)}; seeds {seeds}; LoRA steps {args.steps}; refine steps {refine_steps}; "
+        f"{len(docs)} questions; {time.perf_counter() - started:.0f} s"
+    )
+    for m in needed:
+        print(
+            f"- {m}: base {sum(base[m]) / len(docs):.3f}, own LoRA {record['lora'][m]}, gain significant {gains[m]}"
+        )
+    print("| pair | method | units passed (per seed) | acc | RR [95% CI] |")
+    print("|---|---|---|---|---|")
+    print("\n".join(rows))
+    if args.json:
+        args.json.write_text(json.dumps(record, indent=1))
+
+
+if __name__ == "__main__":
+    main()
