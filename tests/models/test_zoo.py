@@ -97,3 +97,47 @@ def test_zoo_names_resolve_and_mistakes_are_one_line(micro_zoo, tmp_path):
     assert done.returncode == 2 and "paw-zoo/phi3 is not built yet: run `paw zoo build`" in done.stderr
     done = run_paw("zoo", "list", "--micro")
     assert done.returncode == 0 and "paw-zoo/gemma2" in done.stdout and "not built" not in done.stdout
+
+
+def test_a_lora_moves_between_two_pretrained_families(micro_zoo, tmp_path, alpaca_file):
+    """A LoRA trained on the micro Gemma-2 (SentencePiece, ▁) moves to the micro Qwen2 (byte-level BPE, Ġ) with
+    `align`; the adapter loads in plain peft on the target."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from tests.conftest import small_config, write_config
+
+    root = Path(micro_zoo["root"]) / "models"
+    cfg = small_config(alpaca_file, tmp_path / "experiments", max_steps=3)
+    cfg["model"] = {"name_or_path": str(root / "gemma2")}
+    cfg["data"]["max_length"] = 256
+    done = run_paw("train", str(write_config(tmp_path / "c.yaml", cfg)), "--name", "g", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    adapter = tmp_path / "experiments" / "g" / "models" / "final_model"
+    out = tmp_path / "moved"
+    args = ["--adapter", str(adapter), "--target", str(root / "qwen2-s"), "--method", "align"]
+    done = run_paw(
+        "transfer", *args, "--similarity-threshold", "0", "--chance-multiple", "0", "--output", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "transfer_report.json").read_text())
+    assert report["shared_tokens"] > 300 and report["transferred"] > 0
+    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(root / "qwen2-s"), str(out))
+
+
+@pytest.mark.slow
+def test_the_zoo_study_runs_on_the_micro_zoo(micro_zoo, tmp_path):
+    """benchmarks/transfer_zoo.py's whole code path (own LoRAs, every method, refine beside its control, the
+    controls, RR with CIs) on one cross-family pair of the micro-zoo."""
+    from tests.conftest import REPO
+
+    out = tmp_path / "study.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "transfer_zoo.py"), "--micro", "--seeds", "1"]
+    command += ["--steps", "8", "--pairs", "phi3:llama", "--boot", "50", "--json", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr[-3000:]
+    pair = json.loads(out.read_text())["pairs"]["phi3 → llama"]
+    methods = {"direct", "project", "align", "shuffled-layer control", "align + refine"}
+    assert methods | {"refine control (standard init)", "refine minus control", "unrelated"} == set(pair)
+    assert all(len(pair[m]["units"]) == 1 for m in methods)
+    assert "| phi3 → llama | align + refine − control |" in done.stdout

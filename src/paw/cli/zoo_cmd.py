@@ -60,4 +60,4 @@ def list_zoo(
         else:
             cells = ["-", "not built", "-", "-"]
         table.add_row(PREFIX + name, spec["family"], spec["tokenizer"], *cells)
-    console(stderr=False).print(table)
+    console(stderr=False, piped_width=120).print(table)
