@@ -8,7 +8,7 @@ source LoRA is moved to every other zoo model with `direct` (where shapes allow)
 followed by a short refine (`--refine-steps`, default 10% of `--steps`) beside its same-budget control from the
 standard initialisation; plus the shuffled-layer control (`align`, depth reversed, gate open) and an unrelated
 target (a random-initialised copy of the target's architecture and tokenizer). The similarity gate is paw's
-default. Recovery ratio RR = (acc_moved - acc_base) / (acc_target_lora - acc_base), pooled over seeds, with a
+default unless `--open-gate`. Recovery ratio RR = (acc_moved - acc_base) / (acc_target_lora - acc_base), pooled over seeds, with a
 paired bootstrap 95% CI over questions; "refine vs control" is the accuracy difference with its CI.
 """
 
@@ -118,6 +118,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="each LoRA's training steps")
     parser.add_argument("--refine-steps", type=int, help="the refine budget (default: 10%% of --steps)")
     parser.add_argument("--pairs", help="source:target,... (default: every ordered pair of zoo models)")
+    parser.add_argument(
+        "--open-gate",
+        action="store_true",
+        help="transfer every unit whatever its subspace similarity (--similarity-threshold 0 --chance-multiple 0)",
+    )
     parser.add_argument("--boot", type=int, default=1000)
     parser.add_argument("--json", type=Path, help="also write every accuracy vector and CI here")
     args = parser.parse_args()
@@ -173,10 +178,11 @@ def main() -> None:
     rows, record = [], {"pairs": {}, "lora": {m: [sum(r) / len(r) for r in lora_acc[m]] for m in needed}}
     for source, target in pairs:
         depth = "proportional"
+        gate = {"tau": 0.0, "chance_multiple": 0.0} if args.open_gate else {}
         methods = {
-            "direct": TransferOptions(method="direct", depth=depth),
-            "project": TransferOptions(method="project", depth=depth),
-            "align": TransferOptions(method="align", depth=depth),
+            "direct": TransferOptions(method="direct", depth=depth, **gate),
+            "project": TransferOptions(method="project", depth=depth, **gate),
+            "align": TransferOptions(method="align", depth=depth, **gate),
             "shuffled-layer control": TransferOptions(
                 method="align", depth="reversed", tau=0.0, chance_multiple=0.0
             ),
@@ -209,14 +215,12 @@ def main() -> None:
         results["align + refine"] = (accs, units)
         results["refine control (standard init)"] = (controls, ["-"] * len(seeds))
         unrelated = random_copy(models[target], work / "random" / target)
-        accs, units = [], []
+        unrelated_base = correctness(unrelated, None, docs)
+        unrelated_accs, unrelated_units = [], []
         for seed in seeds:
             out, passed = moved_acc(source, unrelated, methods["align"], f"{source}-{target}-unrelated", seed)
-            units.append(passed)
-            accs.append(
-                correctness(unrelated, out, docs) if out is not None else correctness(unrelated, None, docs)
-            )
-        unrelated_base = correctness(unrelated, None, docs)
+            unrelated_units.append(passed)
+            unrelated_accs.append(correctness(unrelated, out, docs) if out is not None else unrelated_base)
         record["pairs"][pair] = {}
         for label, (accs, units) in results.items():
             ci = (
@@ -228,19 +232,27 @@ def main() -> None:
             rows.append(f"| {pair} | {label} | {', '.join(units)} | {acc:.3f} | {fmt(ci)} |")
             record["pairs"][pair][label] = {"acc": acc, "units": units, "rr": ci}
             print(rows[-1], flush=True)
-        refine_ci = diff_ci(
-            results["align + refine"][0], results["refine control (standard init)"][0], args.boot
+        refined = all(not u.startswith("0/") for u in results["align + refine"][1])
+        refine_ci = (
+            diff_ci(results["align + refine"][0], results["refine control (standard init)"][0], args.boot)
+            if refined
+            else (None, None, None)
         )
-        rows.append(
-            f"| {pair} | align + refine − control | | {refine_ci[0]:+.3f} | [{refine_ci[1]:+.3f}, {refine_ci[2]:+.3f}] |"
+        shown = (
+            f"{refine_ci[0]:+.3f} | [{refine_ci[1]:+.3f}, {refine_ci[2]:+.3f}]"
+            if refined
+            else "not run | align wrote nothing"
         )
+        rows.append(f"| {pair} | align + refine − control | | {shown} |")
         record["pairs"][pair]["refine minus control"] = refine_ci
-        gain = sum(map(sum, accs)) / (len(docs) * len(accs)) - sum(unrelated_base) / len(docs)
-        rows.append(f"| {pair} | unrelated target (align) | {', '.join(units)} | {gain:+.3f} vs its base | |")
-        record["pairs"][pair]["unrelated"] = {"acc_minus_base": gain, "units": units}
+        gain = sum(map(sum, unrelated_accs)) / (len(docs) * len(seeds)) - sum(unrelated_base) / len(docs)
+        shown = ", ".join(unrelated_units)
+        rows.append(f"| {pair} | unrelated target (align) | {shown} | {gain:+.3f} vs its base | |")
+        record["pairs"][pair]["unrelated"] = {"acc_minus_base": gain, "units": unrelated_units}
         print("\n".join(rows[-2:]), flush=True)
     print(
-        f"zoo: {zoo_root(args.micro)}; seeds {seeds}; LoRA steps {args.steps}; refine steps {refine_steps}; "
+        f"zoo: {zoo_root(args.micro)}; gate {'open' if args.open_gate else 'default'}; seeds {seeds}; "
+        f"LoRA steps {args.steps}; refine steps {refine_steps}; "
         f"{len(docs)} questions; {time.perf_counter() - started:.0f} s"
     )
     for m in needed:

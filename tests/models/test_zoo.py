@@ -95,6 +95,11 @@ def test_zoo_names_resolve_and_mistakes_are_one_line(micro_zoo, tmp_path):
     assert "unknown zoo model 'qwen2-x'" in done.stderr and "qwen2-s" in done.stderr
     done = run_paw("eval", "--model", "paw-zoo/phi3", "--tasks", "arc_easy", "--output", str(tmp_path / "o"))
     assert done.returncode == 2 and "paw-zoo/phi3 is not built yet: run `paw zoo build`" in done.stderr
+    done = run_paw("demo", "--zoo", "gemma2:qwen2-s", "--workdir", str(tmp_path / "demo"))
+    assert done.returncode == 2 and "paw-zoo/gemma2 is not built yet" in done.stderr  # the full zoo is not
+    assert not (tmp_path / "demo").exists()
+    done = run_paw("demo", "--zoo", "gemma2", "--workdir", str(tmp_path / "demo"))
+    assert done.returncode == 2 and "give SOURCE:TARGET" in done.stderr
     done = run_paw("zoo", "list", "--micro")
     assert done.returncode == 0 and "paw-zoo/gemma2" in done.stdout and "not built" not in done.stdout
 

@@ -4,6 +4,9 @@ Runs the quick-test pipeline (``paw/pipeline/quick_test.yaml``): builds ``paw-ti
 "upgrade", generates synthetic ARC-style data, then the seven steps — eval the source base, train a LoRA on it,
 transfer the LoRA to the upgrade, eval the upgrade's base, eval the transferred adapter, train the upgrade's own
 LoRA, eval it — and prints the results table and where the report is. Everything lands in ``--workdir``.
+
+``--zoo SOURCE:TARGET`` runs the same steps between two models of the zoo (``paw zoo build``): pretrained here,
+independently, in different families with different tokenizers, the adapter moved with ``align``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,25 @@ from paw.cli import consoles
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "pipeline" / "quick_test.yaml"
 
 
-def run_demo(workdir: Path) -> None:
+def zoo_overrides(pair: str) -> list[str]:
+    """The quick-test pipeline's overrides for a transfer between two zoo models (both must be built)."""
+    from paw.errors import PawError
+    from paw.models.zoo import PREFIX, zoo_model_dir
+
+    source, _, target = pair.partition(":")
+    if not source or not target:
+        raise PawError(f"--zoo {pair}: give SOURCE:TARGET, e.g. --zoo gemma2:qwen2-s")
+    for name in (source, target):
+        zoo_model_dir(name)  # built, or one line saying how
+    return [
+        f"source.name_or_path={PREFIX}{source}",
+        f"target.name_or_path={PREFIX}{target}",
+        "transfer.method=align",
+        "data.max_length=128",
+    ]
+
+
+def run_demo(workdir: Path, zoo: str | None = None) -> None:
     from paw.cli.pipeline_cmd import results_table
     from paw.config.loader import load_config
     from paw.config.pipeline_schema import PipelineConfig
@@ -28,10 +49,12 @@ def run_demo(workdir: Path) -> None:
     started = time.perf_counter()
     quiet_hf()
     root = (workdir / "experiments").resolve()
-    config = load_config(DEMO_CONFIG, [f"experiment.root={root}"], schema=PipelineConfig)
+    overrides = [f"experiment.root={root}", *(zoo_overrides(zoo) if zoo else [])]
+    config = load_config(DEMO_CONFIG, overrides, schema=PipelineConfig)
+    kind = "models pretrained here (paw zoo build)" if zoo else "tiny models"
     console.print(
         f"[bold]paw demo[/]: transfer a LoRA from {config.source.name_or_path} to {config.target.name_or_path} "
-        f"(offline, tiny models, synthetic ARC-style questions; config {DEMO_CONFIG})"
+        f"(offline, {kind}, synthetic ARC-style questions; config {DEMO_CONFIG})"
     )
     result = run_pipeline(
         config, name=f"demo_{time.strftime('%Y%m%d-%H%M%S')}", config_stem="quick_test", command="paw demo"

@@ -559,11 +559,19 @@ def demo(
     workdir: Annotated[
         Path, typer.Option("--workdir", help="Where the demo writes its data and experiments.")
     ] = Path("demo_run"),
+    zoo: Annotated[
+        str | None,
+        typer.Option(
+            "--zoo",
+            help="SOURCE:TARGET zoo models (after `paw zoo build`), e.g. gemma2:qwen2-s: a transfer between "
+            "two families pretrained here.",
+        ),
+    ] = None,
 ) -> None:
     """Offline demo: the transfer pipeline end to end on tiny models (about a minute on a CPU)."""
     from paw.cli.demo import run_demo
 
-    run_demo(workdir)
+    run_demo(workdir, zoo)
 
 
 def run() -> None:

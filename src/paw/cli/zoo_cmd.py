@@ -22,7 +22,7 @@ def build(
         typer.Option("--micro", help="The micro-zoo the tests use (a corpus slice, narrow models; ~1 min)."),
     ] = False,
 ) -> None:
-    """Pretrain the zoo into paw's cache (about an hour on 2 CPU cores; a stopped build resumes where it was)."""
+    """Pretrain the zoo into paw's cache (about 45 minutes on 2 CPU cores; a stopped build resumes where it was)."""
     from paw.cli.consoles import console
     from paw.models.zoo import build_zoo
 

@@ -56,12 +56,12 @@ def known(name: str) -> str:
 
 
 def zoo_model_dir(name: str) -> Path:
-    """The dir of ``paw-zoo/<name>``, which ``paw zoo build`` must have built (it takes up to an hour)."""
+    """The dir of ``paw-zoo/<name>``, which ``paw zoo build`` must have built (about 45 minutes on 2 CPU cores)."""
     short = known(name)
     path = zoo_root() / "models" / short
     if not (path / "zoo_model.json").is_file():
         raise PawError(
-            f"{PREFIX}{short} is not built yet: run `paw zoo build` (about an hour on 2 CPU cores)"
+            f"{PREFIX}{short} is not built yet: run `paw zoo build` (about 45 minutes on 2 CPU cores)"
         )
     return path
 
