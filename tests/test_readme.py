@@ -68,6 +68,7 @@ COMMANDS: dict[str, str | None] = {
         "--source paw-tiny/qwen2 --method auto --depth name --similarity-threshold 0.2 --chance-multiple 3"
     ),
     "paw zoo list": "paw zoo list",
+    "paw demo --zoo llama:qwen2-s": None,
     "paw transfer --adapter experiments/<name>/models/final_model --target paw-zoo/qwen2-s --method align "
     "--output moved/": None,
     "paw pipeline configs/pipeline/quick_test.yaml": None,
@@ -89,6 +90,8 @@ SKIPPED = {
     "paw eval --backend lm-eval --tasks mmlu_abstract_algebra --model ...": "the task's data is on the hub; "
     "tests/eval/test_matches_lm_eval.py runs the lm-eval backend on local files",
     "paw pipeline configs/pipeline/quick_test.yaml": "what paw demo runs: tests/pipeline/test_pipeline_e2e.py",
+    "paw demo --zoo llama:qwen2-s": "needs the full zoo; tests/models/test_zoo.py checks its refusals and the "
+    "quick-test pipeline it runs is tests/pipeline/test_pipeline_e2e.py's",
     "paw transfer --adapter experiments/<name>/models/final_model --target paw-zoo/qwen2-s --method align "
     "--output moved/": "needs the full zoo (~45 min to build); tests/models/test_zoo.py moves a LoRA between "
     "micro-zoo models of two families",

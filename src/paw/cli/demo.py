@@ -6,7 +6,8 @@ transfer the LoRA to the upgrade, eval the upgrade's base, eval the transferred 
 LoRA, eval it — and prints the results table and where the report is. Everything lands in ``--workdir``.
 
 ``--zoo SOURCE:TARGET`` runs the same steps between two models of the zoo (``paw zoo build``): pretrained here,
-independently, in different families with different tokenizers, the adapter moved with ``align``.
+independently, in different families with different tokenizers, the adapter moved with ``align`` (proportional
+depth, the similarity gate opened: it refuses every unit between these models so far).
 """
 
 from __future__ import annotations
@@ -29,10 +30,15 @@ def zoo_overrides(pair: str) -> list[str]:
         raise PawError(f"--zoo {pair}: give SOURCE:TARGET, e.g. --zoo gemma2:qwen2-s")
     for name in (source, target):
         zoo_model_dir(name)  # built, or one line saying how
+    # Between independently trained models paw's gate refuses every unit so far (benchmarks/RESULTS.md, the zoo
+    # study): the demo opens it, so the pipeline runs to the end and shows what align carries, RR included.
     return [
         f"source.name_or_path={PREFIX}{source}",
         f"target.name_or_path={PREFIX}{target}",
         "transfer.method=align",
+        "transfer.depth=proportional",
+        "transfer.similarity_threshold=0",
+        "transfer.chance_multiple=0",
         "data.max_length=128",
     ]
 
@@ -51,7 +57,7 @@ def run_demo(workdir: Path, zoo: str | None = None) -> None:
     root = (workdir / "experiments").resolve()
     overrides = [f"experiment.root={root}", *(zoo_overrides(zoo) if zoo else [])]
     config = load_config(DEMO_CONFIG, overrides, schema=PipelineConfig)
-    kind = "models pretrained here (paw zoo build)" if zoo else "tiny models"
+    kind = "models pretrained here, align with the gate open" if zoo else "tiny models"
     console.print(
         f"[bold]paw demo[/]: transfer a LoRA from {config.source.name_or_path} to {config.target.name_or_path} "
         f"(offline, {kind}, synthetic ARC-style questions; config {DEMO_CONFIG})"
