@@ -7,6 +7,8 @@ are the family's (tiny_families.yaml), so chat formatting and stop tokens behave
 from __future__ import annotations
 
 import io
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from paw.models.tiny import families
@@ -47,7 +49,8 @@ def train_byte_bpe(lines: list[str], vocab_size: int, family: str):
 
 def train_sentencepiece(lines: list[str], vocab_size: int, family: str, dummy_prefix: bool):
     """A SentencePiece BPE model with byte fallback trained on ``lines`` (Gemma's style without a dummy prefix,
-    Llama-2/Phi-3's with one), as a transformers tokenizer with ``family``'s specials and template."""
+    Llama-2/Phi-3's with one): the transformers tokenizer with ``family``'s specials and template, and the
+    SentencePiece model's bytes."""
     import sentencepiece
     from tokenizers.models import BPE
     from transformers import GemmaTokenizer, LlamaTokenizer
@@ -79,9 +82,6 @@ def train_sentencepiece(lines: list[str], vocab_size: int, family: str, dummy_pr
         max_sentence_length=1 << 16,
         minloglevel=2,
     )
-    import tempfile
-    from pathlib import Path
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "spm.model"
         path.write_bytes(model.getvalue())
