@@ -8,8 +8,9 @@ source LoRA is moved to every other zoo model with `direct` (where shapes allow)
 followed by a short refine (`--refine-steps`, default 10% of `--steps`) beside its same-budget control from the
 standard initialisation; plus the shuffled-layer control (`align`, depth reversed, gate open) and an unrelated
 target (a random-initialised copy of the target's architecture and tokenizer). The similarity gate is paw's
-default unless `--open-gate`. Recovery ratio RR = (acc_moved - acc_base) / (acc_target_lora - acc_base), pooled over seeds, with a
-paired bootstrap 95% CI over questions; "refine vs control" is the accuracy difference with its CI.
+default unless `--open-gate`. Recovery ratio RR = (acc_moved - acc_base) / (acc_target_lora - acc_base), pooled
+over seeds, with a paired bootstrap 95% CI over questions; "refine vs control" is the accuracy difference with its
+CI. Figures: benchmarks/RESULTS.md ("Transfer between the zoo's families").
 """
 
 from __future__ import annotations

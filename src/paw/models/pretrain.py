@@ -85,7 +85,6 @@ def pretrain(model: Model, train_rows: list[list[int]], recipe: Recipe, work_dir
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
-        use_cpu=True,
     )
     trainer = Trainer(model=model, args=args, train_dataset=_Windows(rows))
     trainer.remove_callback(PrinterCallback)  # the losses go to zoo_model.json, not the terminal
@@ -95,9 +94,7 @@ def pretrain(model: Model, train_rows: list[list[int]], recipe: Recipe, work_dir
     return {"train_windows": len(rows), "resumed": resume, "first_loss": losses[0], "last_loss": losses[-1]}
 
 
-def heldout_perplexity(
-    model: Model, rows: list[list[int]], has_bos: bool, batch: int = 32
-) -> dict[str, float]:
+def heldout_perplexity(model: Model, rows: list[list[int]]) -> dict[str, float]:
     """Mean next-token loss over every predicted token of ``rows`` (BOS is never predicted), as a perplexity."""
     import torch
 
@@ -105,7 +102,7 @@ def heldout_perplexity(
     total, count = 0.0, 0
     with torch.no_grad():
         for row in rows:  # windows differ in length only at the end; one at a time keeps it simple and exact
-            ids = torch.tensor([row])
+            ids = torch.tensor([row], device=model.device)
             logits = model(input_ids=ids).logits.float()[0, :-1]
             loss = torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="sum")
             total += loss.item()

@@ -178,7 +178,7 @@ def _train(name: str, micro: bool, out: Path, work: Path) -> None:
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     training = pretrain(model, windows(train_tokens, seq_len, bos), recipe, work)
     trained = time.perf_counter()
-    heldout = heldout_perplexity(model, heldout_rows, bos is not None)
+    heldout = heldout_perplexity(model, heldout_rows)
     record = {
         "name": PREFIX + name,
         "family": spec["family"],
