@@ -85,6 +85,7 @@ def pretrain(model: Model, train_rows: list[list[int]], recipe: Recipe, work_dir
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
+        dataloader_pin_memory=False,  # windows are a few KB; pinning only warns on a CPU-only machine
     )
     trainer = Trainer(model=model, args=args, train_dataset=_Windows(rows))
     trainer.remove_callback(PrinterCallback)  # the losses go to zoo_model.json, not the terminal

@@ -60,7 +60,8 @@ def _looks_like_path(name: str) -> bool:
 def resolve_model(
     name: str, models_dir: str | None = None, build_tiny: bool = True, seed: int = 0
 ) -> ResolvedModel:
-    """Resolve a model name; ``build_tiny=False`` checks a built-in name (tiny or stand-in) without building it."""
+    """Resolve a model name; ``build_tiny=False`` checks a built-in name (tiny, stand-in or zoo) without building
+    it or needing it built."""
     from paw.models import shape, tiny, zoo
 
     if name.startswith(zoo.PREFIX):  # pretrained by `paw zoo build`, never built here

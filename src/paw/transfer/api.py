@@ -205,11 +205,8 @@ def _transfer_unit(
     # the subspaces `project` maps through. A method may compare in the target's frame (align: Ũ_s = M U_s).
     k = _k_for(w_s, w_t, run.lora.r, None)
     (U_s, V_s), (U_t, V_t) = linalg.top_singular(w_s, k), linalg.top_singular(w_t, k)
-    context = {
-        **run.context,
-        "source_unit": unit,
-        "target_unit": target,
-    }  # what a method may ask of this unit
+    # what a method's hooks may ask of this unit: the run's context and the unit with its counterpart
+    context = {**run.context, "source_unit": unit, "target_unit": target}
     record.update(target_shape=list(w_t.shape), k=k, method=name)
     try:
         out_basis, in_basis = method.frame(unit.kind, U_s, V_s, context)

@@ -1,7 +1,8 @@
 """Residual-stream maps between two models, fitted from shared-vocabulary embeddings (LoRASuite, arXiv
 2505.13515): tokens that stand for the same bytes in both tokenizers (token_map.py) give paired rows of the input
-embeddings E_s (n × d_s) and E_t (n × d_t); least squares gives ``M`` (d_t × d_s) with ``E_t ≈ E_s Mᵀ`` (source → target)
-and ``N`` (d_s × d_t) with ``E_s ≈ E_t Nᵀ`` (target → source). For an orthogonal change of basis both are exact.
+embeddings E_s (n × d_s) and E_t (n × d_t); least squares gives ``M`` (d_t × d_s) with ``E_t ≈ E_s Mᵀ``
+(source → target) and ``N`` (d_s × d_t) with ``E_s ≈ E_t Nᵀ`` (target → source). For an orthogonal change of basis
+both are exact.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from paw.errors import PawError
+from paw.transfer.token_map import SharedTokens
 from paw.transfer.weights import WeightStore
 
 MIN_SHARED = 32
 
 
-def shared_token_ids(source_dir: Path, target_dir: Path):
+def shared_token_ids(source_dir: Path, target_dir: Path) -> SharedTokens:
     """The tokens both models' vocabularies have, paired by the bytes they stand for (paw/transfer/token_map.py)."""
     from transformers import AutoTokenizer
 
