@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from eval_vs_lm_eval import TORCH_DTYPES, task_files  # noqa: E402
+from eval_vs_lm_eval import TORCH_DTYPES, task_files, worker_command  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -73,7 +73,6 @@ def main() -> None:
     sizes = [int(s) for s in args.batch_sizes.split(",")]
     limit_mb = args.limit_gb * 1024
     tasks = args.tasks.split(",")
-    script = str(Path(__file__).resolve().parent / "eval_vs_lm_eval.py")
     runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         files, source = task_files(tasks, max(sizes), Path(tmp))
@@ -83,21 +82,11 @@ def main() -> None:
                 for size in sizes:
                     data = Path(tmp) / f"{task}-{size}.jsonl"
                     data.write_text("".join(line + "\n" for line in rows[:size]), encoding="utf-8")
-                    command = [
-                        sys.executable,
-                        script,
-                        "--worker",
-                        tool,
-                        "--model-dir",
-                        model_dir,
-                        "--tasks",
-                        task,
-                    ]
-                    command += ["--data-file", str(data), "--batch-size", str(size), "--dtype", args.dtype]
-                    command += ["--out", str(Path(tmp) / f"{tool}-{task}-{size}.json")]
+                    out = Path(tmp) / f"{tool}-{task}-{size}.json"
+                    command = worker_command(tool, model_dir, task, str(data), str(size), args.dtype, out)
                     fits, peak, seconds = run_limited(command, limit_mb)
                     if fits:
-                        peak = max(peak, json.loads(Path(command[-1]).read_text())["peak_rss_mb"])
+                        peak = max(peak, json.loads(out.read_text())["peak_rss_mb"])
                     run = {
                         "task": task,
                         "tool": tool,

@@ -115,29 +115,20 @@ def worker(
 TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
 
 
+def worker_command(
+    tool: str, model_dir: str, task: str, data_file: str, batch_size: str, dtype: str, out: Path
+) -> list[str]:
+    """The command line that scores ``task`` with ``tool`` in its own process, writing the result to ``out``."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", tool, "--model-dir", model_dir]
+    command += ["--tasks", task, "--data-file", data_file, "--batch-size", str(batch_size), "--dtype", dtype]
+    return [*command, "--out", str(out)]
+
+
 def run_worker(
     tool: str, model_dir: str, task: str, data_file: str, batch_size: str, dtype: str, workdir: Path
 ) -> dict:
     out = workdir / f"{tool}-{task}.json"
-    command = [
-        sys.executable,
-        __file__,
-        "--worker",
-        tool,
-        "--model-dir",
-        model_dir,
-        "--tasks",
-        task,
-        "--data-file",
-        data_file,
-        "--batch-size",
-        str(batch_size),
-        "--dtype",
-        dtype,
-        "--out",
-        str(out),
-    ]
-    subprocess.run(command, check=True)
+    subprocess.run(worker_command(tool, model_dir, task, data_file, batch_size, dtype, out), check=True)
     return json.loads(out.read_text())
 
 

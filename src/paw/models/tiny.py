@@ -62,35 +62,55 @@ def tiny_model_dir(name: str, seed: int = 0) -> Path:
     )
 
 
-def _train_tokenizer(spec: dict[str, Any]):
+def byte_level_bpe(
+    lines: list[str],
+    vocab_size: int,
+    special: dict[str, Any],
+    specials: list[str],
+    chat_template: str,
+    **options,
+):
+    """A byte-level BPE tokenizer (Ġ space marker) of ``vocab_size`` trained on ``lines``: ``specials`` first, in that
+    order, then ``special``'s bos/eos/pad and extra tokens named as such; ``options`` go to the transformers
+    tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from paw.data.synthetic import corpus_lines
-
-    special = spec["special"]
-    specials = [t for t in (special["bos"], special["eos"], special["pad"], *special["extra"]) if t]
-    specials = list(dict.fromkeys(specials))
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
+        vocab_size=vocab_size,
         special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    corpus = [ALPACA_HEADER, "### Instruction:", "### Input:", "### Response:", *corpus_lines()]
-    tokenizer.train_from_iterator(corpus, trainer)
+    tokenizer.train_from_iterator(lines, trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=special["bos"],
         eos_token=special["eos"],
         pad_token=special["pad"],
         additional_special_tokens=list(special["extra"]),
-        chat_template=spec["chat_template"],
-        model_max_length=spec["config"]["max_position_embeddings"],
+        chat_template=chat_template,
         padding_side="right",
+        **options,
+    )
+
+
+def _train_tokenizer(spec: dict[str, Any]):
+    from paw.data.synthetic import corpus_lines
+
+    special = spec["special"]
+    specials = [t for t in (special["bos"], special["eos"], special["pad"], *special["extra"]) if t]
+    corpus = [ALPACA_HEADER, "### Instruction:", "### Input:", "### Response:", *corpus_lines()]
+    return byte_level_bpe(
+        corpus,
+        VOCAB_SIZE,
+        special,
+        list(dict.fromkeys(specials)),
+        spec["chat_template"],
+        model_max_length=spec["config"]["max_position_embeddings"],
     )
 
 

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from paw.models.tiny import families
+from paw.models.tiny import byte_level_bpe, families
 
 
 def _specials(family: str) -> tuple[dict[str, Any], list[str]]:
@@ -22,29 +22,8 @@ def _specials(family: str) -> tuple[dict[str, Any], list[str]]:
 
 def train_byte_bpe(lines: list[str], vocab_size: int, family: str):
     """A byte-level BPE tokenizer of ``vocab_size`` trained on ``lines``, with ``family``'s specials and template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     special, specials = _specials(family)
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(lines, trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token=special["bos"],
-        eos_token=special["eos"],
-        pad_token=special["pad"],
-        additional_special_tokens=list(special["extra"]),
-        chat_template=families()[family]["chat_template"],
-        padding_side="right",
-    )
+    return byte_level_bpe(lines, vocab_size, special, specials, families()[family]["chat_template"])
 
 
 def train_sentencepiece(lines: list[str], vocab_size: int, family: str, dummy_prefix: bool):
