@@ -177,6 +177,7 @@ def main() -> None:
         return moved, f"{report['transferred']}/{report['units']}{note}"
 
     rows, record = [], {"pairs": {}, "lora": {m: [sum(r) / len(r) for r in lora_acc[m]] for m in needed}}
+    unrelated_of: dict[str, tuple[Path, list[int]]] = {}  # target -> its random copy and that copy's base
     for source, target in pairs:
         depth = "proportional"
         gate = {"tau": 0.0, "chance_multiple": 0.0} if args.open_gate else {}
@@ -189,22 +190,21 @@ def main() -> None:
             ),
         }
         pair = f"{source} → {target}"
-        results = {}
+        results, moved = {}, {}
         for label, options in methods.items():
-            accs, units = [], []
+            accs, units, moved[label] = [], [], []
             for seed in seeds:
                 out, passed = moved_acc(
                     source, models[target], options, f"{source}-{target}-{label.split()[0]}", seed
                 )
                 units.append(passed)
+                moved[label].append(out)
                 accs.append(correctness(models[target], out, docs) if out is not None else base[target])
             results[label] = (accs, units)
-        accs, units, controls = [], [], []
-        for seed in seeds:  # align, then a short refine beside its same-budget control
-            out, passed = moved_acc(
-                source, models[target], methods["align"], f"{source}-{target}-refine", seed
-            )
-            units.append(passed)
+        accs, controls = [], []
+        for seed, out in zip(
+            seeds, moved["align"], strict=True
+        ):  # align's adapter, refined beside its control
             options = RefineOptions(data_file=str(train_file), examples=400, steps=refine_steps, seed=seed)
             if out is None:
                 accs.append(base[target])
@@ -213,10 +213,12 @@ def main() -> None:
             done = refine(str(models[target]), out, options, work / "refine" / f"{source}-{target}-{seed}")
             accs.append(correctness(models[target], Path(done["transferred_init"]["adapter"]), docs))
             controls.append(correctness(models[target], Path(done["standard_init"]["adapter"]), docs))
-        results["align + refine"] = (accs, units)
+        results["align + refine"] = (accs, results["align"][1])
         results["refine control (standard init)"] = (controls, ["-"] * len(seeds))
-        unrelated = random_copy(models[target], work / "random" / target)
-        unrelated_base = correctness(unrelated, None, docs)
+        if target not in unrelated_of:  # one random copy per target serves every source
+            copy = random_copy(models[target], work / "random" / target)
+            unrelated_of[target] = (copy, correctness(copy, None, docs))
+        unrelated, unrelated_base = unrelated_of[target]
         unrelated_accs, unrelated_units = [], []
         for seed in seeds:
             out, passed = moved_acc(source, unrelated, methods["align"], f"{source}-{target}-unrelated", seed)
