@@ -66,18 +66,21 @@ def zoo_model_dir(name: str) -> Path:
     return path
 
 
-def _micro(kind: str, value: Any, micro: dict[str, Any]) -> Any:
-    """The micro-zoo's version of a recipe value (narrow models, few steps, small vocabularies)."""
-    if kind == "vocab":
-        return max(384, int(value * micro["vocab_scale"]))
-    if kind == "config":  # the micro widths replace the model's own (head_dim only where the model sets one)
-        small = {**value, **{k: v for k, v in micro["config"].items() if k in value or k == "hidden_size"}}
-        small["num_hidden_layers"] = max(2, value["num_hidden_layers"] // 2)
-        small["num_key_value_heads"] = min(value["num_key_value_heads"], small["num_attention_heads"])
-        if "sliding_window" in value:
-            small["sliding_window"] = micro["seq_len"] // 2
-        return small
-    return value
+def _micro_vocab(size: int) -> int:
+    """The micro-zoo's vocabulary for a tokenizer of ``size`` tokens."""
+    return max(384, int(size * zoo_spec()["micro"]["vocab_scale"]))
+
+
+def _micro_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The micro-zoo's shape for a model of ``config``: the micro widths replace the model's own (head_dim only where
+    the model sets one), half the layers (at least 2), no more KV heads than heads."""
+    micro = zoo_spec()["micro"]
+    small = {**config, **{k: v for k, v in micro["config"].items() if k in config or k == "hidden_size"}}
+    small["num_hidden_layers"] = max(2, config["num_hidden_layers"] // 2)
+    small["num_key_value_heads"] = min(config["num_key_value_heads"], small["num_attention_heads"])
+    if "sliding_window" in config:
+        small["sliding_window"] = micro["seq_len"] // 2
+    return small
 
 
 def _recipe_value(key: str, micro: bool) -> Any:
@@ -108,7 +111,7 @@ def build_tokenizer(name: str, micro: bool = False) -> Path:
 
     def build(out: Path) -> None:
         lines = read_lines(corpus / "train.txt")
-        vocab = _micro("vocab", spec["vocab_size"], zoo_spec()["micro"]) if micro else spec["vocab_size"]
+        vocab = _micro_vocab(spec["vocab_size"]) if micro else spec["vocab_size"]
         if spec["kind"] == "byte_bpe":
             tokenizer = train_byte_bpe(lines, vocab, spec["family"])
         else:
@@ -159,7 +162,7 @@ def _train(name: str, micro: bool, out: Path, work: Path) -> None:
         save_every=10 if micro else 200,
     )
     token_id = tokenizer.convert_tokens_to_ids
-    shape = _micro("config", spec["config"], zoo_spec()["micro"]) if micro else spec["config"]
+    shape = _micro_config(spec["config"]) if micro else spec["config"]
     settings = {
         k: v for k, v in family["config"].items() if k not in spec["config"] and k != "initializer_range"
     }
