@@ -531,25 +531,36 @@ def synth(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     schema: Annotated[
         str,
-        typer.Option("--schema", help="alpaca, alpaca_mc, or a task's native schema (arc_easy, piqa, ...)."),
+        typer.Option(
+            "--schema",
+            help="alpaca (instructions), preference (chosen/rejected pairs: DPO), kto (completions labelled "
+            "true/false), prompts (prompts with an answer: GRPO), or a task's native multiple-choice schema "
+            "(arc_easy, piqa, ...).",
+        ),
     ] = "alpaca",
 ) -> None:
-    """Write synthetic data as JSONL: the Alpaca instruction task, or multiple choice in a benchmark's schema."""
+    """Write synthetic data as JSONL: instructions, preference pairs, KTO rows, GRPO prompts, or multiple choice in
+    a benchmark's schema; each with a rule a tiny model can learn."""
     from paw.data.synthetic import generate_alpaca, write_jsonl
     from paw.data.synthetic_mc import GENERATORS, generate_mc
+    from paw.data.synthetic_preference import generate_kto, generate_preference_pairs, generate_prompts
 
+    makers = {
+        "alpaca": generate_alpaca,
+        "preference": generate_preference_pairs,
+        "kto": generate_kto,
+        "prompts": generate_prompts,
+    }
     if output.exists():
         raise PawError(f"{output}: already exists; choose another path")
-    if schema != "alpaca" and schema not in GENERATORS:
+    if schema not in makers and schema not in GENERATORS:
         from paw.utils.suggest import did_you_mean
 
-        known = ["alpaca", *GENERATORS]
+        known = [*makers, *GENERATORS]
         raise PawError(
             f"--schema '{schema}' is unknown{did_you_mean(schema, known)}; choose from {', '.join(known)}"
         )
-    write_jsonl(
-        generate_alpaca(rows, seed) if schema == "alpaca" else generate_mc(schema, rows, seed), output
-    )
+    write_jsonl(makers[schema](rows, seed) if schema in makers else generate_mc(schema, rows, seed), output)
     typer.echo(f"wrote {rows} rows to {output}")
 
 

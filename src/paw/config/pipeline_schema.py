@@ -94,6 +94,15 @@ class PipelineConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _trains_sft(self) -> PipelineConfig:
+        if self.training.objective != "sft":
+            raise ValueError(
+                f"training.objective: the pipeline trains, transfers and compares SFT LoRAs; run "
+                f"{self.training.objective} with paw train (peft.init_adapter continues a pipeline's adapter)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _method_fits_the_runs(self) -> PipelineConfig:
         for model in (self.source, self.target):
             self.peft.fits_run(self.training.max_steps, model.gradient_checkpointing)

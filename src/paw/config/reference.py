@@ -11,9 +11,11 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from paw.config.objectives import Reward
 from paw.config.peft_methods import REGISTRY, PeftSection, section_class
 from paw.config.pipeline_schema import PipelineConfig
 from paw.config.schema import RunConfig
+from paw.config.section import jsonable
 
 HEADER = """\
 # Configuration reference
@@ -49,7 +51,7 @@ def _default(field: Any) -> str:
         return "*required*"
     if isinstance(value, BaseModel):
         return "(section)"
-    return f"`{json.dumps(value)}`"
+    return f"`{json.dumps(jsonable(value))}`"
 
 
 def _rows(model: type[BaseModel], prefix: str, skip: tuple[str, ...] = ()) -> list[str]:
@@ -107,6 +109,14 @@ def render_reference() -> str:
     lines += _section(
         "Run configs (`paw train`, `paw validate`)", "Sections of a training config.", RunConfig
     )
+    lines += [
+        "#### Each of `grpo.rewards`",
+        "",
+        "| key | type | default | description |",
+        "|---|---|---|---|",
+        *_rows(Reward, "grpo.rewards[]."),
+        "",
+    ]
     pipeline_only = [n for n in PipelineConfig.model_fields if n not in RunConfig.model_fields]
     lines += _section(
         "Pipeline configs (`paw pipeline`)",

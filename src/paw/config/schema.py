@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from paw.config.objectives import OBJECTIVE_HELP, SECTION_OF, GrpoConfig, PreferenceConfig
 from paw.config.peft_methods import PeftField, default_section
 from paw.config.section import NoBoolNumbers, Section
 from paw.config.training_fields import check_passthrough
@@ -129,6 +130,7 @@ class TrainingConfig(NoBoolNumbers):
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
 
+    objective: Literal["sft", "dpo", "kto", "grpo"] = Field("sft", description=OBJECTIVE_HELP)
     max_steps: int | None = Field(
         None, ge=1, description="Optimizer steps; for a multi-stage schedule, the sum of stages."
     )
@@ -229,6 +231,13 @@ class RunConfig(Section):
     peft: PeftField = Field(default_factory=default_section)
     data: DataConfig
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    preference: PreferenceConfig = Field(
+        default_factory=PreferenceConfig,
+        description="Preference tuning options (training.objective dpo, kto).",
+    )
+    grpo: GrpoConfig = Field(
+        default_factory=GrpoConfig, description="GRPO options (training.objective grpo)."
+    )
     eval: EvalConfig = Field(default_factory=EvalConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
@@ -247,6 +256,50 @@ class RunConfig(Section):
             raise ValueError(f"data.packing: not available with {what} (it needs one example per row)")
         if self.data.format == "classification" and not classification:
             raise ValueError("peft.task_type: data.format classification needs peft.task_type: SEQ_CLS")
+        return self
+
+    @model_validator(mode="after")
+    def _eval_has_data(self) -> RunConfig:
+        d = self.data
+        if self.training.eval_steps and not (
+            d.val_file or d.val_ratio or (d.hub_dataset and d.hub_val_split)
+        ):
+            raise ValueError(
+                "training.eval_steps: there is no validation split to evaluate; set data.val_file, data.val_ratio "
+                "or data.hub_val_split, or unset training.eval_steps"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _objective_fits_the_run(self) -> RunConfig:
+        objective = self.training.objective
+        for section in ("preference", "grpo"):
+            changed = getattr(self, section) != type(getattr(self, section))()
+            if changed and SECTION_OF.get(objective) != section:
+                users = " or ".join(k for k, v in SECTION_OF.items() if v == section)
+                raise ValueError(
+                    f"{section}: read only with training.objective {users}, and the objective is {objective}"
+                )
+        if objective == "sft":
+            return self
+        if self.peft.task_type == "SEQ_CLS":
+            raise ValueError(
+                f"peft.task_type: SEQ_CLS trains a classifier; training.objective {objective} needs CAUSAL_LM"
+            )
+        if self.data.packing:
+            raise ValueError(f"data.packing: SFT only (training.objective is {objective})")
+        if self.data.format not in ("auto",):
+            raise ValueError(
+                f"data.format: training.objective {objective} reads its own rows (see docs/objectives.md); "
+                "leave data.format at auto"
+            )
+        try:
+            if objective == "dpo":
+                self.preference.dpo_loss()
+            elif objective == "kto":
+                self.preference.kto_loss()
+        except ValueError as err:
+            raise ValueError(str(err)) from None
         return self
 
     @model_validator(mode="after")

@@ -29,3 +29,12 @@ class NoBoolNumbers(BaseModel):
 
 class Section(NoBoolNumbers):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def jsonable(value: Any) -> Any:
+    """A default as plain data for the generated docs: sections (also inside a list) as their non-default keys."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_defaults=True)
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    return value

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from paw.config.schema import RunConfig
+from paw.config.section import jsonable
 
 HEADER = """\
 # paw train configs/template.yaml model.name_or_path=paw-tiny/qwen2 data.train_file=train.jsonl
@@ -31,6 +32,7 @@ EXAMPLES = {
 def _value(value: Any) -> str:
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
+    value = jsonable(value)
     return json.dumps(value) if not isinstance(value, str) else value if value else '""'
 
 

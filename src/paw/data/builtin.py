@@ -3,8 +3,10 @@
 also takes one of these names, so configs that use them run anywhere, offline.
 
 Names: ``instructions`` (the Alpaca instruction task), ``arc-train`` (ARC questions as prompt/completion pairs
-in ARC's own prompt), ``sentiment`` (text/label rows for sequence classification), and ``<schema>`` for each native multiple-choice schema (``arc_easy``, ``piqa``, ...):
-test rows drawn with another seed than the training rows.
+in ARC's own prompt), ``sentiment`` (text/label rows for sequence classification), ``preferences`` (the
+instruction task as chosen/rejected pairs, for DPO), ``kto`` (its answers labelled desirable or not),
+``prompts`` (its prompts with the answer, for GRPO's rewards), and ``<schema>`` for each native multiple-choice
+schema (``arc_easy``, ``piqa``, ...): test rows drawn with another seed than the training rows.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from paw.data.synthetic import generate_alpaca, generate_sentiment_classification
 from paw.data.synthetic_mc import GENERATORS, arc_prompt_completion, generate_mc
+from paw.data.synthetic_preference import generate_kto, generate_preference_pairs, generate_prompts
 from paw.errors import PawError
 from paw.utils.cache import cache_dir
 from paw.utils.io import atomic_write_text
@@ -33,6 +36,9 @@ def _catalog() -> dict[str, Callable[[], list[dict[str, Any]]]]:
         "instructions": lambda: generate_alpaca(1000, TRAIN_SEED),
         "arc-train": lambda: [arc_prompt_completion(r) for r in generate_mc("arc_easy", 1000, TRAIN_SEED)],
         "sentiment": lambda: generate_sentiment_classification(1000, TRAIN_SEED),
+        "preferences": lambda: generate_preference_pairs(1000, TRAIN_SEED),
+        "kto": lambda: generate_kto(1000, TRAIN_SEED),
+        "prompts": lambda: generate_prompts(1000, TRAIN_SEED),
     }
     for schema in GENERATORS:
         catalog[schema] = lambda schema=schema: generate_mc(schema, 300, TEST_SEED)

@@ -76,7 +76,7 @@ def alpaca_messages(row: dict[str, Any], where: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": user}, {"role": "assistant", "content": _field(row, "output", where)}]
 
 
-def _check_messages(row: dict[str, Any], where: str) -> list[dict[str, str]]:
+def check_messages(row: dict[str, Any], where: str) -> list[dict[str, str]]:
     messages = row.get("messages")
     if not isinstance(messages, list) or not messages:
         raise PawError(f"{where}: field 'messages' must be a non-empty list of {{role, content}} objects")
@@ -125,7 +125,7 @@ def row_segments(
     if fmt == "alpaca":
         return chat_segments(tokenizer, alpaca_messages(row, where), where)
     if fmt == "messages":
-        return chat_segments(tokenizer, _check_messages(row, where), where)
+        return chat_segments(tokenizer, check_messages(row, where), where)
     if fmt == "prompt_completion":  # TRL's prompt-completion rows, taken verbatim (no template)
         completion = _field(row, "completion", where) + tokenizer.eos_token
         return [(_field(row, "prompt", where), False), (completion, True)]

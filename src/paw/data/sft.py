@@ -59,12 +59,12 @@ class TokenizedSplit:
             "dropped": len(self.dropped),
             "dropped_by_reason": dict(Counter(d["reason"].split(" (")[0] for d in self.dropped)),
             "dropped_rows": self.dropped[:MAX_LISTED_DROPS],
-            "tokens": _stats(lengths),
-            "target_tokens": _stats(targets),
+            "tokens": length_stats(lengths),
+            "target_tokens": length_stats(targets),
         }
 
 
-def _stats(values: list[int]) -> dict[str, float]:
+def length_stats(values: list[int]) -> dict[str, float]:
     if not values:
         return {}
     ordered = sorted(values)
@@ -78,7 +78,7 @@ def _stats(values: list[int]) -> dict[str, float]:
     }
 
 
-def _adds_bos(tokenizer: Tokenizer) -> bool:
+def adds_bos(tokenizer: Tokenizer) -> bool:
     bos = tokenizer.bos_token_id
     return bos is not None and tokenizer("a", add_special_tokens=True)["input_ids"][:1] == [bos]
 
@@ -92,7 +92,7 @@ def tokenize_records(
     """
     split = TokenizedSplit(rows_read=len(records))
     uses_template_bos = fmt == "messages" or (fmt == "alpaca" and options.prompt_template == "chat")
-    bos = [] if uses_template_bos or not _adds_bos(tokenizer) else [tokenizer.bos_token_id]
+    bos = [] if uses_template_bos or not adds_bos(tokenizer) else [tokenizer.bos_token_id]
     for record in records:
         segments = row_segments(record.row, record.where, fmt, options.prompt_template, tokenizer)
         input_ids, labels = list(bos), [IGNORE_INDEX] * len(bos)

@@ -177,4 +177,8 @@ def attach_adapter(model: Model, adapter: Path, label: str = "--adapter", traina
             f"{label} {adapter} does not fit this base model: {str(err).splitlines()[0]}"
         ) from None
     check_all_keys_loaded(peft_model, adapter, label)
+    if (
+        trainable
+    ):  # trained on: it is saved again, against the base it is on now (a local path, no hub lookup)
+        peft_model.peft_config["default"].base_model_name_or_path = getattr(model, "name_or_path", None)
     return peft_model

@@ -24,10 +24,12 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 class RunRecorder(TrainerCallback):
-    """Collects loss/lr/grad-norm/throughput per logged step and writes one log line for each."""
+    """Collects loss/lr/grad-norm/throughput (and the objective's own metrics, ``reported``: reward accuracy,
+    mean reward, KL) per logged step and writes one log line for each."""
 
-    def __init__(self, lr_at_step):
+    def __init__(self, lr_at_step, reported: tuple[str, ...] = ()):
         self.lr_at_step = lr_at_step
+        self.reported = reported
         self.steps: list[dict[str, Any]] = []
         self.evals: list[dict[str, Any]] = []
         self._t_last = None
@@ -45,7 +47,8 @@ class RunRecorder(TrainerCallback):
         if "eval_loss" in logs:
             record = {"step": step, **{k: v for k, v in logs.items() if k.startswith("eval_")}}
             self.evals.append(record)
-            shown = [f"{k[5:]} {_fmt(logs[k], '.4f')}" for k in ("eval_accuracy", "eval_f1") if k in logs]
+            keys = ("eval_accuracy", "eval_f1", *(f"eval_{k}" for k in self.reported))
+            shown = [f"{k[5:]} {_fmt(logs[k], '.4f')}" for k in keys if k in logs]
             log.info(
                 "eval step %d: loss %s%s",
                 step,
@@ -69,16 +72,18 @@ class RunRecorder(TrainerCallback):
             "tokens_per_s": round((tokens - self._tokens_last) / elapsed, 1),
             "epoch": round(logs.get("epoch", 0.0), 4),
         }
+        metrics = {k: logs[k] for k in self.reported if k in logs}
         self._t_last, self._tokens_last = now, tokens
-        self.steps.append(record)
+        self.steps.append(record | metrics)
         log.info(
-            "step %d/%d  loss %s  lr %s  grad_norm %s  tok/s %s",
+            "step %d/%d  loss %s  lr %s  grad_norm %s  tok/s %s%s",
             step,
             state.max_steps,
             _fmt(record["loss"], ".4f"),
             _fmt(record["lr"], ".3g"),
             _fmt(record["grad_norm"], ".3f"),
             _fmt(record["tokens_per_s"], ".0f"),
+            "".join(f"  {k} {_fmt(v, '.4f')}" for k, v in metrics.items()),
         )
 
 

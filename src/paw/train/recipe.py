@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from paw.config.loader import dump_config
 from paw.config.schema import RunConfig
 from paw.data.classification import ClassificationData
+from paw.data.preference import PreferenceData
 from paw.data.sft import SftData
 from paw.errors import Interrupted, PawError, PawRuntimeError
 from paw.experiment.layout import Experiment, continue_command, default_name
@@ -60,7 +61,7 @@ class Prepared:
 
     config: RunConfig
     tokenizer: Tokenizer
-    data: SftData | ClassificationData
+    data: SftData | ClassificationData | PreferenceData
     model: Model | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -320,7 +321,8 @@ def _train(
     """Set up the trainer, train (from ``checkpoint`` or the newest intact one), then save and report."""
     from paw.train.callbacks import ProgressDisplay, RunRecorder
 
-    recorder, progress = RunRecorder(lr_function(config)), ProgressDisplay()
+    recorder = RunRecorder(lr_function(config), objective(config).reported(config))
+    progress = ProgressDisplay()
     trainer = _setup_trainer(config, prepared, exp, recorder, progress)
     checkpoint = _resume_point(exp, checkpoint)
     ckpt.clear_staging(exp.checkpoints)
@@ -473,7 +475,14 @@ def stalled_reason(steps: list[dict[str, Any]]) -> str | None:
     tail = steps[-STALL_STEPS:]
     if len(tail) < STALL_STEPS or any(s.get("grad_norm") is None or s["grad_norm"] != 0 for s in tail):
         return None
-    return f"the gradient norm was 0 on the last {STALL_STEPS} logged steps (loss stuck at {tail[-1].get('loss')})"
+    reason = f"the gradient norm was 0 on the last {STALL_STEPS} logged steps (loss stuck at {tail[-1].get('loss')})"
+    if all(s.get("frac_reward_zero_std") == 1 for s in tail):  # GRPO: no group told its completions apart
+        reason += (
+            f"; every completion of a prompt got the same reward (mean reward {tail[-1].get('reward')}), so none "
+            "was preferred: start from a fine-tuned adapter (peft.init_adapter) or add a reward that gives partial "
+            "credit"
+        )
+    return reason
 
 
 def _save_final_model(trainer, prepared: Prepared, exp: Experiment) -> None:

@@ -31,8 +31,9 @@ def _finite(value: Any) -> Any:
 def steps_from_history(
     log_history: list[dict[str, Any]], recorder: RunRecorder
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Per-step records from the Trainer's log history, which a resumed run restores from its checkpoint, so
-    the report covers the whole run; tokens/s is known for the steps this process ran."""
+    """Per-step records (with the objective's metrics, ``recorder.reported``) from the Trainer's log history,
+    which a resumed run restores from its checkpoint, so the report covers the whole run; tokens/s is known for
+    the steps this process ran."""
     speed = {s["step"]: s["tokens_per_s"] for s in recorder.steps}
     steps, evals = [], []
     for entry in log_history:
@@ -46,14 +47,18 @@ def steps_from_history(
                     "tokens_per_s": speed.get(entry["step"]),
                     "epoch": round(entry.get("epoch", 0.0), 4),
                 }
+                | {k: _finite(entry[k]) for k in recorder.reported if k in entry}
             )
         elif "eval_loss" in entry:
             evals.append({k: _finite(v) for k, v in entry.items() if k == "step" or k.startswith("eval_")})
     return steps, evals
 
 
-def plot_curves(exp: Experiment, steps: list[dict[str, Any]], evals: list[dict[str, Any]]) -> list[str]:
-    """Loss and LR curves as PNGs; returns the files written (none when matplotlib is missing)."""
+def plot_curves(
+    exp: Experiment, steps: list[dict[str, Any]], evals: list[dict[str, Any]], reported: tuple[str, ...] = ()
+) -> list[str]:
+    """Loss and LR curves as PNGs, and the objective's metrics (``reported``: reward accuracy and margins, mean
+    reward and KL) in one more; returns the files written (none when matplotlib is missing)."""
     try:
         import matplotlib
 
@@ -84,6 +89,18 @@ def plot_curves(exp: Experiment, steps: list[dict[str, Any]], evals: list[dict[s
     fig.savefig(exp.plots / "lr.png", dpi=100)
     plt.close(fig)
     written.append("plots/lr.png")
+    metrics = [k for k in reported if any(k in s for s in steps)]
+    if metrics:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for key in metrics:
+            points = [(s["step"], s[key]) for s in steps if s.get(key) is not None]
+            ax.plot([p[0] for p in points], [p[1] for p in points], label=key)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(exp.plots / "objective.png", dpi=100)
+        plt.close(fig)
+        written.append("plots/objective.png")
     return written
 
 
@@ -125,8 +142,10 @@ def write_reports(
         "tokens_seen": recorder.tokens_seen,
         "tokens_per_s": tokens_per_s,
         "peak_memory_mb": peak_mb,
+        "objective": config.training.objective,
+        "objective_metrics": list(recorder.reported),
     }
-    report["plots"] = plot_curves(exp, steps, evals)
+    report["plots"] = plot_curves(exp, steps, evals, recorder.reported)
     atomic_write_json(exp.results / "training_report.json", report)
     atomic_write_text(exp.report, _markdown(exp, config, report, results))
     return report
@@ -155,6 +174,13 @@ def _number(value: Any, spec: str) -> str:
     return format(value, spec) if isinstance(value, int | float) else "n/a"
 
 
+def _last_metrics(report: dict[str, Any]) -> str:
+    """'; last logged: rewards/accuracies 0.9375, rewards/margins 1.2040' (the objective's metrics, if any)."""
+    last = report["steps"][-1] if report["steps"] else {}
+    shown = [f"{k} {_number(last.get(k), '.4f')}" for k in report["objective_metrics"] if k in last]
+    return f"; last logged: {', '.join(shown)}" if shown else ""
+
+
 def _markdown(exp: Experiment, config: RunConfig, report: dict[str, Any], results: dict[str, Any]) -> str:
     switches = report["lr_switch_steps"]
     lines = [
@@ -164,8 +190,8 @@ def _markdown(exp: Experiment, config: RunConfig, report: dict[str, Any], result
         f"- steps: {plan_text('max_steps', report['plan']['max_steps'])}; global batch "
         f"{plan_text('global_batch', report['plan']['global_batch'])}; "
         f"LR switches: {'at step ' + ', '.join(map(str, switches)) if switches else 'none'}",
-        f"- loss: {loss_span(report['steps'])}",
-        f"- validation loss: {_number(results['final_eval'].get('eval_loss'), '.4f')}",
+        f"- objective: {config.training.objective}; loss: {loss_span(report['steps'])}",
+        f"- validation loss: {_number(results['final_eval'].get('eval_loss'), '.4f')}{_last_metrics(report)}",
         f"- checkpoints written: {len(report['checkpoints_written'])}; on disk: {len(report['checkpoints_on_disk'])}",
         f"- throughput: {_number(report['tokens_per_s'], ',.0f')} tokens/s; peak memory: "
         f"{_memory(report['peak_memory_mb'])}",

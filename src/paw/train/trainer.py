@@ -1,4 +1,5 @@
-"""TRL's SFTTrainer (and, for classification, transformers' Trainer) with paw's changes, and nothing else:
+"""TRL's trainers (SFT, DPO, KTO, GRPO; for classification transformers' Trainer) with paw's changes, and nothing
+else:
 
 1. the LR scheduler comes from ``paw.train.schedule`` (multi-stage schedules included);
 2. checkpoints are staged and published atomically (``paw.train.checkpoint``) with ``checkpoint_info.json``;
@@ -19,7 +20,7 @@ from typing import Any
 
 import torch
 from transformers import Trainer
-from trl import SFTTrainer
+from trl import DPOTrainer, GRPOTrainer, KTOTrainer, SFTTrainer
 
 from paw.errors import PawRuntimeError
 from paw.train import checkpoint as ckpt
@@ -80,6 +81,8 @@ class PawTrainerMixin:
         """Packed batches carry a 4D mask (or no mask, padding-free): count their real tokens."""
         from paw.data.packing import real_tokens
 
+        if not isinstance(inputs, dict):  # GRPO's batches are prompts (it counts the tokens it generates)
+            return super()._track_num_input_tokens(inputs)
         mask = inputs.get("attention_mask")
         if self.args.include_num_input_tokens_seen != "no" and (mask is None or mask.dim() == 4):
             if "position_ids" in inputs:
@@ -145,3 +148,41 @@ class PawSFTTrainer(PawTrainerMixin, SFTTrainer):
 
 class PawClassificationTrainer(PawTrainerMixin, Trainer):
     """Sequence classification (``input_ids``, ``attention_mask``, ``labels``), padded per batch."""
+
+
+REFERENCE_ADAPTER = "ref"  # the frozen copy TRL adds beside a PeftModel's adapter to score the reference
+
+
+class ReferenceMixin:
+    """How TRL's preference and RL trainers get their reference on a PeftModel: with ``reference_is_base`` (a
+    fresh adapter, whose start is the base model) the copy TRL adds is dropped, so the reference forward runs the
+    base with the adapter switched off; otherwise (``peft.init_adapter``) the copy stays, frozen, and is left out
+    of every saved adapter directory."""
+
+    def __init__(self, *args: Any, reference_is_base: bool = True, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        model = self.accelerator.unwrap_model(self.model)
+        if reference_is_base and REFERENCE_ADAPTER in getattr(model, "peft_config", {}):
+            model.delete_adapter(REFERENCE_ADAPTER)
+            model.set_adapter("default")
+
+    def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
+        import shutil
+
+        super()._save(output_dir, state_dict)
+        shutil.rmtree(Path(output_dir or self.args.output_dir) / REFERENCE_ADAPTER, ignore_errors=True)
+
+
+class PawDPOTrainer(PawTrainerMixin, ReferenceMixin, DPOTrainer):
+    """DPO on pairs paw has tokenised (``prompt_ids``, ``chosen_ids``, ``rejected_ids``)."""
+
+    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        return dataset  # tokenised by paw.data.preference, the SFT way
+
+
+class PawKTOTrainer(PawTrainerMixin, ReferenceMixin, KTOTrainer):
+    """KTO on prompt/completion/label rows."""
+
+
+class PawGRPOTrainer(PawTrainerMixin, ReferenceMixin, GRPOTrainer):
+    """GRPO on prompts, with paw's rewards (``paw.train.rewards``)."""

@@ -10,8 +10,9 @@ Each module has the same functions:
     arguments(kwargs, config) -> TrainingArguments          # the Trainer's arguments (TRL's config for TRL)
     trainer(config, model, tokenizer, data, common) -> Trainer   # a PawTrainerMixin trainer
     save_files(directory, tokenizer, data, config) -> None  # what whoever loads the adapter needs besides it
+    reported(config) -> tuple[str, ...]                     # the trainer's per-step metrics kept in the report
 
-Adding an objective (preference tuning, GRPO) is one module and one line in ``REGISTRY``.
+Adding an objective is one module and one line in ``REGISTRY``.
 """
 
 from __future__ import annotations
@@ -28,12 +29,17 @@ if TYPE_CHECKING:
 REGISTRY = {
     "sft": "paw.train.objectives.sft",
     "classification": "paw.train.objectives.classification",
+    "dpo": "paw.train.objectives.dpo",
+    "kto": "paw.train.objectives.kto",
+    "grpo": "paw.train.objectives.grpo",
 }
 
 
 def objective_name(config: RunConfig) -> str:
-    """The run's objective: ``peft.task_type: SEQ_CLS`` trains a classifier, anything else is SFT."""
-    return "classification" if config.peft.task_type == "SEQ_CLS" else "sft"
+    """The run's ``training.objective``; SFT with ``peft.task_type: SEQ_CLS`` trains a classifier."""
+    if config.training.objective == "sft" and config.peft.task_type == "SEQ_CLS":
+        return "classification"
+    return config.training.objective
 
 
 def objective(config: RunConfig) -> ModuleType:

@@ -99,3 +99,11 @@ def trainer(
 def save_files(directory: Path, tokenizer: Tokenizer, data: ClassificationData, config: RunConfig) -> None:
     """The label names (in head order) and the text fields, for whoever loads the classifier."""
     atomic_write_json(directory / LABELS_FILE, {"labels": data.labels, "text_fields": list(data.text_fields)})
+
+
+REPORTED: tuple[str, ...] = ()
+
+
+def reported(config: RunConfig) -> tuple[str, ...]:
+    """The trainer's per-step metrics kept in training_report.json."""
+    return REPORTED

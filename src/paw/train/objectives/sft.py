@@ -78,3 +78,11 @@ def save_files(directory: Path, tokenizer: Tokenizer, data: SftData, config: Run
     atomic_write_json(
         directory / PROMPT_SPEC_FILE, prompt_spec(tokenizer, data.format, config.data.prompt_template)
     )
+
+
+REPORTED = ("mean_token_accuracy",)
+
+
+def reported(config: RunConfig) -> tuple[str, ...]:
+    """The trainer's per-step metrics kept in training_report.json."""
+    return REPORTED
