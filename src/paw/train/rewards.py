@@ -68,15 +68,16 @@ def stated_letter(text: str) -> str | None:
     return None
 
 
-def _scored(check: Callable[[str, Any], bool], field: str, name: str):
+def _scored(check: Callable[[str, Any], bool], spec: Reward):
+    field = spec.field
+
     def reward(prompts: list[Any], completions: list[Any], **row: Any) -> list[float]:
         if field not in row:
-            raise PawError(
-                f"reward {name}: the rows have no field '{field}' (fields: {', '.join(sorted(row))})"
-            )
+            fields = ", ".join(sorted(row))
+            raise PawError(f"reward {spec.name}: the rows have no field '{field}' (fields: {fields})")
         return [float(check(completion_text(c), a)) for c, a in zip(completions, row[field], strict=True)]
 
-    reward.__name__ = name
+    reward.__name__ = spec.name.replace(":", "_")  # TRL logs rewards/<__name__>/mean
     return reward
 
 
@@ -127,7 +128,7 @@ def reward_function(spec: Reward) -> Callable[..., list[float]]:
         return import_function(spec.function or "")
     if spec.kind == "regex":
         return _regex(spec.pattern or "", "regex")
-    return _scored(CHECKS[spec.kind], spec.field, spec.name.replace(":", "_"))
+    return _scored(CHECKS[spec.kind], spec)
 
 
 def fields_needed(specs: list[Reward]) -> list[str]:
