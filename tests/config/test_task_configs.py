@@ -10,6 +10,7 @@ from paw.data.synthetic import write_jsonl
 from tests.conftest import REPO, run_paw
 
 TASK_CONFIGS = ["glue_mrpc", "metamath_qa", "gsm8k", "code_feedback"]
+OBJECTIVE_CONFIGS = ["dpo_ultrafeedback", "kto_mix", "grpo_gsm8k"]
 # a few rows in each dataset's native field names (as on the hub)
 NATIVE_ROWS = {
     "glue_mrpc": [
@@ -34,7 +35,33 @@ NATIVE_ROWS = {
     "code_feedback": [
         {"query": f"Write a function returning {i}.", "answer": f"def f():\n    return {i}"} for i in range(8)
     ],
+    "dpo_ultrafeedback": [  # HuggingFaceH4/ultrafeedback_binarized: whole conversations, the prompt repeated
+        {
+            "prompt": f"Name a number above {i}.",
+            "prompt_id": f"id{i}",
+            "chosen": [
+                {"role": "user", "content": f"Name a number above {i}."},
+                {"role": "assistant", "content": f"{i + 1}"},
+            ],
+            "rejected": [
+                {"role": "user", "content": f"Name a number above {i}."},
+                {"role": "assistant", "content": f"{i - 1}"},
+            ],
+            "score_chosen": 8.0,
+            "score_rejected": 2.0,
+        }
+        for i in range(8)
+    ],
+    "kto_mix": [  # trl-lib/kto-mix-14k: chat prompt, one-message completion, a boolean label
+        {
+            "prompt": [{"role": "user", "content": f"Name a number above {i}."}],
+            "completion": [{"role": "assistant", "content": f"{i + 1 - 2 * (i % 2)}"}],
+            "label": i % 2 == 0,
+        }
+        for i in range(8)
+    ],
 }
+NATIVE_ROWS["grpo_gsm8k"] = NATIVE_ROWS["gsm8k"]
 
 
 def _smoke_command(name: str) -> list[str]:
@@ -44,7 +71,7 @@ def _smoke_command(name: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", TASK_CONFIGS)
+@pytest.mark.parametrize("name", TASK_CONFIGS + OBJECTIVE_CONFIGS)
 def test_offline_smoke_command_trains(tmp_path, name):
     args = [a.replace("configs/", str(REPO / "configs") + "/") for a in _smoke_command(name)]
     result = run_paw(
@@ -59,15 +86,15 @@ def test_offline_smoke_command_trains(tmp_path, name):
     assert json.loads((tmp_path / "smoke" / "metadata.json").read_text())["status"] == "completed"
 
 
-@pytest.mark.parametrize("name", TASK_CONFIGS)
+@pytest.mark.parametrize("name", TASK_CONFIGS + OBJECTIVE_CONFIGS)
 def test_dataset_mapping_reads_the_native_schema(tmp_path, name):
     data = write_jsonl(NATIVE_ROWS[name], tmp_path / "native.jsonl")
     model = "paw-tiny/qwen2" if name == "glue_mrpc" else "paw-tiny/llama"
-    extra = (
-        ["peft.target_modules=all-linear", "data.hub_val_split=null", "data.val_ratio=0.25"]
-        if name == "glue_mrpc"
-        else []
-    )
+    extra = {
+        "glue_mrpc": ["peft.target_modules=all-linear", "data.hub_val_split=null", "data.val_ratio=0.25"],
+        "dpo_ultrafeedback": ["data.hub_val_split=null", "training.eval_steps=null"],
+        "kto_mix": ["data.hub_val_split=null", "training.eval_steps=null"],
+    }.get(name, [])
     result = run_paw(
         "train",
         str(REPO / "configs" / f"{name}.yaml"),
@@ -79,7 +106,12 @@ def test_dataset_mapping_reads_the_native_schema(tmp_path, name):
         "--validate-only",
     )
     assert result.returncode == 0, result.stderr
-    fmt = "classification" if name == "glue_mrpc" else "alpaca"
+    formats = {
+        "glue_mrpc": "classification",
+        "dpo_ultrafeedback": "preference pairs",
+        "kto_mix": "preference unpaired",
+    }
+    fmt = formats.get(name, "prompts" if name == "grpo_gsm8k" else "alpaca")
     assert f"data format       │ {fmt}" in result.stderr or fmt in result.stderr
 
 

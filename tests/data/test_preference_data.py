@@ -89,7 +89,7 @@ def test_equal_completions_and_oversized_prompts_are_dropped_and_listed(tmp_path
         ({"prompt": "p", "chosen": 3, "rejected": "b"}, "p.jsonl:2: field 'chosen' must be a string"),
         (
             {"prompt": "p", "chosen": [{"role": "assistant", "content": "a"}] * 2, "rejected": "b"},
-            "p.jsonl:2: field 'chosen' must be a string or one assistant message",
+            "p.jsonl:2: 'chosen' is a conversation but 'rejected' is not",
         ),
         (
             {

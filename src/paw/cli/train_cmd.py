@@ -122,6 +122,7 @@ def validate_loaded(config: RunConfig, source: str, schema_only: bool = False) -
     data = prepared.data.report
     rows = {
         "model": config.model.name_or_path,
+        "objective": config.training.objective,
         "data format": data["format"],
         "train examples": data["train"]["examples"],
         "truncated / dropped": f"{data['train']['truncated']} / {data['train'].get('dropped', 0)}",

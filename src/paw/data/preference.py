@@ -9,8 +9,9 @@ Rows (any of the data file types; ``data.columns`` renames fields first):
   template with ``data.prompt_template: chat`` (LLaMA-Factory's preference rows);
 - ``{"prompt": [messages], "chosen": [{"role": "assistant", ...}], "rejected": [...]}``: chat, TRL's
   conversational preference rows (a string prompt with message completions is one user turn);
-- ``{"chosen": [messages], "rejected": [messages]}``: UltraFeedback's whole conversations, which must agree up to
-  their last (assistant) message: that message is the completion, the rest the prompt;
+- ``{"chosen": [messages], "rejected": [messages]}``: UltraFeedback's whole conversations (its ``prompt`` field,
+  a copy of the first turn, is then not needed), which must agree up to their last (assistant) message: that
+  message is the completion, the rest the prompt;
 - KTO: ``{"prompt": ..., "completion": ..., "label": true|false}`` with the same prompt forms.
 
 A malformed row is a PawError naming ``file:line``; a pair whose completions are equal, and an example whose
@@ -95,6 +96,13 @@ def _conversation_split(
     row: dict[str, Any], keys: tuple[str, ...], where: str
 ) -> tuple[Prompt, dict[str, str]]:
     """UltraFeedback rows: whole conversations per completion, equal up to the last (assistant) message."""
+    flat = [k for k in keys if not isinstance(row[k], list)]
+    if flat:
+        raise PawError(
+            f"{where}: {', '.join(repr(k) for k in keys if k not in flat)} is a conversation but "
+            f"{', '.join(repr(k) for k in flat)} is not; give whole conversations, or a prompt and one-message "
+            "completions"
+        )
     conversations = {k: check_messages({"messages": row[k]}, f"{where}: {k}") for k in keys}
     prefixes = {k: c[:-1] for k, c in conversations.items()}
     for key, conversation in conversations.items():
@@ -123,8 +131,9 @@ def parse_row(row: dict[str, Any], where: str, kind: str) -> tuple[Prompt, dict[
             "(prompt, or instruction/input)"
         )
     as_messages = any(isinstance(row[k], list) for k in keys)
-    if as_messages and "prompt" not in row and "instruction" not in row:
-        return _conversation_split(row, keys, where)
+    whole = any(isinstance(row[k], list) and len(row[k]) > 1 for k in keys)
+    if whole or (as_messages and "prompt" not in row and "instruction" not in row):
+        return _conversation_split(row, keys, where)  # UltraFeedback: 'prompt' repeats the first turn
     completions = {k: _completion_message(row[k], k, where) for k in keys}
     return parse_prompt(row, where, as_messages), completions
 

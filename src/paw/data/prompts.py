@@ -43,6 +43,7 @@ class PromptSplit:
         return {
             "rows_read": self.rows_read,
             "examples": len(self.examples),
+            "truncated": 0,  # a prompt too long is dropped, not cut
             "dropped": len(self.dropped),
             "dropped_rows": self.dropped[:MAX_LISTED_DROPS],
             "prompt_tokens": length_stats(self.prompt_tokens),
