@@ -60,3 +60,55 @@ def test_num_items_in_batch_sets_the_denominator():
     mean = label_positions_loss(model, batch).loss
     n = int((batch["labels"][:, 1:] != -100).sum())
     torch.testing.assert_close(label_positions_loss(model, batch, num_items_in_batch=2 * n).loss, mean / 2)
+
+
+def _fused(family: str, targets: list[str], head: str):
+    """Per-token fields and gradients of ``model(..., fused_lm_head=True)`` with TRL's head or paw's."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.utils import add_fused_lm_head
+
+    from paw.models.tiny import tiny_model_dir
+    from paw.train.label_head import add_label_head
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir(f"paw-tiny/{family}"), dtype=torch.float32)
+    torch.manual_seed(0)
+    model = get_peft_model(base, LoraConfig(r=4, target_modules=targets, init_lora_weights=False))
+    batch = _batch(base.config.vocab_size)
+    if head == "own":  # the model's own forward: full logits at every position
+        log_p = torch.log_softmax(model(**batch).logits[:, :-1].float(), dim=-1)
+        labels = batch["labels"][:, 1:]
+        picked = log_p.gather(2, labels.clamp(min=0)[..., None]).squeeze(-1) * (labels != -100)
+        out = type("Out", (), {"log_probs": picked})
+    else:
+        add_fused_lm_head(model.get_base_model(), outputs=("log_probs", "entropy", "mean_logits", "is_top1"))
+        if head == "paw":
+            add_label_head(model.get_base_model())
+        out = model(**batch, fused_lm_head=True)
+    out.log_probs.sum().backward()
+    return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("family", ["qwen2", "gemma2", "phi3"])
+def test_preference_head_equals_trls_fused_head(family):
+    """paw's label-position head (DPO, KTO) returns TRL's fused head's per-token fields, loss and gradients."""
+    targets = ["qkv_proj", "o_proj"] if family == "phi3" else ["q_proj", "v_proj"]
+    (theirs, their_grads), (mine, my_grads) = (_fused(family, targets, head) for head in ("trl", "paw"))
+    for field in ("log_probs", "entropy", "mean_logits"):
+        torch.testing.assert_close(getattr(mine, field), getattr(theirs, field), rtol=1e-4, atol=1e-5)
+    assert torch.equal(mine.is_top1 & mine.label_mask, theirs.is_top1 & theirs.label_mask)
+    torch.testing.assert_close(mine.loss, theirs.loss, rtol=1e-5, atol=1e-6)
+    for name, grad in their_grads.items():
+        torch.testing.assert_close(my_grads[name], grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["qwen2", "gemma2"])
+def test_preference_head_applies_an_adapter_on_lm_head(family):
+    """With LoRA on lm_head, paw's head equals the model's own log-probabilities (TRL's fused head reads the
+    head's base weight and leaves the adapter out: its lm_head LoRA gets no gradient)."""
+    (own, own_grads), (mine, my_grads) = (
+        _fused(family, ["q_proj", "lm_head"], head) for head in ("own", "paw")
+    )
+    torch.testing.assert_close(mine.log_probs, own.log_probs, rtol=1e-4, atol=1e-5)
+    for name, grad in own_grads.items():
+        torch.testing.assert_close(my_grads[name], grad, rtol=1e-4, atol=1e-5)

@@ -173,14 +173,27 @@ class ReferenceMixin:
         shutil.rmtree(Path(output_dir or self.args.output_dir) / REFERENCE_ADAPTER, ignore_errors=True)
 
 
-class PawDPOTrainer(PawTrainerMixin, ReferenceMixin, DPOTrainer):
+class LabelHeadMixin:
+    """TRL's tiled log-prob head replaced by paw's label-position head (``paw.train.label_head``), except under
+    prompt-learning adapters."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        from paw.train.label_head import add_label_head
+
+        model = self.accelerator.unwrap_model(self.model)
+        if not getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False):
+            add_label_head(model.get_base_model() if hasattr(model, "get_base_model") else model)
+
+
+class PawDPOTrainer(PawTrainerMixin, ReferenceMixin, LabelHeadMixin, DPOTrainer):
     """DPO on pairs paw has tokenised (``prompt_ids``, ``chosen_ids``, ``rejected_ids``)."""
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
         return dataset  # tokenised by paw.data.preference, the SFT way
 
 
-class PawKTOTrainer(PawTrainerMixin, ReferenceMixin, KTOTrainer):
+class PawKTOTrainer(PawTrainerMixin, ReferenceMixin, LabelHeadMixin, KTOTrainer):
     """KTO on prompt/completion/label rows."""
 
 
