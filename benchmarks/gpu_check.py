@@ -115,6 +115,10 @@ def plan(work: Path, batch: int = 64, eval_n: int = 300, pytest_args: str = "") 
             timed=True,
         )
     )
+    dpo = [py, str(REPO / "benchmarks" / "dpo_throughput.py"), "--json", str(work / "dpo-0.5b.json")]
+    dpo += "--model paw-shape/qwen2.5-0.5b --weights bf16 --precision bf16 --steps 6 --batch 4".split()
+    # last: DPO tokens/s, TRL's DPOTrainer defaults vs paw (whose head replaces TRL's Triton one on CUDA too)
+    checks.append(Check("dpo qwen2.5-0.5b", 100, 200, dpo, "dpo-0.5b.json", timed=True))
     return checks
 
 

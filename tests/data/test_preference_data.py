@@ -128,7 +128,7 @@ def test_kto_rows_need_a_boolean_label_and_both_labels(tmp_path, tokenizer):
         {**ALPACA, "completion": "fruit", "label": True},
         {**ALPACA, "completion": "tool", "label": False},
     ]
-    data = build_preference_data(SftDataOptions(_jsonl(path, rows)), tokenizer, UNPAIRED)
+    data = build_preference_data(SftDataOptions(_jsonl(path, rows)), tokenizer, UNPAIRED, text_rows=True)
     assert data.report["train"]["desirable"] == 1
     assert data.train.examples[0]["prompt"].startswith("Below is an instruction")  # the SFT prompt, for TRL
 

@@ -105,6 +105,28 @@ def test_two_process_ddp_equals_one_process_with_the_same_global_batch(tmp_path)
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
+def test_two_process_dpo_equals_one_process_with_the_same_global_batch(tmp_path):
+    """DPO under torchrun: the reference (adapter off) and the pair loss are per rank; DDP combines the
+    gradients as one process with the whole batch computes them."""
+    from paw.data.synthetic_preference import generate_preference_pairs
+
+    data = write_jsonl(generate_preference_pairs(8, seed=3), tmp_path / "pairs.jsonl")
+    cfg = small_config(
+        data, tmp_path / "exps", max_steps=1, learning_rate=0.5, optim="sgd", global_batch_size=8
+    )
+    cfg["training"]["objective"] = "dpo"
+    cfg["preference"] = {"beta": 0.5}
+    path = write_config(tmp_path / "c.yaml", cfg)
+    assert run_paw("train", str(path), "--name", "one").returncode == 0
+    ddp = _torchrun("train", str(path), "--name", "two")
+    assert ddp.returncode == 0, ddp.stderr
+    a, b = _adapter(tmp_path / "exps" / "one"), _adapter(tmp_path / "exps" / "two")
+    assert [k for k in a if "lora_B" in k and a[k].abs().max() > 0]
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)
+
+
 def test_eight_bit_optimizer_without_cuda_is_refused(tmp_path, alpaca_file):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")

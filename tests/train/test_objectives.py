@@ -122,6 +122,26 @@ def test_kto_separates_desirable_from_undesirable(tmp_path, tiny_qwen2):
     PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_qwen2), result.experiment.final_model)
 
 
+@pytest.mark.parametrize(("objective", "beta"), [("orpo", 0.5), ("simpo", 2.0)])
+def test_reference_free_objectives_widen_the_held_out_margin(tmp_path, objective, beta):
+    """ORPO and SimPO (TRL's experimental trainers): no reference, so the rewards are the policy's own scaled
+    log-probabilities; training widens their held-out margin and ranks chosen first."""
+    train = write_jsonl(generate_preference_pairs(400, seed=0), tmp_path / "pairs.jsonl")
+    cfg = _config(
+        train, tmp_path, objective, max_steps=20, learning_rate=2e-2, eval_steps=20, eval_on_start=True
+    )
+    cfg["data"]["val_file"] = str(
+        write_jsonl(generate_preference_pairs(96, seed=1), tmp_path / "held_out.jsonl")
+    )
+    cfg["preference"] = {"beta": beta}
+    result = _run(tmp_path, objective, cfg)
+    before, after = result.report["evals"][0], result.report["evals"][-1]
+    assert (before["step"], after["step"]) == (0, 20)
+    assert after["eval_rewards/margins"] > before["eval_rewards/margins"] + 0.2, (before, after)
+    assert after["eval_rewards/accuracies"] >= 0.65
+    assert result.report["tokens_per_s"]  # their chosen_/rejected_ batches are counted too
+
+
 def _answers_in_kind(adapter: Path, rows: list[dict]) -> float:
     """Greedy completions on held-out prompts: the fraction that answers in the asked kind."""
     from paw.infer.api import infer

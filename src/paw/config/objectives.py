@@ -12,14 +12,21 @@ from pydantic import Field, model_validator
 
 from paw.config.section import Section
 
-OBJECTIVES = ("sft", "dpo", "kto", "grpo")
+OBJECTIVES = ("sft", "dpo", "kto", "orpo", "simpo", "grpo")
 OBJECTIVE_HELP = (
     "What the adapter is trained for: sft (supervised fine-tuning; with peft.task_type SEQ_CLS, a classifier), "
     "dpo (preference pairs prompt/chosen/rejected, DPO and its variants by preference.loss_type), kto (unpaired "
-    "completions labelled desirable or not), grpo (prompts and verifiable rewards, completions sampled during "
+    "completions labelled desirable or not), orpo and simpo (pairs, no reference model; TRL's experimental "
+    "trainers), grpo (prompts and verifiable rewards, completions sampled during "
     "training). Each runs through TRL's trainer of that name."
 )
-SECTION_OF = {"dpo": "preference", "kto": "preference", "grpo": "grpo"}
+SECTION_OF = {
+    "dpo": "preference",
+    "kto": "preference",
+    "orpo": "preference",
+    "simpo": "preference",
+    "grpo": "grpo",
+}
 
 DPO_LOSSES = (
     "sigmoid",
@@ -41,11 +48,15 @@ KTO_LOSSES = ("kto", "apo_zero_unpaired")
 
 
 class PreferenceConfig(Section):
-    """Preference tuning (``training.objective: dpo`` or ``kto``); the reference model is the base model without
-    the adapter (or, with ``peft.init_adapter``, the adapter as it started), never a second copy of the weights."""
+    """Preference tuning (``training.objective: dpo``, ``kto``, ``orpo``, ``simpo``); the reference model (DPO,
+    KTO) is the base model without the adapter (or, with ``peft.init_adapter``, the adapter as it started), never a
+    second copy of the weights."""
 
     beta: float = Field(
-        0.1, gt=0, description="How far the policy may move from the reference: higher keeps it closer."
+        0.1,
+        gt=0,
+        description="dpo/kto: how far the policy may move from the reference (higher keeps it closer); orpo: the "
+        "weight λ of the odds-ratio term; simpo: the reward scale (the paper uses 2.0-2.5).",
     )
     loss_type: str | None = Field(
         None,
@@ -68,6 +79,16 @@ class PreferenceConfig(Section):
     undesirable_weight: float = Field(
         1.0, gt=0, description="kto: weight of the undesirable completions' loss."
     )
+    simpo_gamma: float = Field(0.5, ge=0, description="simpo: the target reward margin γ.")
+
+    def check_for(self, objective: str) -> None:
+        """Refuse (ValueError) a loss that is not the objective's."""
+        if objective == "dpo":
+            self.dpo_loss()
+        elif objective == "kto":
+            self.kto_loss()
+        elif self.loss_type is not None:
+            raise ValueError(f"preference.loss_type: {objective} has one loss; unset it")
 
     def dpo_loss(self) -> list[str]:
         """TRL's ``loss_type`` list for DPO (RPO adds TRL's 'sft' term with weight ``rpo_alpha``)."""

@@ -130,7 +130,9 @@ class TrainingConfig(NoBoolNumbers):
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
 
-    objective: Literal["sft", "dpo", "kto", "grpo"] = Field("sft", description=OBJECTIVE_HELP)
+    objective: Literal["sft", "dpo", "kto", "orpo", "simpo", "grpo"] = Field(
+        "sft", description=OBJECTIVE_HELP
+    )
     max_steps: int | None = Field(
         None, ge=1, description="Optimizer steps; for a multi-stage schedule, the sum of stages."
     )
@@ -299,13 +301,8 @@ class RunConfig(Section):
                 "peft.target_modules: GRPO scores completions through TRL's fused head, which reads lm_head's base "
                 "weight and leaves an adapter on it untrained; drop lm_head from the targets"
             )
-        try:
-            if objective == "dpo":
-                self.preference.dpo_loss()
-            elif objective == "kto":
-                self.preference.kto_loss()
-        except ValueError as err:
-            raise ValueError(str(err)) from None
+        if SECTION_OF[objective] == "preference":
+            self.preference.check_for(objective)
         return self
 
     @model_validator(mode="after")

@@ -174,6 +174,7 @@ class Tokenizing:
 
     tokenizer: Tokenizer
     prompt_template: str
+    text_rows: bool = False  # also keep the rows as TRL's text trainers take them
 
     def encode(self, prompt: Prompt, completion: str, where: str) -> tuple[list[int], list[int]]:
         """(prompt ids, completion ids, with the EOS or end-of-turn the SFT rows end with)."""
@@ -251,14 +252,13 @@ def tokenize_split(
         split.truncated += truncated
         split.prompt_forms[prompt.kind] += 1
         example: dict[str, Any] = {"prompt_ids": prompt_ids, **{f"{k}_ids": v for k, v in ids.items()}}
-        if label is not None:  # KTO: TRL tokenises text rows itself (its KL pairs are built as it does)
+        if label is not None:
+            example["label"] = label
+        if tokenizing.text_rows:  # for trainers that tokenise text rows themselves (KTO, ORPO, SimPO)
             chat = prompt.chat(tokenizing.prompt_template)
-            text = completions["completion"]
-            example |= {
-                "label": label,
-                "prompt": prompt.for_trl(tokenizing.prompt_template),
-                "completion": [{"role": "assistant", "content": text}] if chat else text,
-            }
+            example["prompt"] = prompt.for_trl(tokenizing.prompt_template)
+            for key, text in completions.items():
+                example[key] = [{"role": "assistant", "content": text}] if chat else text
         split.examples.append(example)
     return split
 
@@ -271,11 +271,13 @@ class PreferenceData:
     report: dict[str, Any]
 
 
-def build_preference_data(options: SftDataOptions, tokenizer: Tokenizer, kind: str) -> PreferenceData:
-    """Read, split and tokenise preference rows (``kind``: pairs or unpaired); PawError on an empty dataset, or
-    when no row is usable."""
+def build_preference_data(
+    options: SftDataOptions, tokenizer: Tokenizer, kind: str, text_rows: bool = False
+) -> PreferenceData:
+    """Read, split and tokenise preference rows (``kind``: pairs or unpaired; ``text_rows``: keep them as text
+    for TRL too); PawError on an empty dataset, or when no row is usable."""
     records, val_records, source = read_and_split(options)
-    tokenizing = Tokenizing(tokenizer, options.prompt_template)
+    tokenizing = Tokenizing(tokenizer, options.prompt_template, text_rows)
     train = tokenize_split(records, kind, tokenizing, options.max_length)
     if not train.examples:
         reasons = ", ".join(f"{k}: {v}" for k, v in train.summary()["dropped_by_reason"].items())
@@ -304,13 +306,15 @@ def to_preference_dataset(split: PreferenceSplit):
     """DPO: a ``datasets.Dataset`` of token ids, in the columns TRL's preference collator reads."""
     import datasets
 
-    return datasets.Dataset.from_list(split.examples)
+    return datasets.Dataset.from_list(
+        [{k: e[k] for k in ("prompt_ids", "chosen_ids", "rejected_ids")} for e in split.examples]
+    )
 
 
-def to_kto_dataset(split: PreferenceSplit):
-    """KTO: the rows as TRL's KTOTrainer takes them (prompt, completion, label), prompts built as SFT builds them."""
+def to_text_dataset(split: PreferenceSplit):
+    """The rows as TRL's text trainers take them (``prompt`` and ``chosen``/``rejected``, or ``completion`` and
+    ``label``), prompts built as SFT builds them."""
     import datasets
 
-    return datasets.Dataset.from_list(
-        [{k: e[k] for k in ("prompt", "completion", "label")} for e in split.examples]
-    )
+    keys = ("prompt", *COMPLETIONS[split.kind], *(("label",) if split.kind == UNPAIRED else ()))
+    return datasets.Dataset.from_list([{k: e[k] for k in keys} for e in split.examples])

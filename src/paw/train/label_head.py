@@ -22,19 +22,30 @@ if TYPE_CHECKING:
     from paw.utils.hf_types import Model
 
 
+STATS_ROWS = 256  # rows of the (N, V) log-probabilities turned into statistics at a time
+
+
 def per_token_fields(logits: Any, targets: Any) -> dict[str, Any]:
     """log p(target), entropy, log Σp², mean logit and whether the target is the top token, per row of
-    ``logits`` (N, V); only ``log_probs`` carries a gradient."""
+    ``logits`` (N, V); only ``log_probs`` carries a gradient. The statistics are taken a few rows at a time, so
+    no second (N, V) tensor is held beside the log-probabilities."""
     import torch
 
+    with torch.no_grad():
+        mean_logits = logits.float().mean(-1)
+        is_top1 = logits.argmax(-1) == targets
     log_p = torch.log_softmax(logits.float(), dim=-1)
     fields = {"log_probs": log_p.gather(1, targets[:, None]).squeeze(1)}
+    entropy, sum_sq = [], []
     with torch.no_grad():
-        probs = log_p.exp()
-        fields["entropy"] = -(probs * log_p).sum(-1)
-        fields["log_sum_sq_probs"] = torch.logsumexp(2 * log_p, dim=-1)
-        fields["mean_logits"] = logits.float().mean(-1)
-        fields["is_top1"] = logits.argmax(-1) == targets
+        for rows in log_p.detach().split(STATS_ROWS):
+            probs = rows.exp()
+            entropy.append(-(probs * rows).sum(-1))
+            sum_sq.append(torch.logsumexp(2 * rows, dim=-1))
+    empty = log_p.new_zeros(0)
+    fields["entropy"] = torch.cat(entropy) if entropy else empty
+    fields["log_sum_sq_probs"] = torch.cat(sum_sq) if sum_sq else empty
+    fields |= {"mean_logits": mean_logits, "is_top1": is_top1}
     return fields
 
 
@@ -72,7 +83,9 @@ def add_label_head(model: Model) -> None:
         logits = own_forward(self, *args, logits_to_keep=keep, **kwargs).logits  # (B, K, V)
         targets = labels[:, 1:][:, keep].to(logits.device)
         mask = targets != IGNORE
-        fields = per_token_fields(logits[mask], targets[mask])
+        picked = logits[mask]
+        del logits  # only the label rows are kept
+        fields = per_token_fields(picked, targets[mask])
         length = labels.shape[1] - 1
         out = {
             name: _scatter(v if v.is_floating_point() else v.float(), mask, keep.to(v.device), length)

@@ -83,6 +83,13 @@ class PawTrainerMixin:
 
         if not isinstance(inputs, dict):  # GRPO's batches are prompts (it counts the tokens it generates)
             return super()._track_num_input_tokens(inputs)
+        if "input_ids" not in inputs and self.args.include_num_input_tokens_seen != "no":
+            # ORPO/CPO batches: chosen_* and rejected_* sequences, each with its own attention mask
+            masks = [v for k, v in inputs.items() if k.endswith("attention_mask") and torch.is_tensor(v)]
+            tokens = sum(int(m.sum()) for m in masks)
+            tokens = torch.as_tensor(tokens, device=self.args.device, dtype=torch.int64)
+            self.state.num_input_tokens_seen += self.accelerator.gather(tokens).sum().item()
+            return None
         mask = inputs.get("attention_mask")
         if self.args.include_num_input_tokens_seen != "no" and (mask is None or mask.dim() == 4):
             if "position_ids" in inputs:

@@ -31,6 +31,8 @@ REGISTRY = {
     "classification": "paw.train.objectives.classification",
     "dpo": "paw.train.objectives.dpo",
     "kto": "paw.train.objectives.kto",
+    "orpo": "paw.train.objectives.orpo",
+    "simpo": "paw.train.objectives.simpo",
     "grpo": "paw.train.objectives.grpo",
 }
 

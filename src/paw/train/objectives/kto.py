@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from paw.data.preference import UNPAIRED, PreferenceData, build_preference_data, to_kto_dataset
+from paw.data.preference import UNPAIRED, PreferenceData, build_preference_data, to_text_dataset
 from paw.train.objectives import data_options
 from paw.train.objectives.sft import auto_class, load_base, save_files
 
@@ -26,7 +26,7 @@ def reported(config: RunConfig) -> tuple[str, ...]:
 
 
 def build_data(config: RunConfig, tokenizer: Tokenizer) -> tuple[PreferenceData, list[str]]:
-    return build_preference_data(data_options(config), tokenizer, UNPAIRED), []
+    return build_preference_data(data_options(config), tokenizer, UNPAIRED, text_rows=True), []
 
 
 def arguments(kwargs: dict[str, Any], config: RunConfig) -> Any:
@@ -49,8 +49,8 @@ def trainer(
     from paw.train.trainer import PawKTOTrainer
 
     return PawKTOTrainer(
-        train_dataset=to_kto_dataset(data.train),
-        eval_dataset=to_kto_dataset(data.val) if data.val else None,
+        train_dataset=to_text_dataset(data.train),
+        eval_dataset=to_text_dataset(data.val) if data.val else None,
         reference_is_base=getattr(config.peft, "init_adapter", None) is None,
         **common,
     )
