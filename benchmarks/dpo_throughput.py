@@ -80,8 +80,9 @@ def run_paw(
         "experiment": {"root": str(work / "exps")},
     }
     report = run_training(validate_dict(cfg, "bench"), name=f"paw-dpo-{checkpointing}").report
-    # logged at step 1 and at the last step: the last record's rate covers steps 2..N (after the warm-up step)
-    return {"tokens": report["tokens_seen"], "tokens_per_s": report["steps"][-1]["tokens_per_s"]}
+    # logged at step 1 and at the last step: the last record's rate covers steps 2..N (after the warm-up step);
+    # the token count covers every step (TRL's row counts steps 2..N: the batches themselves are the same)
+    return {"tokens_all_steps": report["tokens_seen"], "tokens_per_s": report["steps"][-1]["tokens_per_s"]}
 
 
 def run_trl(

@@ -235,7 +235,7 @@ class RunConfig(Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     preference: PreferenceConfig = Field(
         default_factory=PreferenceConfig,
-        description="Preference tuning options (training.objective dpo, kto).",
+        description="Preference tuning options (training.objective dpo, kto, orpo, simpo).",
     )
     grpo: GrpoConfig = Field(
         default_factory=GrpoConfig, description="GRPO options (training.objective grpo)."

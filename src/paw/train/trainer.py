@@ -1,11 +1,13 @@
-"""TRL's trainers (SFT, DPO, KTO, GRPO; for classification transformers' Trainer) with paw's changes, and nothing
-else:
+"""TRL's trainers (SFT, DPO, KTO, GRPO; ORPO and SimPO in ``paw.train.experimental_trainers``; for classification
+transformers' Trainer) with paw's changes, and nothing else:
 
 1. the LR scheduler comes from ``paw.train.schedule`` (multi-stage schedules included);
 2. checkpoints are staged and published atomically (``paw.train.checkpoint``) with ``checkpoint_info.json``;
 3. a non-finite loss stops the run with a clear error (the last good checkpoint stays);
-4. (SFT) the vocabulary projection runs only at label positions (``paw.train.label_loss``): the same loss as
-   TRL's, without TRL's chunked log-prob kernel, which on real vocabularies costs more than the whole backbone.
+4. the vocabulary projection runs only at label positions: SFT's loss (``paw.train.label_loss``) and DPO/KTO's
+   per-token log-probabilities (``paw.train.label_head``), the same as TRL's, without TRL's chunked log-prob
+   kernel, which on real vocabularies costs more than the whole backbone;
+5. (DPO, KTO, GRPO) the reference is the base with the adapter off, or the adapter as it started, never saved.
 
 Loss normalisation across gradient accumulation is the Trainer's: with a model that accepts
 ``num_items_in_batch`` every micro-batch's summed token loss is divided by the number of target tokens in the
