@@ -22,14 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from train_throughput import TORCH_DTYPES, machine
+from train_throughput import TORCH_DTYPES, machine, print_table, report_child, run_child, warmup_clock
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca" / "alpaca_en_demo.json"
 LORA = {"r": 16, "alpha": 32, "target_modules": "all-linear"}
@@ -92,7 +89,7 @@ def run_trl(
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
     from paw.data.formats import alpaca_prompt
@@ -111,15 +108,7 @@ def run_trl(
         ]
     )
 
-    class Clock(TrainerCallback):
-        def __init__(self):
-            self.start, self.tokens0 = None, 0
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 1:  # after the warm-up step
-                self.start, self.tokens0 = time.perf_counter(), state.num_input_tokens_seen
-
-    clock = Clock()
+    clock = warmup_clock()
     config = DPOConfig(
         output_dir=str(work / "trl"),
         max_steps=args.steps,
@@ -145,9 +134,7 @@ def run_trl(
         callbacks=[clock],
     )
     trainer.train()
-    seconds = time.perf_counter() - clock.start
-    tokens = trainer.state.num_input_tokens_seen - clock.tokens0
-    return {"tokens": tokens, "tokens_per_s": round(tokens / seconds, 1)}
+    return clock.result(trainer)
 
 
 RUNS = {
@@ -176,14 +163,9 @@ def main() -> None:
 
     quiet_hf()
     if args.only is not None:  # one run, in its own process
-        import torch
-
         work = Path(args.work)
         result = RUNS[args.only](Path(args.model_dir), next(work.glob("*pairs.jsonl")), work, args)
-        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        if torch.cuda.is_available():
-            result["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
-        print("RESULT " + json.dumps(result))
+        report_child(result)
         return
     from paw.models.resolve import resolve_model
 
@@ -203,15 +185,7 @@ def main() -> None:
             str(args.max_length),
         ]
         command += ["--precision", args.precision, "--weights", args.weights]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            results[name] = {"error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
-            print(f"{name}: FAILED\n{done.stderr[-3000:]}", file=sys.stderr, flush=True)
-            continue
-        results[name] = json.loads(
-            next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:]
-        )
-        print(f"{name}: {results[name]}", file=sys.stderr, flush=True)
+        results[name] = run_child(name, command)
     ok = {name: r for name, r in results.items() if "error" not in r}
     base = ok.get("TRL DPOTrainer defaults", {}).get("tokens_per_s")
     header = (
@@ -221,16 +195,7 @@ def main() -> None:
         "each run in its own process"
     )
     print(header)
-    print("| run | real tokens/s | vs TRL defaults | peak RSS (MB) | peak CUDA (MB) |")
-    print("|---|---|---|---|---|")
-    for name, r in results.items():
-        if "error" in r:
-            print(f"| {name} | failed: {r['error']} | | | |")
-            continue
-        ratio = f"{r['tokens_per_s'] / base:.2f}x" if base else "n/a"
-        print(
-            f"| {name} | {r['tokens_per_s']:.1f} | {ratio} | {r['peak_rss_mb']} | {r.get('peak_cuda_mb', '-')} |"
-        )
+    print_table(results, base)
     if args.json:
         args.json.write_text(json.dumps({"header": header, "model": args.model, "runs": results}))
     if len(ok) < len(results):

@@ -105,7 +105,7 @@ def run_trl(
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     from paw.data.formats import alpaca_prompt
@@ -120,15 +120,7 @@ def run_trl(
         ]
     )
 
-    class Clock(TrainerCallback):
-        def __init__(self):
-            self.start, self.tokens0 = None, 0
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 1:  # after the warm-up step
-                self.start, self.tokens0 = time.perf_counter(), state.num_input_tokens_seen
-
-    clock = Clock()
+    clock = warmup_clock()
     args = SFTConfig(
         output_dir=str(work / f"trl-{packing}"),
         max_steps=steps,
@@ -155,9 +147,28 @@ def run_trl(
         callbacks=[clock],
     )
     trainer.train()
-    seconds = time.perf_counter() - clock.start
-    tokens = trainer.state.num_input_tokens_seen - clock.tokens0
-    return {"tokens": tokens, "tokens_per_s": round(tokens / seconds, 1)}
+    return clock.result(trainer)
+
+
+def warmup_clock():
+    """A Trainer callback that starts timing after the first (warm-up) step; ``result(trainer)`` gives the real
+    tokens and tokens/s since."""
+    from transformers import TrainerCallback
+
+    class WarmupClock(TrainerCallback):
+        def __init__(self):
+            self.start, self.tokens0 = None, 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 1:
+                self.start, self.tokens0 = time.perf_counter(), state.num_input_tokens_seen
+
+        def result(self, trainer) -> dict:
+            seconds = time.perf_counter() - self.start
+            tokens = trainer.state.num_input_tokens_seen - self.tokens0
+            return {"tokens": tokens, "tokens_per_s": round(tokens / seconds, 1)}
+
+    return WarmupClock()
 
 
 def run_bare(
@@ -233,6 +244,42 @@ DEFAULT_RUNS = [name for name in RUNS if "QLoRA" not in name]
 TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
 
 
+def report_child(result: dict) -> None:
+    """In a run's own process: add its peak memory (RSS, and CUDA when there is a GPU) and print the RESULT line
+    the parent reads."""
+    import torch
+
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    if torch.cuda.is_available():
+        result["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    print("RESULT " + json.dumps(result))
+
+
+def print_table(results: dict, base: float | None) -> None:
+    """The markdown table of the runs: real tokens/s, the ratio to ``base`` (TRL's defaults), peak memory."""
+    print("| run | real tokens/s | vs TRL defaults | peak RSS (MB) | peak CUDA (MB) |")
+    print("|---|---|---|---|---|")
+    for name, r in results.items():
+        if "error" in r:
+            print(f"| {name} | failed: {r['error']} | | | |")
+            continue
+        ratio = f"{r['tokens_per_s'] / base:.2f}x" if base else "n/a"
+        print(
+            f"| {name} | {r['tokens_per_s']:.1f} | {ratio} | {r['peak_rss_mb']} | {r.get('peak_cuda_mb', '-')} |"
+        )
+
+
+def run_child(name: str, command: list[str]) -> dict:
+    """Run one configuration in its own process; its RESULT, or ``{"error": last stderr line}``."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"{name}: FAILED\n{done.stderr[-3000:]}", file=sys.stderr, flush=True)
+        return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
+    result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    print(f"{name}: {result}", file=sys.stderr, flush=True)
+    return result
+
+
 def matmul_parameters(model_dir: str) -> int:
     """Weights that a token's forward pass multiplies by (from the safetensors headers; an untied input embedding
     is a lookup, not a product): forward FLOPs per token ~ 2x this."""
@@ -292,17 +339,12 @@ def main() -> None:
 
     quiet_hf()
     if args.only is not None:  # one run, in its own process: no state carried over from another run
-        import torch
-
         work = Path(args.work)
         run, packing = RUNS[args.only]
         data = Path(next(work.glob("*.jsonl")))
         bf16 = args.precision == "bf16"
         result = run(Path(args.model_dir), data, work, packing, args.steps, args.batch, bf16, args.weights)
-        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        if torch.cuda.is_available():
-            result["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
-        print("RESULT " + json.dumps(result))
+        report_child(result)
         return
     from paw.models.resolve import resolve_model
 
@@ -315,15 +357,7 @@ def main() -> None:
         command = [sys.executable, __file__, "--only", name, "--work", str(work), "--model-dir", model_dir]
         command += ["--steps", str(args.steps), "--batch", str(args.batch), "--precision", args.precision]
         command += ["--weights", args.weights]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            results[name] = {"error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
-            print(f"{name}: FAILED\n{done.stderr[-3000:]}", file=sys.stderr, flush=True)
-            continue
-        results[name] = json.loads(
-            next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:]
-        )
-        print(f"{name}: {results[name]}", file=sys.stderr, flush=True)
+        results[name] = run_child(name, command)
     ok = {name: r for name, r in results.items() if "error" not in r}
     base = (ok.get("TRL SFTTrainer, padding") or next(iter(ok.values()), {})).get("tokens_per_s")
     header = (
@@ -332,16 +366,7 @@ def main() -> None:
         f"{config['num_hidden_layers']} layers, vocabulary {config['vocab_size']}); each run in its own process"
     )
     print(header)
-    print("| run | real tokens/s | vs TRL defaults | peak RSS (MB) | peak CUDA (MB) |")
-    print("|---|---|---|---|---|")
-    for name, r in results.items():
-        if "error" in r:
-            print(f"| {name} | failed: {r['error']} | | | |")
-            continue
-        ratio = f"{r['tokens_per_s'] / base:.2f}x" if base else "n/a"
-        print(
-            f"| {name} | {r['tokens_per_s']:.1f} | {ratio} | {r['peak_rss_mb']} | {r.get('peak_cuda_mb', '-')} |"
-        )
+    print_table(results, base)
     if "paw, padded" in ok and "bare PyTorch loop, padded" in ok:
         ratio = ok["paw, padded"]["tokens_per_s"] / ok["bare PyTorch loop, padded"]["tokens_per_s"]
         print(f"paw padded / the bare loop on the same padded batches: {ratio:.2f}x")

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from paw.data.formats import alpaca_prompt, check_messages, row_segments
 from paw.data.readers import Record
-from paw.data.sft import MAX_LISTED_DROPS, SftDataOptions, adds_bos, length_stats, read_and_split
+from paw.data.sft import SftDataOptions, adds_bos, length_stats, read_and_split, split_counts
 from paw.errors import PawError
 
 if TYPE_CHECKING:
@@ -203,12 +203,7 @@ class PreferenceSplit:
 
     def summary(self) -> dict[str, Any]:
         summary = {
-            "rows_read": self.rows_read,
-            "examples": len(self.examples),
-            "truncated": self.truncated,
-            "dropped": len(self.dropped),
-            "dropped_by_reason": dict(Counter(d["reason"].split(" (")[0] for d in self.dropped)),
-            "dropped_rows": self.dropped[:MAX_LISTED_DROPS],
+            **split_counts(self),
             "prompt_forms": dict(self.prompt_forms),
             "prompt_tokens": length_stats([len(e["prompt_ids"]) for e in self.examples]),
         }

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from paw.data.preference import parse_prompt
 from paw.data.readers import Record
-from paw.data.sft import MAX_LISTED_DROPS, SftDataOptions, length_stats, read_and_split
+from paw.data.sft import SftDataOptions, length_stats, read_and_split, split_counts
 from paw.errors import PawError
 
 if TYPE_CHECKING:
@@ -38,14 +38,11 @@ class PromptSplit:
     rows_read: int = 0
     dropped: list[dict[str, str]] = field(default_factory=list)
     prompt_tokens: list[int] = field(default_factory=list)
+    truncated: int = 0  # a prompt too long is dropped, never cut
 
     def summary(self) -> dict[str, Any]:
         return {
-            "rows_read": self.rows_read,
-            "examples": len(self.examples),
-            "truncated": 0,  # a prompt too long is dropped, not cut
-            "dropped": len(self.dropped),
-            "dropped_rows": self.dropped[:MAX_LISTED_DROPS],
+            **split_counts(self),
             "prompt_tokens": length_stats(self.prompt_tokens),
             "fields": sorted(k for k in self.examples[0] if k != "prompt") if self.examples else [],
         }

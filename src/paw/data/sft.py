@@ -52,16 +52,20 @@ class TokenizedSplit:
     def summary(self) -> dict[str, Any]:
         lengths = [len(e["input_ids"]) for e in self.examples]
         targets = [sum(label != IGNORE_INDEX for label in e["labels"]) for e in self.examples]
-        return {
-            "rows_read": self.rows_read,
-            "examples": len(self.examples),
-            "truncated": self.truncated,
-            "dropped": len(self.dropped),
-            "dropped_by_reason": dict(Counter(d["reason"].split(" (")[0] for d in self.dropped)),
-            "dropped_rows": self.dropped[:MAX_LISTED_DROPS],
-            "tokens": length_stats(lengths),
-            "target_tokens": length_stats(targets),
-        }
+        return {**split_counts(self), "tokens": length_stats(lengths), "target_tokens": length_stats(targets)}
+
+
+def split_counts(split: Any) -> dict[str, Any]:
+    """What happened to a split's rows (any split with ``rows_read``, ``examples``, ``truncated``, ``dropped``):
+    the counts of data_validation.json, the first dropped rows with their ``file:line`` and reason."""
+    return {
+        "rows_read": split.rows_read,
+        "examples": len(split.examples),
+        "truncated": split.truncated,
+        "dropped": len(split.dropped),
+        "dropped_by_reason": dict(Counter(d["reason"].split(" (")[0] for d in split.dropped)),
+        "dropped_rows": split.dropped[:MAX_LISTED_DROPS],
+    }
 
 
 def length_stats(values: list[int]) -> dict[str, float]:
