@@ -86,15 +86,41 @@ def test_offline_smoke_command_trains(tmp_path, name):
     assert json.loads((tmp_path / "smoke" / "metadata.json").read_text())["status"] == "completed"
 
 
-@pytest.mark.parametrize("name", TASK_CONFIGS + OBJECTIVE_CONFIGS)
+@pytest.mark.parametrize("name", OBJECTIVE_CONFIGS)
+def test_objective_configs_read_their_datasets_native_rows(tmp_path, name):
+    """The DPO/KTO/GRPO configs' data settings read the hub datasets' own rows (as `paw train --validate-only`
+    does, in this process: the CLI path is the task configs' test below)."""
+    from paw.config.loader import load_config
+    from paw.train.recipe import prepare
+
+    data = write_jsonl(NATIVE_ROWS[name], tmp_path / "native.jsonl")
+    overrides = [
+        "model.name_or_path=paw-tiny/llama",
+        "data.hub_dataset=null",
+        f"data.train_file={data}",
+        "data.hub_val_split=null",
+        "training.eval_steps=null",
+    ]
+    report = prepare(load_config(REPO / "configs" / f"{name}.yaml", overrides), load_model=False).data.report
+    expected = {
+        "dpo_ultrafeedback": "preference pairs",
+        "kto_mix": "preference unpaired",
+        "grpo_gsm8k": "prompts",
+    }
+    assert report["format"] == expected[name]
+    assert report["train"]["examples"] == len(NATIVE_ROWS[name]) and report["train"]["dropped"] == 0
+    assert report["train"]["prompt_forms" if name != "grpo_gsm8k" else "fields"]
+
+
+@pytest.mark.parametrize("name", TASK_CONFIGS)
 def test_dataset_mapping_reads_the_native_schema(tmp_path, name):
     data = write_jsonl(NATIVE_ROWS[name], tmp_path / "native.jsonl")
     model = "paw-tiny/qwen2" if name == "glue_mrpc" else "paw-tiny/llama"
-    extra = {
-        "glue_mrpc": ["peft.target_modules=all-linear", "data.hub_val_split=null", "data.val_ratio=0.25"],
-        "dpo_ultrafeedback": ["data.hub_val_split=null", "training.eval_steps=null"],
-        "kto_mix": ["data.hub_val_split=null", "training.eval_steps=null"],
-    }.get(name, [])
+    extra = (
+        ["peft.target_modules=all-linear", "data.hub_val_split=null", "data.val_ratio=0.25"]
+        if name == "glue_mrpc"
+        else []
+    )
     result = run_paw(
         "train",
         str(REPO / "configs" / f"{name}.yaml"),
@@ -106,12 +132,7 @@ def test_dataset_mapping_reads_the_native_schema(tmp_path, name):
         "--validate-only",
     )
     assert result.returncode == 0, result.stderr
-    formats = {
-        "glue_mrpc": "classification",
-        "dpo_ultrafeedback": "preference pairs",
-        "kto_mix": "preference unpaired",
-    }
-    fmt = formats.get(name, "prompts" if name == "grpo_gsm8k" else "alpaca")
+    fmt = "classification" if name == "glue_mrpc" else "alpaca"
     assert f"data format       │ {fmt}" in result.stderr or fmt in result.stderr
 
 

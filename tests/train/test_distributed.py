@@ -109,7 +109,9 @@ def test_two_process_ddp_equals_one_process_with_the_same_global_batch(tmp_path)
 def test_two_process_dpo_equals_one_process_with_the_same_global_batch(tmp_path):
     """DPO under torchrun: the reference (adapter off) and the pair loss are per rank; DDP combines the
     gradients as one process with the whole batch computes them."""
+    from paw.config.loader import load_config
     from paw.data.synthetic_preference import generate_preference_pairs
+    from paw.train.recipe import run_training
 
     data = write_jsonl(generate_preference_pairs(8, seed=3), tmp_path / "pairs.jsonl")
     cfg = small_config(
@@ -118,7 +120,7 @@ def test_two_process_dpo_equals_one_process_with_the_same_global_batch(tmp_path)
     cfg["training"]["objective"] = "dpo"
     cfg["preference"] = {"beta": 0.5}
     path = write_config(tmp_path / "c.yaml", cfg)
-    assert run_paw("train", str(path), "--name", "one").returncode == 0
+    run_training(load_config(path), name="one")  # one process: this one
     ddp = _torchrun("train", str(path), "--name", "two")
     assert ddp.returncode == 0, ddp.stderr
     a, b = _adapter(tmp_path / "exps" / "one"), _adapter(tmp_path / "exps" / "two")
