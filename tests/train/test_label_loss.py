@@ -62,7 +62,7 @@ def test_num_items_in_batch_sets_the_denominator():
     torch.testing.assert_close(label_positions_loss(model, batch, num_items_in_batch=2 * n).loss, mean / 2)
 
 
-def _fused(family: str, targets: list[str], head: str):
+def _fused(family: str, targets: list[str], head: str, temperature: float = 1.0):
     """Per-token fields and gradients of ``model(..., fused_lm_head=True)`` with TRL's head or paw's."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -81,19 +81,25 @@ def _fused(family: str, targets: list[str], head: str):
         picked = log_p.gather(2, labels.clamp(min=0)[..., None]).squeeze(-1) * (labels != -100)
         out = type("Out", (), {"log_probs": picked})
     else:
-        add_fused_lm_head(model.get_base_model(), outputs=("log_probs", "entropy", "mean_logits", "is_top1"))
+        fields = ("log_probs", "entropy", "mean_logits", "is_top1")
+        add_fused_lm_head(model.get_base_model(), temperature=temperature, outputs=fields)
         if head == "paw":
-            add_label_head(model.get_base_model())
+            add_label_head(model.get_base_model(), temperature)
         out = model(**batch, fused_lm_head=True)
     out.log_probs.sum().backward()
     return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-@pytest.mark.parametrize("family", ["qwen2", "gemma2", "phi3"])
-def test_preference_head_equals_trls_fused_head(family):
-    """paw's label-position head (DPO, KTO) returns TRL's fused head's per-token fields, loss and gradients."""
+@pytest.mark.parametrize(
+    ("family", "temperature"), [("qwen2", 1.0), ("gemma2", 1.0), ("phi3", 1.0), ("gemma2", 0.7)]
+)
+def test_preference_head_equals_trls_fused_head(family, temperature):
+    """paw's label-position head (DPO, KTO; GRPO at its sampling temperature, applied after Gemma-2's soft-capping)
+    returns TRL's fused head's per-token fields, loss and gradients."""
     targets = ["qkv_proj", "o_proj"] if family == "phi3" else ["q_proj", "v_proj"]
-    (theirs, their_grads), (mine, my_grads) = (_fused(family, targets, head) for head in ("trl", "paw"))
+    (theirs, their_grads), (mine, my_grads) = (
+        _fused(family, targets, h, temperature) for h in ("trl", "paw")
+    )
     for field in ("log_probs", "entropy", "mean_logits"):
         torch.testing.assert_close(getattr(mine, field), getattr(theirs, field), rtol=1e-4, atol=1e-5)
     assert torch.equal(mine.is_top1 & mine.label_mask, theirs.is_top1 & theirs.label_mask)

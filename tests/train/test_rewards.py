@@ -74,10 +74,6 @@ def test_reward_specs_are_checked_when_the_config_is_read():
         ({"training": {"objective": "grpo"}, "data": {"packing": True}}, "data.packing: SFT only"),
         ({"training": {"objective": "ppo"}}, "training.objective"),
         ({"training": {"objective": "orpo"}, "preference": {"loss_type": "ipo"}}, "orpo has one loss"),
-        (
-            {"training": {"objective": "grpo"}, "peft": {"target_modules": ["q_proj", "lm_head"]}},
-            "drop lm_head from the targets",
-        ),
     ],
 )
 def test_objective_sections_refuse_what_the_objective_does_not_read(tmp_path, overrides, message):

@@ -295,12 +295,6 @@ class RunConfig(Section):
                 f"data.format: training.objective {objective} reads its own rows (see docs/objectives.md); "
                 "leave data.format at auto"
             )
-        targets = getattr(self.peft, "target_modules", None)
-        if objective == "grpo" and isinstance(targets, list) and "lm_head" in targets:
-            raise ValueError(
-                "peft.target_modules: GRPO scores completions through TRL's fused head, which reads lm_head's base "
-                "weight and leaves an adapter on it untrained; drop lm_head from the targets"
-            )
         if SECTION_OF[objective] == "preference":
             self.preference.check_for(objective)
         return self

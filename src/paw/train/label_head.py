@@ -1,6 +1,6 @@
 """TRL's fused LM head for preference trainers, done the way ``paw.train.label_loss`` does SFT's loss.
 
-TRL's DPO and KTO trainers call ``model(..., labels=labels, fused_lm_head=True)`` and read per-token
+TRL's DPO, KTO and GRPO trainers call ``model(..., labels=labels, fused_lm_head=True)`` and read per-token
 log-probabilities (and entropy, mean logit, top-1 hits) of the completion tokens from a forward TRL patched in
 (``trl.trainer.utils.add_fused_lm_head``): it projects the hidden states onto the vocabulary in tiles and
 recomputes them in the backward, which never holds the logits but, off Triton (on a CPU), costs more than the
@@ -55,9 +55,11 @@ def _scatter(values: Any, mask: Any, keep: Any, length: int) -> Any:
     return values.new_zeros((mask.shape[0], length)).index_copy(1, keep, kept)
 
 
-def add_label_head(model: Model) -> None:
+def add_label_head(model: Model, temperature: float = 1.0) -> None:
     """Replace TRL's fused head on ``model`` (the base model under the adapter) with one that projects only the
-    label positions; keeps TRL's where positions or extra outputs differ (see the module docstring)."""
+    label positions, the logits divided by ``temperature`` last (after scaling and soft-capping, as TRL's kernel
+    does; GRPO scores at its sampling temperature); keeps TRL's where positions or extra outputs differ (see the
+    module docstring)."""
     from trl.trainer.utils import FusedCausalLMOutput
 
     trl_forward = model.forward
@@ -83,7 +85,7 @@ def add_label_head(model: Model) -> None:
         logits = own_forward(self, *args, logits_to_keep=keep, **kwargs).logits  # (B, K, V)
         targets = labels[:, 1:][:, keep].to(logits.device)
         mask = targets != IGNORE
-        picked = logits[mask]
+        picked = logits[mask] if temperature == 1.0 else logits[mask] / temperature
         del logits  # only the label rows are kept
         fields = per_token_fields(picked, targets[mask])
         length = labels.shape[1] - 1

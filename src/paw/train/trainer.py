@@ -4,8 +4,8 @@ transformers' Trainer) with paw's changes, and nothing else:
 1. the LR scheduler comes from ``paw.train.schedule`` (multi-stage schedules included);
 2. checkpoints are staged and published atomically (``paw.train.checkpoint``) with ``checkpoint_info.json``;
 3. a non-finite loss stops the run with a clear error (the last good checkpoint stays);
-4. the vocabulary projection runs only at label positions: SFT's loss (``paw.train.label_loss``) and DPO/KTO's
-   per-token log-probabilities (``paw.train.label_head``), the same as TRL's, without TRL's chunked log-prob
+4. the vocabulary projection runs only at label positions: SFT's loss (``paw.train.label_loss``) and DPO, KTO and
+   GRPO's per-token log-probabilities (``paw.train.label_head``), the same as TRL's, without TRL's chunked log-prob
    kernel, which on real vocabularies costs more than the whole backbone;
 5. (DPO, KTO, GRPO) the reference is the base with the adapter off, or the adapter as it started, never saved.
 
@@ -192,7 +192,8 @@ class LabelHeadMixin:
 
         model = self.accelerator.unwrap_model(self.model)
         if not getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False):
-            add_label_head(model.get_base_model() if hasattr(model, "get_base_model") else model)
+            base = model.get_base_model() if hasattr(model, "get_base_model") else model
+            add_label_head(base, getattr(self, "temperature", 1.0))  # GRPO scores at its sampling temperature
 
 
 class PawDPOTrainer(PawTrainerMixin, ReferenceMixin, LabelHeadMixin, DPOTrainer):
@@ -206,5 +207,5 @@ class PawKTOTrainer(PawTrainerMixin, ReferenceMixin, LabelHeadMixin, KTOTrainer)
     """KTO on prompt/completion/label rows."""
 
 
-class PawGRPOTrainer(PawTrainerMixin, ReferenceMixin, GRPOTrainer):
+class PawGRPOTrainer(PawTrainerMixin, ReferenceMixin, LabelHeadMixin, GRPOTrainer):
     """GRPO on prompts, with paw's rewards (``paw.train.rewards``)."""
