@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from paw.data.readers import Record
-from paw.data.sft import SftDataOptions, read_and_split
+from paw.data.sft import SftDataOptions, data_report, read_and_split
 from paw.errors import PawError
 
 if TYPE_CHECKING:
@@ -128,18 +128,10 @@ def build_classification_data(
         if val_records
         else None
     )
-    report = {
-        "source": source,
-        "val_source": options.val_file
-        or (f"{options.val_ratio:.0%} of train (seed {options.seed})" if val else None),
-        "format": "classification",
-        "text_fields": list(fields),
-        "labels": names,
-        "max_length": options.max_length,
-        "train": train.summary(names),
-        "val": val.summary(names) if val else None,
-        "warnings": [],
-    }
+    summaries = train.summary(names), val.summary(names) if val else None
+    report = data_report(
+        options, source, "classification", *summaries, text_fields=list(fields), labels=names
+    )
     return ClassificationData(train, val, names, fields, report)
 
 

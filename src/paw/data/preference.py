@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from paw.data.formats import alpaca_prompt, check_messages, row_segments
 from paw.data.readers import Record
-from paw.data.sft import SftDataOptions, adds_bos, length_stats, read_and_split, split_counts
+from paw.data.sft import SftDataOptions, adds_bos, data_report, length_stats, read_and_split, split_counts
 from paw.errors import PawError
 
 if TYPE_CHECKING:
@@ -283,18 +283,10 @@ def build_preference_data(
     val = tokenize_split(val_records, kind, tokenizing, options.max_length) if val_records else None
     if val is not None and not val.examples:
         raise PawError(f"{options.val_file or source}: no usable validation examples")
-    report = {
-        "source": source,
-        "val_source": options.val_file
-        or (f"{options.val_ratio:.0%} of train (seed {options.seed})" if val else None),
-        "format": f"preference {kind}",
-        "prompt_template": options.prompt_template,
-        "max_length": options.max_length,
-        "train": train.summary(),
-        "val": val.summary() if val else None,
-        "warnings": [],
-    }
-    return PreferenceData(train=train, val=val, format=f"preference {kind}", report=report)
+    fmt = f"preference {kind}"
+    summaries = train.summary(), val.summary() if val else None
+    report = data_report(options, source, fmt, *summaries, prompt_template=options.prompt_template)
+    return PreferenceData(train=train, val=val, format=fmt, report=report)
 
 
 def to_preference_dataset(split: PreferenceSplit):

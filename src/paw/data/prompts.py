@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from paw.data.preference import parse_prompt
 from paw.data.readers import Record
-from paw.data.sft import SftDataOptions, length_stats, read_and_split, split_counts
+from paw.data.sft import SftDataOptions, data_report, length_stats, read_and_split, split_counts
 from paw.errors import PawError
 
 if TYPE_CHECKING:
@@ -101,17 +101,8 @@ def build_prompt_data(options: SftDataOptions, tokenizer: Tokenizer, needed: lis
     )
     if val is not None and not val.examples:
         raise PawError(f"{options.val_file or source}: no usable validation prompts")
-    report = {
-        "source": source,
-        "val_source": options.val_file
-        or (f"{options.val_ratio:.0%} of train (seed {options.seed})" if val else None),
-        "format": "prompts",
-        "prompt_template": options.prompt_template,
-        "max_length": options.max_length,
-        "train": train.summary(),
-        "val": val.summary() if val else None,
-        "warnings": [],
-    }
+    summaries = train.summary(), val.summary() if val else None
+    report = data_report(options, source, "prompts", *summaries, prompt_template=options.prompt_template)
     return PromptData(train=train, val=val, format="prompts", report=report)
 
 

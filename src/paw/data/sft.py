@@ -208,20 +208,34 @@ def build_sft_data(options: SftDataOptions, tokenizer: Tokenizer) -> SftData:
     val = tokenize_records(val_records, options, tokenizer, fmt) if val_records else None
     if val is not None and not val.examples:
         raise PawError(f"{options.val_file or source}: no usable validation examples after truncation")
-    report = {
+    template = options.prompt_template if fmt == "alpaca" else ("chat" if fmt == "messages" else None)
+    report = data_report(
+        options, source, fmt, train.summary(), val.summary() if val else None, prompt_template=template
+    )
+    return SftData(train=train, val=val, format=fmt, report=report)
+
+
+def data_report(
+    options: SftDataOptions,
+    source: str,
+    fmt: str,
+    train: dict[str, Any],
+    val: dict[str, Any] | None,
+    **details: Any,
+) -> dict[str, Any]:
+    """A run's data_validation.json: where the train and validation rows came from, the format (and ``details``:
+    prompt template, labels, ...), each split's summary; ``warnings`` is filled in by the recipe."""
+    return {
         "source": source,
         "val_source": options.val_file
         or (f"{options.val_ratio:.0%} of train (seed {options.seed})" if val else None),
         "format": fmt,
-        "prompt_template": options.prompt_template
-        if fmt == "alpaca"
-        else ("chat" if fmt == "messages" else None),
+        **details,
         "max_length": options.max_length,
-        "train": train.summary(),
-        "val": val.summary() if val else None,
-        "warnings": [],  # filled in by the recipe (EOS vs chat template)
+        "train": train,
+        "val": val,
+        "warnings": [],
     }
-    return SftData(train=train, val=val, format=fmt, report=report)
 
 
 def to_dataset(split: TokenizedSplit):
