@@ -85,3 +85,22 @@ def test_objective_sections_refuse_what_the_objective_does_not_read(tmp_path, ov
         config[section] = {**config.get(section, {}), **values}
     with pytest.raises(PawError, match=message):
         load_config(write_config(tmp_path / "c.yaml", config))
+
+
+def test_an_unimportable_reward_fails_before_the_experiment_exists(tmp_path):
+    from paw.config.loader import load_config
+    from paw.data.synthetic import write_jsonl
+    from paw.data.synthetic_preference import generate_prompts
+    from paw.train.recipe import run_training
+    from tests.conftest import write_config
+
+    config = {
+        "model": {"name_or_path": "paw-tiny/qwen2"},
+        "data": {"train_file": str(write_jsonl(generate_prompts(8), tmp_path / "p.jsonl"))},
+        "training": {"objective": "grpo", "max_steps": 1},
+        "grpo": {"rewards": [{"kind": "function", "function": "no_such_module:f"}]},
+        "experiment": {"root": str(tmp_path / "exps")},
+    }
+    with pytest.raises(PawError, match="cannot import 'no_such_module'"):
+        run_training(load_config(write_config(tmp_path / "c.yaml", config)), name="bad")
+    assert not (tmp_path / "exps" / "bad").exists()

@@ -29,6 +29,10 @@ def reported(config: RunConfig) -> tuple[str, ...]:
 
 
 def build_data(config: RunConfig, tokenizer: Tokenizer) -> tuple[PromptData, list[str]]:
+    for (
+        spec
+    ) in config.grpo.rewards:  # a reward function that cannot be imported fails before anything is written
+        reward_function(spec)
     return build_prompt_data(data_options(config), tokenizer, fields_needed(config.grpo.rewards)), []
 
 
