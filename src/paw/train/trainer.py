@@ -73,6 +73,8 @@ class PawTrainerMixin:
             super()._save_checkpoint(model, trial)
         finally:
             self._staging = False
+        # every rank writes its own rng_state_<rank>.pth into the staged dir: publish only once all have
+        self.accelerator.wait_for_everyone()
         if self.args.should_save:
             ckpt.publish(root, step, self._checkpoint_info(step))
             ckpt.prune(root, self._policy.keep_last)
