@@ -31,7 +31,8 @@ def cli_errors(func):
             if _state["debug"]:
                 _show_causes(err)
                 raise
-            _err(_escape(str(err)))
+            if not getattr(err, "quiet", False):  # quiet: another process prints it (a launched pipeline)
+                _err(_escape(str(err)))
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt as err:
             hint = getattr(err, "hint", "")

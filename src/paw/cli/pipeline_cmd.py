@@ -74,6 +74,7 @@ def pipeline(
     from paw.config.loader import load_config
     from paw.config.pipeline_schema import PipelineConfig
     from paw.pipeline.steps import parse_steps
+    from paw.utils.processes import is_main
 
     only = parse_steps(steps) if steps else None
     if seeds is not None:
@@ -84,7 +85,7 @@ def pipeline(
         exp, meta = find_pipeline(
             Path(config.experiment.root), name or config.experiment.name, config_path.stem
         )
-        if meta.get("status") == "completed" and only is None:
+        if meta.get("status") == "completed" and only is None and is_main():
             console.print(f"{exp.dir}: already completed; re-running only steps whose inputs changed")
         quick_test = quick_test or bool(meta.get("quick_test"))
     from paw.pipeline.scheduler import run_pipeline
@@ -99,6 +100,8 @@ def pipeline(
         quick_test=quick_test,
         command=command,
     )
+    if not is_main():
+        return  # rank 0 prints the one report of a launched pipeline
     results = read_json(result.experiment.results / "pipeline_results.json")
     console.print(results_table(results))
     console.print(f"[green]{result.status}[/] {result.experiment.dir}")

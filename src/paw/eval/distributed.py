@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from paw.utils.processes import rank, world_size
+from paw.utils.processes import local_rank, rank, world_size
 
 
 def shard(items: list[Any]) -> list[Any]:
@@ -18,6 +18,8 @@ def _init() -> None:
     import torch.distributed as dist
 
     if not dist.is_initialized():
+        if torch.cuda.is_available():  # NCCL's object collectives run on the current device: this rank's own
+            torch.cuda.set_device(local_rank())
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 

@@ -11,6 +11,10 @@ Layout of a pipeline experiment (``experiments/<name>/``)::
 A step runs only when its record is missing, unfinished, or has another fingerprint; a training that was
 interrupted resumes from its last checkpoint. A failure marks the pipeline ``failed`` with the step and reason
 and keeps every finished step.
+
+Under torchrun / accelerate launch every process runs the pipeline: trainings run DDP (or FSDP/DeepSpeed) across
+all of them, evals split the documents and gather, the transfer runs on rank 0 alone. Rank 0 decides what each
+step does and writes every file; the others follow it (``paw.pipeline.ranks``).
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from paw.config.loader import dump_config
 from paw.config.pipeline_schema import PipelineConfig
@@ -33,10 +38,10 @@ from paw.experiment.lifecycle import RunResult, attached, console_handler, file_
 from paw.experiment.lock import ExperimentLock
 from paw.experiment.metadata import new_metadata, now, update_metadata
 from paw.pipeline import steps as stepmod
+from paw.pipeline.ranks import PeerStopped, Ranks, exit_code_of
 from paw.pipeline.steps import Step, train_key
 from paw.utils import memory
 from paw.utils.io import atomic_write_json, atomic_write_text, read_json, read_json_or_none
-from paw.utils.processes import world_size
 
 log = logging.getLogger("paw.pipeline")
 
@@ -95,6 +100,7 @@ class PipelineRun:
     config: PipelineConfig
     exp: Experiment
     records: dict[str, dict[str, Any]]
+    ranks: Ranks
 
     @property
     def steps_dir(self) -> Path:
@@ -145,15 +151,16 @@ def _run_eval(run: PipelineRun, step: Step) -> dict[str, Any]:
     if step.needs is not None:
         adapter = run.records[step.needs.key]["outputs"]["adapter"]
     out = run.out(step)
-    shutil.rmtree(out, ignore_errors=True)  # a stale or partial attempt
+    if run.ranks.main:
+        shutil.rmtree(out, ignore_errors=True)  # a stale or partial attempt
     return {**run.evaluate(run.model(step.side), adapter, out), "adapter": adapter}
 
 
-def _run_train(run: PipelineRun, step: Step) -> dict[str, Any]:
+def _training_mode(run: PipelineRun, step: Step) -> str:
+    """On rank 0: ``reuse`` a finished training of these inputs, ``resume`` an interrupted one, or ``fresh``
+    (clearing an attempt that stopped before its first checkpoint)."""
     from paw.train.checkpoint import latest_checkpoint
-    from paw.train.recipe import run_training
 
-    model = run.model(step.side)
     exp = Experiment.at(run.steps_dir, step.key)
     meta = read_json_or_none(exp.metadata_file) or {}
     if meta.get("status") == "completed" and (exp.final_model / "adapter_config.json").is_file():
@@ -161,23 +168,36 @@ def _run_train(run: PipelineRun, step: Step) -> dict[str, Any]:
         log.info(
             "step %s (%s): training done before with the same inputs — reusing it", step.number, step.title
         )
-        report = read_json(exp.results / "training_report.json")
-    else:
+        return "reuse"
+    checkpoint = latest_checkpoint(exp.checkpoints) if exp.checkpoints.is_dir() else None
+    if checkpoint is not None:  # an interrupted attempt with these inputs
+        log.info(
+            "step %s (%s): resuming the interrupted training from %s",
+            step.number,
+            step.title,
+            checkpoint.name,
+        )
+        return "resume"
+    if exp.dir.exists():
+        shutil.rmtree(exp.dir)  # interrupted before its first checkpoint: start over
+    return "fresh"
+
+
+def _run_train(run: PipelineRun, step: Step) -> dict[str, Any]:
+    from paw.train.recipe import run_training
+
+    model = run.model(step.side)
+    exp = Experiment.at(run.steps_dir, step.key)
+    mode = run.ranks.share(f"{step.key}/mode", lambda: _training_mode(run, step))
+    report: dict[str, Any] = {}
+    if mode != "reuse":  # every rank trains: one DDP (FSDP, DeepSpeed) run with the recipe's global batch
         config = run_config(run.config, model, run.steps_dir, step)
-        checkpoint = latest_checkpoint(exp.checkpoints) if exp.checkpoints.is_dir() else None
-        resume = None
-        if checkpoint is not None:  # an interrupted attempt with these inputs
-            log.info(
-                "step %s (%s): resuming the interrupted training from %s",
-                step.number,
-                step.title,
-                checkpoint.name,
-            )
-            resume = (exp, None)
-        elif exp.dir.exists():
-            shutil.rmtree(exp.dir)  # interrupted before its first checkpoint: start over
+        resume = (exp, None) if mode == "resume" else None
         command = f"paw pipeline (step {step.key})"
         report = run_training(config, name=step.key, resume=resume, command=command).report
+    run.ranks.sync(f"{step.key}/trained")  # rank 0 has saved the adapter the evals below read
+    if mode == "reuse" and run.ranks.main:
+        report = read_json(exp.results / "training_report.json")
     adapter = str(exp.final_model)
     losses = [s["loss"] for s in report.get("steps", []) if s.get("loss") is not None]
     outputs: dict[str, Any] = {
@@ -260,11 +280,7 @@ def run_pipeline(
     Raises:
         PawError: bad input, or a step needs the output of a step that was not run.
     """
-    if world_size() > 1:
-        raise PawError(
-            "paw pipeline runs in one process (each step on one device); run it without accelerate/torchrun, "
-            "or run its trainings and evals as paw train / paw eval under accelerate launch"
-        )
+    ranks = Ranks()
     if quick_test:
         config = shrink_for_quick_test(config)
     if resume is not None:
@@ -273,15 +289,39 @@ def run_pipeline(
         exp = Experiment.at(
             config.experiment.root, name or config.experiment.name or default_name(config_stem)
         )
-        exp.ensure_new()
     plan = stepmod.plan(config)
-    fingerprints = stepmod.fingerprints(config, plan)  # fails on an unknown model or missing data file first
-    if resume is None:
-        exp.create(checkpoints=False)  # checkpoints live in each training step's own experiment
-    with ExperimentLock(exp.dir, command):
-        return _run_locked(
-            config, exp, resume is not None, plan, fingerprints, only, config_stem, quick_test, command
-        )
+
+    def setup() -> dict[str, str]:
+        if resume is None:
+            exp.ensure_new()
+        prints = stepmod.fingerprints(config, plan)  # fails on an unknown model or missing data file first
+        if resume is None:
+            exp.create(checkpoints=False)  # checkpoints live in each training step's own experiment
+        return prints
+
+    try:
+        fingerprints = ranks.share("setup", setup)
+        with ExitStack() as held:
+            if ranks.main:
+                held.enter_context(ExperimentLock(exp.dir, command))
+            return _run_locked(
+                config,
+                exp,
+                resume is not None,
+                plan,
+                fingerprints,
+                only,
+                config_stem,
+                quick_test,
+                command,
+                ranks,
+            )
+    except BaseException as err:
+        ranks.abort(err)  # rank 0 failed: the ranks waiting on it stop too
+        if ranks.many and not ranks.main and not isinstance(err, PeerStopped):
+            ranks.fail(err)  # this rank failed: rank 0 records and prints why
+            raise PeerStopped(str(err), exit_code_of(err)) from err
+        raise
 
 
 def _run_locked(
@@ -294,53 +334,85 @@ def _run_locked(
     config_stem: str,
     quick_test: bool,
     command: str,
+    ranks: Ranks,
 ) -> RunResult:
-    atomic_write_text(exp.config_file, dump_config(config))
-    meta = new_metadata(exp.name, command, config.training.seed)
-    meta.update(
-        kind="pipeline",
-        source=config.source.name_or_path,
-        target=config.target.name_or_path,
-        tasks=config.eval.tasks,
-        config_stem=config_stem,
-        quick_test=quick_test,
-        failed_step=None,
-    )
-    if resumed:
-        meta = {"resumed": now(), "status": "running", "error": None, "failed_step": None, "finished": None}
-    update_metadata(exp.metadata_file, **meta)
-    run = PipelineRun(config, exp, {})
-    with attached(*_log_handlers(exp)), interruptible():
-        _run_steps(run, plan, fingerprints, only)
-    return RunResult(exp, read_json(exp.metadata_file)["status"], run.records)
+    if ranks.main:
+        atomic_write_text(exp.config_file, dump_config(config))
+        meta = new_metadata(exp.name, command, config.training.seed)
+        meta.update(
+            kind="pipeline",
+            source=config.source.name_or_path,
+            target=config.target.name_or_path,
+            tasks=config.eval.tasks,
+            config_stem=config_stem,
+            quick_test=quick_test,
+            failed_step=None,
+            processes=ranks.size,
+        )
+        if resumed:
+            meta = {
+                "resumed": now(),
+                "status": "running",
+                "error": None,
+                "failed_step": None,
+                "finished": None,
+                "processes": ranks.size,
+            }
+        update_metadata(exp.metadata_file, **meta)
+    run = PipelineRun(config, exp, {}, ranks)
+    handlers = _log_handlers(exp) if ranks.main else []
+    with attached(*handlers), interruptible(ranks.main):
+        status = _run_steps(run, plan, fingerprints, only)
+    return RunResult(exp, status, run.records)
+
+
+def _decide(
+    run: PipelineRun, step: Step, fingerprints: dict[str, str], only: set[int] | None
+) -> dict[str, Any]:
+    """On rank 0: whether ``step`` is ``skip``ped (done before with these inputs: its record comes along),
+    ``unselected`` or ``run``."""
+    record = read_json_or_none(run.record_file(step))
+    fresh = record is not None and record.get("status") == "completed"
+    if fresh and record.get("fingerprint") == fingerprints[step.key]:
+        log.info("step %s (%s): done before with the same inputs — skipped", step.number, step.title)
+        return {"action": "skip", "record": record}
+    if only is not None and step.number not in only:
+        log.info("step %s (%s): not selected", step.number, step.title)
+        return {"action": "unselected"}
+    if step.needs is not None and step.needs.key not in run.records:
+        raise PawError(
+            f"step {step.number} ({step.title}) needs step {step.needs.number} ({step.needs.title}), "
+            f"which has not run with these inputs; add it to --steps"
+        )
+    if fresh:
+        log.info("step %s (%s): inputs changed since it ran — running again", step.number, step.title)
+    return {"action": "run"}
 
 
 def _run_steps(
     run: PipelineRun, plan: list[Step], fingerprints: dict[str, str], only: set[int] | None
-) -> None:
+) -> str:
+    exp = run.exp
+    started = time.perf_counter()
+    if run.ranks.main:
+        where = f" on {run.ranks.size} processes" if run.ranks.many else ""
+        log.info("pipeline %s: %d steps%s → %s", exp.name, len(plan), where, exp.dir)
+    for step in plan:
+        decision = run.ranks.share(
+            f"{step.key}/plan", lambda step=step: _decide(run, step, fingerprints, only)
+        )
+        if decision["action"] == "skip":
+            run.records[step.key] = decision["record"]
+        elif decision["action"] == "run":
+            _run_one(run, step, fingerprints)
+    return run.ranks.share("finished", lambda: _finish(run, plan, started))
+
+
+def _finish(run: PipelineRun, plan: list[Step], started: float) -> str:
+    """On rank 0: the report and the pipeline's final status."""
     from paw.pipeline.report import write_report
 
     exp = run.exp
-    started = time.perf_counter()
-    log.info("pipeline %s: %d steps → %s", exp.name, len(plan), exp.dir)
-    for step in plan:
-        record = read_json_or_none(run.record_file(step))
-        fresh = record is not None and record.get("status") == "completed"
-        if fresh and record.get("fingerprint") == fingerprints[step.key]:
-            run.records[step.key] = record
-            log.info("step %s (%s): done before with the same inputs — skipped", step.number, step.title)
-            continue
-        if only is not None and step.number not in only:
-            log.info("step %s (%s): not selected", step.number, step.title)
-            continue
-        if step.needs is not None and step.needs.key not in run.records:
-            raise PawError(
-                f"step {step.number} ({step.title}) needs step {step.needs.number} ({step.needs.title}), "
-                f"which has not run with these inputs; add it to --steps"
-            )
-        if fresh:
-            log.info("step %s (%s): inputs changed since it ran — running again", step.number, step.title)
-        _run_one(run, step, fingerprints)
     status = "completed" if len(run.records) == len(plan) else "partial"
     report = write_report(run.config, exp, plan, run.records)
     update_metadata(
@@ -353,11 +425,11 @@ def _run_steps(
     log.info(
         "pipeline %s %s in %.0f s; report: %s", exp.name, status, time.perf_counter() - started, exp.report
     )
+    return status
 
 
-def _run_one(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> None:
-    from paw.pipeline.report import write_report
-
+def _start(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> dict[str, Any]:
+    """On rank 0: the step's ``running`` record, after clearing outputs of other inputs."""
     path = run.record_file(step)
     previous = read_json_or_none(path) or {}
     record = {
@@ -380,51 +452,82 @@ def _run_one(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> None
         )  # outputs of other inputs: neither reusable nor resumable
     atomic_write_json(path, record)
     log.info("step %s (%s): running", step.number, step.title)
+    return record
+
+
+def _run_one(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> None:
+    record = run.ranks.share(f"{step.key}/start", lambda: _start(run, step, fingerprints))
     resettable = memory.reset_peaks()
     started = time.perf_counter()
     try:
-        outputs = RUNNERS[step.kind](run, step)
-    except BaseException as err:
-        interrupted = isinstance(err, KeyboardInterrupt)
-        if interrupted:
-            reason = signal.Signals(getattr(err, "signum", signal.SIGINT)).name
+        if step.kind == "transfer" and not run.ranks.main:
+            outputs: dict[str, Any] = {}  # rank 0 transfers; this rank waits for its record below
         else:
-            reason = str(err) if isinstance(err, PawError) else f"{type(err).__name__}: {err}"
-        status = "interrupted" if interrupted else "failed"
+            outputs = RUNNERS[step.kind](run, step)
+    except BaseException as err:
+        if not run.ranks.main:
+            raise  # run_pipeline posts it for rank 0
+        _record_failure(run, step, record, err, time.perf_counter() - started)
+    if run.ranks.main:
         record.update(
-            status=status, finished=now(), seconds=round(time.perf_counter() - started, 2), error=reason
-        )
-        atomic_write_json(path, record)
-        update_metadata(
-            run.exp.metadata_file,
-            status=status,
+            status="completed",
             finished=now(),
-            failed_step=step.key,
-            error=f"step {step.number} ({step.title}): {reason}",
-            resume_command=continue_command(run.exp.dir, "pipeline"),
+            seconds=round(time.perf_counter() - started, 2),
+            memory=memory.peaks(resettable),
+            outputs=outputs,
         )
-        try:  # the report of what finished; it must not hide the step's own error
-            write_report(run.config, run.exp, stepmod.plan(run.config), run.records)
-        except Exception as report_err:  # noqa: BLE001
-            log.warning("the partial report could not be written: %s", report_err)
-        logging.getLogger("paw").error(
-            "step %s (%s) failed: %s", step.number, step.title, reason
-        )  # log file only: the CLI prints it
-        if interrupted:
-            signum = getattr(err, "signum", signal.SIGINT)
-            raise Interrupted(signum, f"continue with: {continue_command(run.exp.dir, 'pipeline')}") from None
-        kind = type(err) if isinstance(err, PawError) else PawRuntimeError
-        raise kind(
-            f"pipeline {run.exp.name}: step {step.number} ({step.title}) failed: {reason}. Finished steps are kept; "
-            "fix the cause and re-run with --resume"
-        ) from err
-    record.update(
-        status="completed",
+        atomic_write_json(run.record_file(step), record)
+        log.info("step %s (%s): done in %.1f s", step.number, step.title, record["seconds"])
+    run.records[step.key] = run.ranks.share(f"{step.key}/done", lambda: record)
+
+
+def _record_failure(
+    run: PipelineRun, step: Step, record: dict[str, Any], err: BaseException, seconds: float
+) -> NoReturn:
+    """On rank 0: mark the step and the pipeline failed (or interrupted) once, with the reason — another
+    rank's, where one failed first — write the partial report, and raise the error the CLI shows."""
+    from paw.pipeline.report import write_report
+
+    if run.ranks.many:  # the launcher stops every rank now; finish recording before its SIGTERM lands
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+    peer = run.ranks.peer_failure()
+    interrupted = isinstance(err, KeyboardInterrupt) and peer is None
+    if peer is not None:
+        reason, code = peer
+    elif interrupted:
+        reason, code = signal.Signals(getattr(err, "signum", signal.SIGINT)).name, 0
+    else:
+        reason = str(err) if isinstance(err, PawError) else f"{type(err).__name__}: {err}"
+        code = err.exit_code if isinstance(err, PawError) else PawRuntimeError.exit_code
+    status = "interrupted" if interrupted else "failed"
+    record.update(status=status, finished=now(), seconds=round(seconds, 2), error=reason)
+    atomic_write_json(run.record_file(step), record)
+    update_metadata(
+        run.exp.metadata_file,
+        status=status,
         finished=now(),
-        seconds=round(time.perf_counter() - started, 2),
-        memory=memory.peaks(resettable),
-        outputs=outputs,
+        failed_step=step.key,
+        error=f"step {step.number} ({step.title}): {reason}",
+        resume_command=continue_command(run.exp.dir, "pipeline"),
     )
-    atomic_write_json(path, record)
-    run.records[step.key] = record
-    log.info("step %s (%s): done in %.1f s", step.number, step.title, record["seconds"])
+    try:  # the report of what finished; it must not hide the step's own error
+        write_report(run.config, run.exp, stepmod.plan(run.config), run.records)
+    except Exception as report_err:  # noqa: BLE001
+        log.warning("the partial report could not be written: %s", report_err)
+    logging.getLogger("paw").error(
+        "step %s (%s) failed: %s", step.number, step.title, reason
+    )  # log file only: the CLI prints it
+    if interrupted:
+        signum = getattr(err, "signum", signal.SIGINT)
+        raise Interrupted(signum, f"continue with: {continue_command(run.exp.dir, 'pipeline')}") from None
+    if peer is None and isinstance(err, PawError):
+        kind: type[PawError] = type(err)
+    else:
+        kind = PawRuntimeError if code == PawRuntimeError.exit_code else PawError
+    failure = kind(
+        f"pipeline {run.exp.name}: step {step.number} ({step.title}) failed: {reason}. Finished steps are kept; "
+        "fix the cause and re-run with --resume"
+    )
+    failure.exit_code = code
+    raise failure from err

@@ -237,8 +237,11 @@ def run_training(
             config.experiment.root, name or config.experiment.name or default_name(config_stem)
         )
         checkpoint = None
-        exp.ensure_new()  # fail before any loading, not after
-        check_writable(exp.root, "experiment.root")
+        if (
+            main
+        ):  # fail before any loading, not after (rank 0 creates it: the others must not see it as taken)
+            exp.ensure_new()
+            check_writable(exp.root, "experiment.root")
     hosted_trackers(config.tracking.backends)  # a missing tracker package fails before anything is written
     with ExitStack() as held:
         changes: list[str] = []
