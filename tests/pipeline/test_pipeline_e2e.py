@@ -191,9 +191,11 @@ def test_a_failed_step_marks_the_pipeline_failed_and_keeps_finished_steps(tmp_pa
 
 
 def test_steps_that_need_unrun_steps_are_refused(tmp_path):
-    result = _pipeline(tmp_path, "--quick-test", "--steps", "3")
+    result = _pipeline(tmp_path, "--quick-test", "--steps", "3", "--name", "early")
     assert result.returncode == 2
     assert "step 3 (transfer to target (seed 42)) needs step 2" in result.stderr
+    meta = _json(tmp_path / "early" / "metadata.json")
+    assert meta["status"] == "failed" and "needs step 2" in meta["error"]  # not left looking like it runs
 
 
 def test_demo_shows_learning_and_a_transfer_figure(tmp_path):

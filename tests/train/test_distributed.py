@@ -176,7 +176,8 @@ def test_two_process_run_resumes_from_its_checkpoint(tmp_path, alpaca_file):
         "checkpoint-3",
         "checkpoint-4",
     ]  # rank 0 published them all
-    for info in stopped.glob("checkpoints/*/checkpoint_info.json"):  # only once every rank had written its part
+    # each was published only once every rank had written its part
+    for info in stopped.glob("checkpoints/*/checkpoint_info.json"):
         assert {"rng_state_0.pth", "rng_state_1.pth"} <= set(json.loads(info.read_text())["files"])
     # make it look killed after step 2: later checkpoints and the final adapter gone, status running
     for gone in ("checkpoints/checkpoint-3", "checkpoints/checkpoint-4", "models"):

@@ -29,14 +29,16 @@ class RunResult:
 @contextmanager
 def interruptible(enabled: bool = True) -> Iterator[None]:
     """SIGINT and SIGTERM raise KeyboardInterrupt (with ``signum``) inside the block, so the run can record a
-    resumable state; the previous handlers come back after it."""
+    resumable state; the previous handlers come back after it, unless the block chose to ignore the signal (a
+    launched pipeline's rank 0 recording a failure while the launcher stops every rank: it must still print it)."""
     signals = (signal.SIGINT, signal.SIGTERM) if enabled else ()
     previous = {sig: signal.signal(sig, raise_interrupted) for sig in signals}
     try:
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                signal.signal(sig, handler)
 
 
 @contextmanager

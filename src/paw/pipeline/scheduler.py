@@ -362,7 +362,12 @@ def _run_locked(
     run = PipelineRun(config, exp, {}, ranks)
     handlers = _log_handlers(exp) if ranks.main else []
     with attached(*handlers), interruptible(ranks.main):
-        status = _run_steps(run, plan, fingerprints, only)
+        try:
+            status = _run_steps(run, plan, fingerprints, only)
+        except PawError as err:  # refused between steps (a step needing one not run): not left "running"
+            if ranks.main and read_json(exp.metadata_file).get("status") == "running":
+                update_metadata(exp.metadata_file, status="failed", finished=now(), error=str(err))
+            raise
     return RunResult(exp, status, run.records)
 
 
@@ -488,8 +493,8 @@ def _record_failure(
     rank's, where one failed first — write the partial report, and raise the error the CLI shows."""
     from paw.pipeline.report import write_report
 
-    if run.ranks.many:  # the launcher stops every rank now; finish recording before its SIGTERM lands
-        for sig in (signal.SIGINT, signal.SIGTERM):
+    if run.ranks.many:  # the launcher stops every rank now: record and print before its SIGTERM lands
+        for sig in (signal.SIGINT, signal.SIGTERM):  # (kept ignored until exit: experiment.lifecycle)
             signal.signal(sig, signal.SIG_IGN)
     peer = run.ranks.peer_failure()
     interrupted = isinstance(err, KeyboardInterrupt) and peer is None
