@@ -107,6 +107,8 @@ def test_unrelated_target_is_rejected_by_the_threshold(tmp_path, trained):
         transfer(trained, str(other), tmp_path / "none", options=TransferOptions(chance_multiple=2.0))
     report = json.loads((tmp_path / "none" / "transfer_report.json").read_text())
     assert report["options"]["chance_multiple"] == 2.0
+    with pytest.raises(PawError, match="no module passed"):  # pairing heads and neurons finds nothing real here
+        transfer(trained, str(other), tmp_path / "none", options=TransferOptions(method="align"))
 
 
 def test_transfer_thresholds_out_of_range_are_refused(tmp_path, trained):
@@ -278,6 +280,60 @@ def test_align_pairs_neurons_and_heads_that_are_shuffled_or_more_numerous(tmp_pa
     )  # the gate sees the paired neurons' and heads' subspaces
     torch.testing.assert_close(
         _logits(shuffled, tmp_path / "align"), _logits(tiny_qwen2, trained), atol=1e-3, rtol=1e-3
+    )
+
+
+def _wider_heads(model_dir, out):
+    """The same function with heads twice as wide (``head_dim`` 16 -> 32), as a model of another family sizes them:
+    each head's rows sit in half of the new coordinates (each rotary half padded, so RoPE still pairs them, with the
+    rotary base squared so the kept coordinates turn at their old frequencies); queries are scaled by √2 to undo
+    the wider softmax scale, and o reads only the coordinates the values write."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    config = model.config
+    old = config.hidden_size // config.num_attention_heads
+    config.head_dim = 2 * old
+    config.rope_parameters = {
+        **config.rope_parameters,
+        "rope_theta": config.rope_parameters["rope_theta"] ** 2,
+    }
+    wide = type(model)(config)
+    state = model.state_dict()
+    half = old // 2
+    keep = torch.cat([torch.arange(half), torch.arange(old, old + half)])  # kept coordinates of a wide head
+
+    def widen(rows, heads, scale=1.0):  # (heads·old, …) -> (heads·2·old, …), zeros in the new coordinates
+        wide_rows = torch.zeros(heads, 2 * old, *rows.shape[1:])
+        wide_rows[:, keep] = rows.reshape(heads, old, *rows.shape[1:]) * scale
+        return wide_rows.reshape(heads * 2 * old, *rows.shape[1:])
+
+    for layer in range(config.num_hidden_layers):
+        attn = f"model.layers.{layer}.self_attn."
+        for name, heads, scale in (
+            ("q_proj", config.num_attention_heads, 2**0.5),
+            ("k_proj", config.num_key_value_heads, 1.0),
+            ("v_proj", config.num_key_value_heads, 1.0),
+        ):
+            for part in ("weight", "bias"):
+                if attn + f"{name}.{part}" in state:
+                    state[attn + f"{name}.{part}"] = widen(state[attn + f"{name}.{part}"], heads, scale)
+        state[attn + "o_proj.weight"] = widen(state[attn + "o_proj.weight"].T, config.num_attention_heads).T
+    wide.load_state_dict(state)
+    wide.save_pretrained(out)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
+    return out
+
+
+def test_align_carries_heads_into_wider_shuffled_heads_and_a_rotated_basis(tmp_path, trained, tiny_qwen2):
+    """A known relation with every difference at once: heads shuffled and twice as wide, MLP neurons shuffled and
+    more numerous, the residual basis rotated. align pairs and fits every unit and the effect comes back."""
+    target = rotate(_wider_heads(_shuffled(tiny_qwen2, tmp_path / "s"), tmp_path / "w"), tmp_path / "target")
+    torch.testing.assert_close(_logits(target), _logits(tiny_qwen2), atol=1e-4, rtol=1e-4)  # same function
+    report = transfer(trained, str(target), tmp_path / "align", options=TransferOptions(method="align"))
+    assert report["transferred"] == report["units"] == 14
+    torch.testing.assert_close(
+        _logits(target, tmp_path / "align"), _logits(tiny_qwen2, trained), atol=1e-3, rtol=1e-3
     )
 
 

@@ -6,18 +6,15 @@ With ``x_s ≈ N x_t`` (target residual → source) and ``M`` the source → tar
 - modules writing it (o/down): ``ΔW_t = M ΔW_s``, so ``B_t = M B_s``.
 A module's other side — MLP neurons (gate/up out, down in) or attention heads (q/k/v out, o in) — is carried by
 the pairing ``P`` of paw/transfer/inner_map.py (``B_t = P B_s``, or ``A_t = A_s Pᵀ``), so two models that order
-or count their neurons and heads differently still line up. Heads pair only when both models' heads have one size
-(``head_dim``); otherwise attention units are skipped with that reason.
+or count their neurons and heads differently, or size their heads differently (``head_dim``), still line up.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from paw.transfer.methods import SkipUnit
-
 READS_RESIDUAL = ("q", "k", "v", "gate", "up")
-GROUP = {"gate": "mlp", "up": "mlp", "down": "mlp", "q": "query", "o": "query", "k": "kv", "v": "kv"}
+GROUP = {"gate": "mlp", "up": "mlp", "down": "mlp", "q": "query", "o": "output", "k": "kv", "v": "kv"}
 
 
 def prepare(store_s: Any, store_t: Any) -> dict[str, Any]:
@@ -31,13 +28,13 @@ def prepare(store_s: Any, store_t: Any) -> dict[str, Any]:
         "shared_tokens": len(shared.source_ids),
         "ambiguous_tokens": shared.ambiguous,
         "stores": (store_s, store_t),
-        "inner_maps": {},  # (source layer, target layer, group) -> (P, mean cosine) or None, filled as asked
+        "inner_maps": {},  # (source layer, target layer, group) -> (P, mean similarity), filled as asked
     }
 
 
 def _inner(kind: str, context: dict[str, Any]) -> Any:
-    """The pairing of ``kind``'s neurons or heads between the unit's layers (SkipUnit: heads of different sizes)."""
-    from paw.transfer.inner_map import head_dim, head_map, neuron_map
+    """The pairing of ``kind``'s neurons or heads between the unit's layers."""
+    from paw.transfer.inner_map import head_map, neuron_map
 
     layers = (context["source_unit"].layer, context["target_unit"].layer)
     key = (*layers, GROUP[kind])
@@ -47,9 +44,6 @@ def _inner(kind: str, context: dict[str, Any]) -> Any:
             context["inner_maps"][key] = neuron_map(*stores, *layers, N)
         else:
             context["inner_maps"][key] = head_map(*stores, *layers, N, kind)
-    if context["inner_maps"][key] is None:
-        sizes = " vs ".join(str(head_dim(store)) for store in stores)
-        raise SkipUnit(f"align pairs heads of one size only: head_dim {sizes}")
     return context["inner_maps"][key][0]
 
 
