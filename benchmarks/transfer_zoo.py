@@ -124,6 +124,16 @@ def main() -> None:
         action="store_true",
         help="transfer every unit whatever its subspace similarity (--similarity-threshold 0 --chance-multiple 0)",
     )
+    parser.add_argument(
+        "--align",
+        default="align",
+        choices=("align", "align-act"),
+        help="the align variant of the align rows, the refine and the controls: maps fitted on embeddings (align) "
+        "or on hidden states (align-act)",
+    )
+    parser.add_argument(
+        "--skip-raw", action="store_true", help="skip direct and project (raw-coordinate methods)"
+    )
     parser.add_argument("--boot", type=int, default=1000)
     parser.add_argument("--json", type=Path, help="also write every accuracy vector and CI here")
     args = parser.parse_args()
@@ -181,12 +191,19 @@ def main() -> None:
     for source, target in pairs:
         depth = "proportional"
         gate = {"tau": 0.0, "chance_multiple": 0.0} if args.open_gate else {}
+        raw = (
+            {}
+            if args.skip_raw
+            else {
+                "direct": TransferOptions(method="direct", depth=depth, **gate),
+                "project": TransferOptions(method="project", depth=depth, **gate),
+            }
+        )
         methods = {
-            "direct": TransferOptions(method="direct", depth=depth, **gate),
-            "project": TransferOptions(method="project", depth=depth, **gate),
-            "align": TransferOptions(method="align", depth=depth, **gate),
+            **raw,
+            "align": TransferOptions(method=args.align, depth=depth, **gate),
             "shuffled-layer control": TransferOptions(
-                method="align", depth="reversed", tau=0.0, chance_multiple=0.0
+                method=args.align, depth="reversed", tau=0.0, chance_multiple=0.0
             ),
         }
         pair = f"{source} → {target}"
@@ -254,7 +271,8 @@ def main() -> None:
         record["pairs"][pair]["unrelated"] = {"acc_minus_base": gain, "units": unrelated_units}
         print("\n".join(rows[-2:]), flush=True)
     print(
-        f"zoo: {zoo_root(args.micro)}; gate {'open' if args.open_gate else 'default'}; seeds {seeds}; "
+        f"zoo: {zoo_root(args.micro)}; gate {'open' if args.open_gate else 'default'}; align: {args.align}; "
+        f"seeds {seeds}; "
         f"LoRA steps {args.steps}; refine steps {refine_steps}; "
         f"{len(docs)} questions; {time.perf_counter() - started:.0f} s"
     )

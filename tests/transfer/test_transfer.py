@@ -377,6 +377,23 @@ def test_align_carries_heads_into_more_wider_shuffled_heads_and_a_rotated_basis(
     )
 
 
+def test_align_act_fits_its_maps_on_hidden_states(tmp_path, trained, tiny_qwen2):
+    """align-act: per-layer maps least-squares fitted on both models' hidden states at shared token boundaries;
+    on a shuffled, more numerous and rotated copy the effect comes back up to the ridge's bias, and an unrelated
+    model is still refused by the gate."""
+    from paw.models.tiny import build_tiny_model
+
+    target = rotate(_shuffled(tiny_qwen2, tmp_path / "s"), tmp_path / "target")
+    report = transfer(trained, str(target), tmp_path / "act", options=TransferOptions(method="align-act"))
+    assert report["transferred"] == report["units"] == 14
+    effect = (_logits(tiny_qwen2, trained) - _logits(tiny_qwen2)).abs().max()
+    error = (_logits(target, tmp_path / "act") - _logits(tiny_qwen2, trained)).abs().max()
+    assert effect > 0.5 and error < 0.02 * effect
+    other = build_tiny_model("qwen2", tmp_path / "seed1", seed=1)
+    with pytest.raises(PawError, match="no module passed"):
+        transfer(trained, str(other), tmp_path / "none", options=TransferOptions(method="align-act"))
+
+
 def test_a_method_is_one_module_and_one_registry_line(tmp_path, trained, monkeypatch):
     """A test-only method (tests/transfer/halved_method.py) registered with one line runs end to end: its prepare
     hook runs once, every unit goes through it, and the adapter it writes loads with plain peft."""

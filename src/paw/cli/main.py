@@ -191,7 +191,9 @@ def transfer(
     source: Annotated[
         str | None, typer.Option("--source", help="Source base model (default: the adapter's base).")
     ] = None,
-    method: Annotated[str, typer.Option("--method", help="auto, direct, project or align.")] = "auto",
+    method: Annotated[
+        str, typer.Option("--method", help="auto, direct, project, align or align-act.")
+    ] = "auto",
     depth: Annotated[str, typer.Option("--depth", help="Layer mapping: name, proportional or cka.")] = "name",
     k: Annotated[
         float | None,

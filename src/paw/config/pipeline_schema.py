@@ -25,7 +25,7 @@ from paw.config.section import Section
 
 
 class TransferConfig(Section):
-    method: Literal["auto", "direct", "project", "align"] = Field(
+    method: Literal["auto", "direct", "project", "align", "align-act"] = Field(
         "auto",
         description="Transfer method (see paw transfer --help); auto picks direct or project per module.",
     )

@@ -15,6 +15,7 @@ REGISTRY = {
     "direct": "paw.transfer.methods.direct",
     "project": "paw.transfer.methods.project",
     "align": "paw.transfer.methods.align",
+    "align-act": "paw.transfer.methods.align_act",
 }
 METHODS = (*REGISTRY, "auto")
 

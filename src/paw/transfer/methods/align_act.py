@@ -1,0 +1,164 @@
+"""``align-act``: ``align`` with its residual-stream maps fitted on hidden states instead of input embeddings.
+
+``align`` fits one pair of maps from the shared tokens' input embeddings and uses it at every depth; between two
+independently trained models that map explains little of the residual stream past the first layer (on the zoo's
+qwen2-s → qwen2-m, R² of held-out hidden states 0.16–0.48 at layers 1–4 against 0.68 at the embeddings). Here
+both models read the same calibration text; positions where both tokenizations end a token at the same character
+are paired (so different tokenizers are fine), and per matched layer pair ridge least squares fits, as LoRASuite
+and model-stitching work fit maps on activations:
+
+- ``N_attn`` (target → source) on what the attention projections read (the attention block's input), for q/k/v;
+- ``N_mlp`` on what the MLP reads, for gate/up;
+- ``M`` (source → target) on the residual stream after the layer, for what o and down write.
+
+Heads and neurons are paired as in ``align`` (paw/transfer/inner_map.py), seen through the layer's ``N``. Both
+models are run once, on CPU, in float32.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from paw.transfer.methods import align
+
+TEXTS = 128
+MAX_TOKENS = 128
+MAX_POSITIONS = 2048  # paired positions kept (a 7B model: 28 layers × 3 × 3584 floats each, 2.4 GB)
+MIN_POSITIONS = 64
+RIDGE = 1e-3
+
+
+def _ends(model_dir: Any, texts: list[str]) -> list[list[int]]:
+    """Each text's token end offsets (characters) under the model's tokenizer."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    encoded = tokenizer(
+        texts, return_offsets_mapping=True, truncation=True, max_length=MAX_TOKENS, add_special_tokens=False
+    )
+    return [[end for _, end in offsets] for offsets in encoded["offset_mapping"]]
+
+
+def _capture(model_dir: Any, texts: list[str], positions: list[list[int]]) -> dict[str, list[Any]]:
+    """Per layer, at the given positions of each text: what attention reads, what the MLP reads, and the residual
+    stream after the layer (rows stacked over texts)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    layers = model.model.layers
+    seen: dict[str, list[list[Any]]] = {k: [[] for _ in layers] for k in ("attn", "mlp", "out")}
+    keep: list[int] = []
+
+    def rows(tensor: Any) -> Any:
+        return tensor[0, keep].clone()
+
+    hooks = []
+    for index, layer in enumerate(layers):
+
+        def attn_in(module, args, kwargs, index=index):
+            seen["attn"][index].append(
+                rows(kwargs["hidden_states"] if "hidden_states" in kwargs else args[0])
+            )
+
+        def mlp_in(module, args, index=index):
+            seen["mlp"][index].append(rows(args[0]))
+
+        def out(module, args, output, index=index):
+            seen["out"][index].append(rows(output[0] if isinstance(output, tuple) else output))
+
+        hooks += [
+            layer.self_attn.register_forward_pre_hook(attn_in, with_kwargs=True),
+            layer.mlp.register_forward_pre_hook(mlp_in),
+            layer.register_forward_hook(out),
+        ]
+    try:
+        with torch.no_grad():
+            for text, wanted in zip(texts, positions, strict=True):
+                if not wanted:
+                    continue
+                keep[:] = wanted
+                ids = tokenizer(
+                    text,
+                    return_tensors="pt",
+                    truncation=True,
+                    max_length=MAX_TOKENS,
+                    add_special_tokens=False,
+                )["input_ids"]
+                model(ids)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {key: [torch.cat(parts) for parts in per_layer] for key, per_layer in seen.items()}
+
+
+def prepare(store_s: Any, store_t: Any) -> dict[str, Any]:
+    """Both models' hidden states on the calibration text, at the token boundaries both tokenizations share."""
+    from paw.errors import PawError
+    from paw.transfer.cka import calibration_texts
+
+    context = align.prepare(store_s, store_t)  # the shared-token report and the inner-map cache
+    texts = calibration_texts(TEXTS)
+    at_s, at_t, count = [], [], 0
+    for source, target in zip(_ends(store_s.dir, texts), _ends(store_t.dir, texts), strict=True):
+        where = {end: j for j, end in enumerate(target)}
+        pairs = [(i, where[end]) for i, end in enumerate(source) if end in where][
+            : max(0, MAX_POSITIONS - count)
+        ]
+        count += len(pairs)
+        at_s.append([i for i, _ in pairs])
+        at_t.append([j for _, j in pairs])
+    if count < MIN_POSITIONS:
+        raise PawError(f"--method align-act: the two tokenizations share only {count} token boundaries")
+    context.update(
+        source=_capture(store_s.dir, texts, at_s),
+        target=_capture(store_t.dir, texts, at_t),
+        paired_positions=count,
+        layer_maps={},
+    )
+    return context
+
+
+def _fit(X: Any, Y: Any) -> Any:
+    """W (d_Y × d_X) minimising ‖X Wᵀ − Y‖² + λ‖W‖², λ a small fraction of X's mean energy per dimension."""
+    import torch
+
+    X, Y = X.double(), Y.double()
+    gram = X.T @ X
+    lam = RIDGE * gram.trace() / gram.shape[0]
+    return torch.linalg.solve(gram + lam * torch.eye(gram.shape[0], dtype=gram.dtype), X.T @ Y).T.float()
+
+
+def _layer_maps(context: dict[str, Any]) -> dict[str, Any]:
+    layers = (context["source_unit"].layer, context["target_unit"].layer)
+    if layers not in context["layer_maps"]:
+        s, t = context["source"], context["target"]
+        maps = {}
+        for key in (
+            "attn",
+            "mlp",
+        ):  # what the layer's projections read: (N target -> source, M source -> target)
+            x_s, x_t = s[key][layers[0]], t[key][layers[1]]
+            maps[key] = (_fit(x_t, x_s), _fit(x_s, x_t))
+        maps["out"] = _fit(s["out"][layers[0]], t["out"][layers[1]])  # what o and down write
+        context["layer_maps"][layers] = maps
+    return context["layer_maps"][layers]
+
+
+def _with_maps(kind: str, context: dict[str, Any]) -> dict[str, Any]:
+    """The unit's context with align's ``N`` and ``M`` replaced by this layer pair's fitted maps: q/k/v and o see
+    heads through the attention-input map, gate/up and down neurons through the MLP-input map; o and down write
+    through the residual map (the inner-map cache is keyed by layer pair and group, so each group keeps the ``N``
+    it was paired through)."""
+    maps = _layer_maps(context)
+    N, M_in = maps["mlp"] if align.GROUP[kind] == "mlp" else maps["attn"]
+    return {**context, "N": N, "M": M_in if kind in align.READS_RESIDUAL else maps["out"]}
+
+
+def frame(kind: str, U_s: Any, V_s: Any, context: dict[str, Any]) -> tuple[Any, Any]:
+    return align.frame(kind, U_s, V_s, _with_maps(kind, context))
+
+
+def transfer_unit(A: Any, B: Any, bases: dict[str, Any]) -> tuple[Any, Any]:
+    return align.transfer_unit(A, B, _with_maps(bases["kind"], bases))
