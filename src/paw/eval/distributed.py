@@ -13,7 +13,8 @@ def shard(items: list[Any]) -> list[Any]:
     return items if world_size() == 1 else items[rank() :: world_size()]
 
 
-def _init() -> None:
+def ensure_process_group() -> None:
+    """The default process group (NCCL on GPUs, each rank on its own device; gloo on CPUs), once."""
     import torch
     import torch.distributed as dist
 
@@ -29,7 +30,7 @@ def gather(items: list[Any]) -> list[Any]:
         return items
     import torch.distributed as dist
 
-    _init()
+    ensure_process_group()
     parts: list[list[Any] | None] = [None] * world_size()
     dist.all_gather_object(parts, items)
     return [item for part in parts for item in (part or [])]

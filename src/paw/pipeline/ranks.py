@@ -1,8 +1,8 @@
 """How the processes of a launched pipeline (``torchrun`` / ``accelerate launch``) agree on what to do.
 
 Rank 0 decides and writes every file; the other ranks follow what it publishes. Messages go through the
-launcher's key-value store (the c10d TCPStore that torchrun's agent hosts at MASTER_ADDR:MASTER_PORT), never
-through a collective: a transfer step on rank 0 can outlast an NCCL timeout while the others wait, and a rank
+launcher's key-value store (the c10d TCPStore that torchrun's agent hosts at MASTER_ADDR:MASTER_PORT; under another
+env:// launcher, the one rank 0 hosts for the process group), never through a collective: a transfer step on rank 0 can outlast an NCCL timeout while the others wait, and a rank
 that failed must never be waited for inside a collective. A failing rank posts its reason before it exits, so
 rank 0 (stopped by the launcher, or by a closed connection in the next collective) records why, once.
 
@@ -68,6 +68,12 @@ class Ranks:
     def _kv(self):
         if self._store is None:
             import torch.distributed as dist
+
+            if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+                # not torchrun's agent: the store is the one rank 0 hosts for the process group
+                from paw.eval.distributed import ensure_process_group
+
+                ensure_process_group()
 
             try:
                 address, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
