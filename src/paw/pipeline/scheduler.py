@@ -364,11 +364,29 @@ def _run_locked(
     with attached(*handlers), interruptible(ranks.main):
         try:
             status = _run_steps(run, plan, fingerprints, only)
-        except PawError as err:  # refused between steps (a step needing one not run): not left "running"
+        except BaseException as err:  # stopped between steps (a step needing one not run, a signal, a peer)
             if ranks.main and read_json(exp.metadata_file).get("status") == "running":
-                update_metadata(exp.metadata_file, status="failed", finished=now(), error=str(err))
+                _mark_stopped(run, err)
             raise
     return RunResult(exp, status, run.records)
+
+
+def _mark_stopped(run: PipelineRun, err: BaseException) -> None:
+    """Rank 0 stopped outside a step (a step records its own stop): the pipeline is not left ``running``."""
+    peer = run.ranks.peer_failure()
+    if isinstance(err, KeyboardInterrupt) and peer is None:
+        signum = getattr(err, "signum", signal.SIGINT)
+        status, error = "interrupted", signal.Signals(signum).name
+    else:
+        status = "failed"
+        error = peer[0] if peer else str(err) if isinstance(err, PawError) else f"{type(err).__name__}: {err}"
+    update_metadata(
+        run.exp.metadata_file,
+        status=status,
+        finished=now(),
+        error=error,
+        resume_command=continue_command(run.exp.dir, "pipeline"),
+    )
 
 
 def _decide(
