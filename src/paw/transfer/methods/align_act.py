@@ -1,18 +1,23 @@
-"""``align-act``: ``align`` with its residual-stream maps fitted on hidden states instead of input embeddings.
+"""``align-act``: ``align`` with its maps fitted on the two models' activations instead of their weights.
 
-``align`` fits one pair of maps from the shared tokens' input embeddings and uses it at every depth; between two
-independently trained models that map explains little of the residual stream past the first layer (on the zoo's
-qwen2-s → qwen2-m, R² of held-out hidden states 0.16–0.48 at layers 1–4 against 0.68 at the embeddings). Here
-both models read the same calibration text; positions where both tokenizations end a token at the same character
-are paired (so different tokenizers are fine), and per matched layer pair ridge least squares fits, as LoRASuite
-and model-stitching work fit maps on activations:
+``align`` fits one residual map from the shared tokens' input embeddings and pairs MLP neurons one-to-one by weight
+cosine. Between two independently trained models neither holds: on the zoo's qwen2-s → qwen2-m the embedding map
+explains 16–48% of held-out hidden-state variance at layers 1–4 (a map fitted on hidden states: 68–74%), and the
+target's gate-projection outputs predicted from the source's through the one-to-one pairing do worse than their
+mean (R² −0.3 … −1.5) while a dense least-squares map explains 86–90%. So both models read the same calibration
+text; positions where both tokenizations end a token at the same character are paired (different tokenizers are
+fine); and per matched layer pair ridge least squares fits, as model-stitching work fits maps on activations:
 
-- ``N_attn`` (target → source) on what the attention projections read (the attention block's input), for q/k/v;
-- ``N_mlp`` on what the MLP reads, for gate/up;
-- ``M`` (source → target) on the residual stream after the layer, for what o and down write.
+- ``N_attn``/``M_attn`` (target → source / source → target) on what attention reads, for q/k/v's input side;
+- ``N_mlp``/``M_mlp`` on what the MLP reads, for gate/up's input side;
+- ``M`` on the residual stream after the layer, for what o and down write;
+- a dense map between the two MLPs' neurons on their activations after the nonlinearity (what down reads), for
+  gate/up's output side and down's input side, in place of the one-to-one pairing (fitted after the nonlinearity,
+  where the activations span every neuron, so a model and a copy of it get the identity).
 
-Heads and neurons are paired as in ``align`` (paw/transfer/inner_map.py), seen through the layer's ``N``. Both
-models are run once, on CPU, in float32.
+Attention heads keep ``align``'s pairing (paw/transfer/inner_map.py), seen through ``N_attn``, so per-head
+attention stays per head. Both models run once, on CPU, in float32; at most ``MAX_POSITIONS`` positions are kept
+per layer (a 7B model: about 28 layers × (3 × 3584 + 18944) floats each, ~8 GB).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from paw.transfer.methods import align
 
 TEXTS = 128
 MAX_TOKENS = 128
-MAX_POSITIONS = 2048  # paired positions kept (a 7B model: 28 layers × 3 × 3584 floats each, 2.4 GB)
+MAX_POSITIONS = 2048  # paired positions kept per layer
 MIN_POSITIONS = 64
 RIDGE = 1e-3
 
@@ -40,15 +45,15 @@ def _ends(model_dir: Any, texts: list[str]) -> list[list[int]]:
 
 
 def _capture(model_dir: Any, texts: list[str], positions: list[list[int]]) -> dict[str, list[Any]]:
-    """Per layer, at the given positions of each text: what attention reads, what the MLP reads, and the residual
-    stream after the layer (rows stacked over texts)."""
+    """Per layer, at the given positions of each text: what attention reads, what the MLP reads, the MLP's
+    activations after its nonlinearity, and the residual stream after the layer (rows stacked over texts)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     layers = model.model.layers
-    seen: dict[str, list[list[Any]]] = {k: [[] for _ in layers] for k in ("attn", "mlp", "out")}
+    seen: dict[str, list[list[Any]]] = {k: [[] for _ in layers] for k in ("attn", "mlp", "neurons", "out")}
     keep: list[int] = []
 
     def rows(tensor: Any) -> Any:
@@ -65,12 +70,16 @@ def _capture(model_dir: Any, texts: list[str], positions: list[list[int]]) -> di
         def mlp_in(module, args, index=index):
             seen["mlp"][index].append(rows(args[0]))
 
+        def neurons(module, args, index=index):
+            seen["neurons"][index].append(rows(args[0]))
+
         def out(module, args, output, index=index):
             seen["out"][index].append(rows(output[0] if isinstance(output, tuple) else output))
 
         hooks += [
             layer.self_attn.register_forward_pre_hook(attn_in, with_kwargs=True),
             layer.mlp.register_forward_pre_hook(mlp_in),
+            layer.mlp.down_proj.register_forward_pre_hook(neurons),
             layer.register_forward_hook(out),
         ]
     try:
@@ -134,11 +143,9 @@ def _layer_maps(context: dict[str, Any]) -> dict[str, Any]:
     layers = (context["source_unit"].layer, context["target_unit"].layer)
     if layers not in context["layer_maps"]:
         s, t = context["source"], context["target"]
-        maps = {}
-        for key in (
-            "attn",
-            "mlp",
-        ):  # what the layer's projections read: (N target -> source, M source -> target)
+        maps: dict[str, Any] = {}
+        # what attention and the MLP read, and the MLP's neurons: (N target -> source, M source -> target)
+        for key in ("attn", "mlp", "neurons"):
             x_s, x_t = s[key][layers[0]], t[key][layers[1]]
             maps[key] = (_fit(x_t, x_s), _fit(x_s, x_t))
         maps["out"] = _fit(s["out"][layers[0]], t["out"][layers[1]])  # what o and down write
@@ -147,18 +154,32 @@ def _layer_maps(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def _with_maps(kind: str, context: dict[str, Any]) -> dict[str, Any]:
-    """The unit's context with align's ``N`` and ``M`` replaced by this layer pair's fitted maps: q/k/v and o see
-    heads through the attention-input map, gate/up and down neurons through the MLP-input map; o and down write
-    through the residual map (the inner-map cache is keyed by layer pair and group, so each group keeps the ``N``
-    it was paired through)."""
+    """An attention unit's context with align's ``N`` and ``M`` replaced by this layer pair's fitted maps: heads
+    are seen (and paired) through the attention-input map, q/k/v read through it, o writes through the residual
+    map."""
     maps = _layer_maps(context)
-    N, M_in = maps["mlp"] if align.GROUP[kind] == "mlp" else maps["attn"]
+    N, M_in = maps["attn"]
     return {**context, "N": N, "M": M_in if kind in align.READS_RESIDUAL else maps["out"]}
 
 
 def frame(kind: str, U_s: Any, V_s: Any, context: dict[str, Any]) -> tuple[Any, Any]:
-    return align.frame(kind, U_s, V_s, _with_maps(kind, context))
+    if align.GROUP[kind] != "mlp":
+        return align.frame(kind, U_s, V_s, _with_maps(kind, context))
+    maps = _layer_maps(context)
+    to_target = maps["neurons"][1]
+    if kind == "down":
+        return maps["out"] @ U_s, to_target @ V_s
+    return to_target @ U_s, maps["mlp"][1] @ V_s
 
 
 def transfer_unit(A: Any, B: Any, bases: dict[str, Any]) -> tuple[Any, Any]:
-    return align.transfer_unit(A, B, _with_maps(bases["kind"], bases))
+    """Attention units as ``align`` moves them (heads paired, residual sides through this layer's maps); MLP units
+    through a dense map between the two MLPs' neurons, fitted on their activations after the nonlinearity."""
+    kind = bases["kind"]
+    if align.GROUP[kind] != "mlp":
+        return align.transfer_unit(A, B, _with_maps(kind, bases))
+    maps = _layer_maps(bases)
+    to_source, to_target = maps["neurons"]
+    if kind == "down":
+        return A @ to_source, maps["out"] @ B
+    return A @ maps["mlp"][0], to_target @ B
