@@ -237,9 +237,8 @@ def run_training(
             config.experiment.root, name or config.experiment.name or default_name(config_stem)
         )
         checkpoint = None
-        if (
-            main
-        ):  # fail before any loading, not after (rank 0 creates it: the others must not see it as taken)
+        # fail before any loading, not after; rank 0 alone: it creates the dir, which the others must not see as taken
+        if main:
             exp.ensure_new()
             check_writable(exp.root, "experiment.root")
     hosted_trackers(config.tracking.backends)  # a missing tracker package fails before anything is written
