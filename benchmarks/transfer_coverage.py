@@ -61,7 +61,9 @@ def main() -> None:
     parser.add_argument("--pairs", nargs="+", default=list(PAIRS), help="source:target stand-in names")
     parser.add_argument("--depth", type=int, default=2, help="layers of each stand-in")
     args = parser.parse_args()
-    print(f"| pair (stand-ins @{args.depth}) | units transferred | shared tokens | transfer s | peak RSS GiB |")
+    print(
+        f"| pair (stand-ins @{args.depth}) | units transferred | shared tokens | transfer s | peak RSS GiB |"
+    )
     print("|---|---|---|---|---|")
     for pair in args.pairs:
         source, target = (f"paw-shape/{name}@{args.depth}" for name in pair.split(":"))
