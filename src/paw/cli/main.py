@@ -352,7 +352,8 @@ def pipeline(
     profile: ProfileOpt = None,
 ) -> None:
     """The transfer study: eval source base, train source LoRA, transfer, eval target base, eval transferred,
-    train target LoRA, eval it; cached per step, resumable, with a report."""
+    train target LoRA, eval it; cached per step, resumable, with a report. Several GPUs:
+    torchrun --nproc_per_node N -m paw pipeline CONFIG."""
     from paw.cli import pipeline_cmd
 
     pipeline_cmd.pipeline(
