@@ -17,7 +17,8 @@ fine); and per matched layer pair ridge least squares fits, as model-stitching w
 
 Attention heads keep ``align``'s pairing (paw/transfer/inner_map.py), seen through ``N_attn``, so per-head
 attention stays per head. Both models run once, on CPU, in float32; at most ``MAX_POSITIONS`` positions are kept
-per layer (a 7B model: about 28 layers × (3 × 3584 + 18944) floats each, ~8 GB).
+per layer (a 7B model: 28 layers × (3 × 3584 + 18944) floats each, ~7 GB; with fewer positions than
+dimensions, as there, the ridge decides the directions the text does not reach).
 """
 
 from __future__ import annotations
