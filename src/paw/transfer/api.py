@@ -121,6 +121,7 @@ def transfer(
         "cka": [[round(v, 4) for v in row] for row in cka_scores] if cka_scores else None,
         "shared_tokens": run.context.get("shared_tokens"),
         "ambiguous_tokens": run.context.get("ambiguous_tokens"),
+        "paired_positions": run.context.get("paired_positions"),  # align-act's calibration positions
         "units": len(records),
         "transferred": passed,
         "skipped": len(records) - passed,

@@ -108,20 +108,20 @@ def prepare(store_s: Any, store_t: Any) -> dict[str, Any]:
     from paw.errors import PawError
     from paw.transfer.cka import calibration_texts
 
-    context = align.prepare(store_s, store_t)  # the shared-token report and the inner-map cache
+    # align's head pairings read the stores and cache into inner_maps
+    context: dict[str, Any] = {"stores": (store_s, store_t), "inner_maps": {}}
     texts = calibration_texts(TEXTS)
     at_s, at_t, count = [], [], 0
     for source, target in zip(_ends(store_s.dir, texts), _ends(store_t.dir, texts), strict=True):
         where = {end: j for j, end in enumerate(target)}
-        pairs = [(i, where[end]) for i, end in enumerate(source) if end in where][
-            : max(0, MAX_POSITIONS - count)
-        ]
+        pairs = [(i, where[end]) for i, end in enumerate(source) if end in where]
+        pairs = pairs[: max(0, MAX_POSITIONS - count)]
         count += len(pairs)
         at_s.append([i for i, _ in pairs])
         at_t.append([j for _, j in pairs])
     if count < MIN_POSITIONS:
         raise PawError(f"--method align-act: the two tokenizations share only {count} token boundaries")
-    context.update(
+    context.update(  # no shared vocabulary needed: positions pair by the characters their tokens end at
         source=_capture(store_s.dir, texts, at_s),
         target=_capture(store_t.dir, texts, at_t),
         paired_positions=count,
