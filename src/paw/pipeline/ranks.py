@@ -44,6 +44,11 @@ def exit_code_of(err: BaseException) -> int:
     return 130 if isinstance(err, KeyboardInterrupt) else 1
 
 
+def reason_of(err: BaseException) -> str:
+    """The one-line reason recorded for ``err``: a PawError's own message, else ``Type: message``."""
+    return str(err) if isinstance(err, PawError) else f"{type(err).__name__}: {err}"
+
+
 class Ranks:
     """This process's place in the launch, and the store the ranks talk through."""
 
@@ -126,8 +131,7 @@ class Ranks:
         """A non-zero rank failed: post why, for rank 0 to record once the launcher stops it. (An interruption
         is not posted: Ctrl-C reaches every rank, and rank 0 records it as resumable.)"""
         if self.many and not self.main and not isinstance(err, (PeerStopped, KeyboardInterrupt)):
-            reason = str(err) if isinstance(err, PawError) else f"{type(err).__name__}: {err}"
-            self._set(f"failed/{self.rank}", {"message": reason, "exit_code": exit_code_of(err)})
+            self._set(f"failed/{self.rank}", {"message": reason_of(err), "exit_code": exit_code_of(err)})
 
     def peer_failure(self) -> tuple[str, int] | None:
         """(``rank k: reason``, exit code) of the first other rank that posted a failure; None if none did."""

@@ -38,7 +38,7 @@ from paw.experiment.lifecycle import RunResult, attached, console_handler, file_
 from paw.experiment.lock import ExperimentLock
 from paw.experiment.metadata import new_metadata, now, update_metadata
 from paw.pipeline import steps as stepmod
-from paw.pipeline.ranks import PeerStopped, Ranks, exit_code_of
+from paw.pipeline.ranks import PeerStopped, Ranks, exit_code_of, reason_of
 from paw.pipeline.steps import Step, train_key
 from paw.utils import memory
 from paw.utils.io import atomic_write_json, atomic_write_text, read_json, read_json_or_none
@@ -371,20 +371,38 @@ def _run_locked(
     return RunResult(exp, status, run.records)
 
 
+@dataclass(frozen=True)
+class Stop:
+    """Why rank 0 stopped: ``interrupted`` (resumable) or ``failed``, the reason recorded, the exit code, and
+    whether the reason is another rank's."""
+
+    status: str
+    reason: str
+    exit_code: int
+    from_peer: bool = False
+
+
+def _why_stopped(run: PipelineRun, err: BaseException) -> Stop:
+    """Another rank's posted failure first (rank 0 was stopped because of it), else an interruption, else
+    rank 0's own error."""
+    peer = run.ranks.peer_failure()
+    if peer is not None:
+        return Stop("failed", *peer, from_peer=True)
+    if isinstance(err, KeyboardInterrupt):
+        return Stop(
+            "interrupted", signal.Signals(getattr(err, "signum", signal.SIGINT)).name, exit_code_of(err)
+        )
+    return Stop("failed", reason_of(err), exit_code_of(err))
+
+
 def _mark_stopped(run: PipelineRun, err: BaseException) -> None:
     """Rank 0 stopped outside a step (a step records its own stop): the pipeline is not left ``running``."""
-    peer = run.ranks.peer_failure()
-    if isinstance(err, KeyboardInterrupt) and peer is None:
-        signum = getattr(err, "signum", signal.SIGINT)
-        status, error = "interrupted", signal.Signals(signum).name
-    else:
-        status = "failed"
-        error = peer[0] if peer else str(err) if isinstance(err, PawError) else f"{type(err).__name__}: {err}"
+    stop = _why_stopped(run, err)
     update_metadata(
         run.exp.metadata_file,
-        status=status,
+        status=stop.status,
         finished=now(),
-        error=error,
+        error=stop.reason,
         resume_command=continue_command(run.exp.dir, "pipeline"),
     )
 
@@ -514,21 +532,13 @@ def _record_failure(
     if run.ranks.many:  # the launcher stops every rank now: record and print before its SIGTERM lands
         for sig in (signal.SIGINT, signal.SIGTERM):  # (kept ignored until exit: experiment.lifecycle)
             signal.signal(sig, signal.SIG_IGN)
-    peer = run.ranks.peer_failure()
-    interrupted = isinstance(err, KeyboardInterrupt) and peer is None
-    if peer is not None:
-        reason, code = peer
-    elif interrupted:
-        reason, code = signal.Signals(getattr(err, "signum", signal.SIGINT)).name, 0
-    else:
-        reason = str(err) if isinstance(err, PawError) else f"{type(err).__name__}: {err}"
-        code = err.exit_code if isinstance(err, PawError) else PawRuntimeError.exit_code
-    status = "interrupted" if interrupted else "failed"
-    record.update(status=status, finished=now(), seconds=round(seconds, 2), error=reason)
+    stop = _why_stopped(run, err)
+    reason = stop.reason
+    record.update(status=stop.status, finished=now(), seconds=round(seconds, 2), error=reason)
     atomic_write_json(run.record_file(step), record)
     update_metadata(
         run.exp.metadata_file,
-        status=status,
+        status=stop.status,
         finished=now(),
         failed_step=step.key,
         error=f"step {step.number} ({step.title}): {reason}",
@@ -541,16 +551,16 @@ def _record_failure(
     logging.getLogger("paw").error(
         "step %s (%s) failed: %s", step.number, step.title, reason
     )  # log file only: the CLI prints it
-    if interrupted:
+    if stop.status == "interrupted":
         signum = getattr(err, "signum", signal.SIGINT)
         raise Interrupted(signum, f"continue with: {continue_command(run.exp.dir, 'pipeline')}") from None
-    if peer is None and isinstance(err, PawError):
+    if not stop.from_peer and isinstance(err, PawError):
         kind: type[PawError] = type(err)
     else:
-        kind = PawRuntimeError if code == PawRuntimeError.exit_code else PawError
+        kind = PawRuntimeError if stop.exit_code == PawRuntimeError.exit_code else PawError
     failure = kind(
         f"pipeline {run.exp.name}: step {step.number} ({step.title}) failed: {reason}. Finished steps are kept; "
         "fix the cause and re-run with --resume"
     )
-    failure.exit_code = code
+    failure.exit_code = stop.exit_code
     raise failure from err

@@ -29,9 +29,8 @@ def reported(config: RunConfig) -> tuple[str, ...]:
 
 
 def build_data(config: RunConfig, tokenizer: Tokenizer) -> tuple[PromptData, list[str]]:
-    for (
-        spec
-    ) in config.grpo.rewards:  # a reward function that cannot be imported fails before anything is written
+    # a reward function that cannot be imported fails here, before anything is written
+    for spec in config.grpo.rewards:
         reward_function(spec)
     return build_prompt_data(data_options(config), tokenizer, fields_needed(config.grpo.rewards)), []
 
