@@ -25,7 +25,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from paw.transfer.linalg import ridge_fit
+
 HUNGARIAN_MAX = 8192
+RIDGE = 1e-4  # of the per-head least-squares blocks (heads of different sizes)
 QUERY_HEADS = ("q", "o")  # modules whose heads are the query heads; k and v have the key-value heads
 
 
@@ -86,7 +89,10 @@ def head_map(store_s: Any, store_t: Any, layer_s: int, layer_t: int, N: Any, kin
     heads_s, heads_t = _seen(units_s, N).unflatten(0, (-1, width_s)), units_t.unflatten(0, (-1, width_t))
     rows, cols, similarity = _pair_spaces(heads_s, heads_t)
     if kind != "o":
-        blocks = [_ridge(heads_t[j], heads_s[i]) for j, i in zip(rows.tolist(), cols.tolist(), strict=True)]
+        blocks = [
+            ridge_fit(heads_s[i].T, heads_t[j].T, RIDGE)
+            for j, i in zip(rows.tolist(), cols.tolist(), strict=True)
+        ]
         return _block_map(rows, cols, blocks, heads_t.shape[0], heads_s.shape[0]), similarity
     # o reads the attention output: per query head, what its key-value head's value rows wrote
     import torch
@@ -96,7 +102,7 @@ def head_map(store_s: Any, store_t: Any, layer_s: int, layer_t: int, N: Any, kin
     group_s = heads_s.shape[0] // values_s.shape[0]
     group_t = heads_t.shape[0] // values_t.shape[0]
     blocks = [
-        torch.linalg.pinv(_ridge(values_t[j // group_t], values_s[i // group_s])).T
+        torch.linalg.pinv(ridge_fit(values_s[i // group_s].T, values_t[j // group_t].T, RIDGE)).T
         for j, i in zip(rows.tolist(), cols.tolist(), strict=True)
     ]
     return _block_map(rows, cols, blocks, heads_t.shape[0], heads_s.shape[0]), similarity
@@ -120,16 +126,6 @@ def _pair_spaces(heads_s: Any, heads_t: Any) -> tuple[Any, Any, float]:
     overlap = (cosines.pow(2).sum((-1, -2)) / min(heads_s.shape[1], heads_t.shape[1])).float()
     rows, cols = _pairing(overlap)
     return rows, cols, float(overlap[rows, cols].mean())
-
-
-def _ridge(target: Any, source: Any, ridge: float = 1e-4) -> Any:
-    """``B`` (width_t × width_s) minimising ‖target − B source‖² + λ‖B‖², λ a small fraction of source's energy."""
-    import torch
-
-    gram = (source @ source.T).double()
-    lam = ridge * gram.trace() / gram.shape[0]
-    eye = torch.eye(gram.shape[0], dtype=gram.dtype)
-    return torch.linalg.solve(gram + lam * eye, (source @ target.T).double()).T.float()
 
 
 def _block_map(rows: Any, cols: Any, blocks: list[Any], count_t: int, count_s: int) -> Any:

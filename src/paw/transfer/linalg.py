@@ -8,6 +8,8 @@
 - ``subspace_similarity(U_s, U_t)``: ``φ = ‖Ũ_sᵀ U_t‖²_F / k`` ∈ [0, 1] with ``Ũ_s`` the source basis embedded in
   the target space (coordinates zero-padded or cut when sizes differ) and re-orthonormalised. Two random
   k-dim subspaces of R^d give ``E[φ] ≈ k/d`` (the chance level); identical subspaces give 1.
+- ``ridge_fit(X, Y, ridge)``: the linear map ``W`` with ``X Wᵀ ≈ Y`` (rows paired), by ridge least squares in
+  float64, the penalty a fraction ``ridge`` of X's mean energy per dimension (so it scales with the data).
 """
 
 from __future__ import annotations
@@ -77,3 +79,13 @@ def rebalance(B: Any, A: Any, r: int) -> tuple[Any, Any]:
 def factor_norm(B: Any, A: Any) -> float:
     """‖B·A‖_F from the factors: sqrt(trace((BᵀB)(AAᵀ)))."""
     return float(((B.T @ B) * (A @ A.T)).sum().clamp_min(0).sqrt())
+
+
+def ridge_fit(X: Any, Y: Any, ridge: float) -> Any:
+    """W (d_Y × d_X) minimising ‖X Wᵀ − Y‖² + λ‖W‖², λ = ``ridge`` × X's mean energy per dimension."""
+    import torch
+
+    X, Y = X.double(), Y.double()
+    gram = X.T @ X
+    lam = ridge * gram.trace() / gram.shape[0]
+    return torch.linalg.solve(gram + lam * torch.eye(gram.shape[0], dtype=gram.dtype), X.T @ Y).T.float()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from paw.transfer.linalg import ridge_fit
 from paw.transfer.methods import align
 
 TEXTS = 128
@@ -130,16 +131,6 @@ def prepare(store_s: Any, store_t: Any) -> dict[str, Any]:
     return context
 
 
-def _fit(X: Any, Y: Any) -> Any:
-    """W (d_Y × d_X) minimising ‖X Wᵀ − Y‖² + λ‖W‖², λ a small fraction of X's mean energy per dimension."""
-    import torch
-
-    X, Y = X.double(), Y.double()
-    gram = X.T @ X
-    lam = RIDGE * gram.trace() / gram.shape[0]
-    return torch.linalg.solve(gram + lam * torch.eye(gram.shape[0], dtype=gram.dtype), X.T @ Y).T.float()
-
-
 def _layer_maps(context: dict[str, Any]) -> dict[str, Any]:
     layers = (context["source_unit"].layer, context["target_unit"].layer)
     if layers not in context["layer_maps"]:
@@ -148,8 +139,8 @@ def _layer_maps(context: dict[str, Any]) -> dict[str, Any]:
         # what attention and the MLP read, and the MLP's neurons: (N target -> source, M source -> target)
         for key in ("attn", "mlp", "neurons"):
             x_s, x_t = s[key][layers[0]], t[key][layers[1]]
-            maps[key] = (_fit(x_t, x_s), _fit(x_s, x_t))
-        maps["out"] = _fit(s["out"][layers[0]], t["out"][layers[1]])  # what o and down write
+            maps[key] = (ridge_fit(x_t, x_s, RIDGE), ridge_fit(x_s, x_t, RIDGE))
+        maps["out"] = ridge_fit(s["out"][layers[0]], t["out"][layers[1]], RIDGE)  # what o and down write
         context["layer_maps"][layers] = maps
     return context["layer_maps"][layers]
 
