@@ -77,6 +77,27 @@ def small_config(train_file: Path, root: Path, **training) -> dict:
     }
 
 
+# ``torchrun --standalone --nproc_per_node 2 -m paw``: two CPU processes (gloo), one thread each
+TORCHRUN = [
+    sys.executable,
+    "-m",
+    "torch.distributed.run",
+    "--standalone",
+    "--nproc_per_node",
+    "2",
+    "-m",
+    "paw",
+]
+TORCHRUN_ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+
+
+def run_torchrun(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``paw ARGS`` as two processes under torchrun, output captured."""
+    return subprocess.run(
+        [*TORCHRUN, *args], env=env or TORCHRUN_ENV, capture_output=True, text=True, timeout=600
+    )
+
+
 def run_paw(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess (what a user types), output captured, non-TTY."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

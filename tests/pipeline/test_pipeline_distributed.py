@@ -6,13 +6,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_paw
+from tests.conftest import REPO, TORCHRUN, TORCHRUN_ENV, run_paw, run_torchrun
 
 pytestmark = pytest.mark.slow
 
@@ -29,13 +28,10 @@ ARGS = (
     "training.logging_steps=5",
     "eval.limit=30",
 )
-LAUNCH = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "paw"]
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 
 
-def _torchrun(root: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [*LAUNCH, "pipeline", QUICK, f"experiment.root={root}", *ARGS, *args]
-    return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=600)
+def _torchrun(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return run_torchrun("pipeline", QUICK, f"experiment.root={root}", *ARGS, *args, env=env)
 
 
 def _json(path: Path):
@@ -100,9 +96,13 @@ def test_a_failing_transfer_stops_both_ranks_and_is_recorded_once(runs, tmp_path
 
 def test_killed_under_torchrun_then_resumed_under_torchrun(runs, tmp_path):
     root, _ = runs
-    command = [*LAUNCH, "pipeline", QUICK, f"experiment.root={tmp_path}", *ARGS, "--name", "killed"]
+    command = [*TORCHRUN, "pipeline", QUICK, f"experiment.root={tmp_path}", *ARGS, "--name", "killed"]
     proc = subprocess.Popen(
-        command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        command,
+        env=TORCHRUN_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     ckpts = tmp_path / "killed" / "steps" / "6_train_target-seed42" / "checkpoints"
     deadline = time.time() + 300
@@ -144,19 +144,8 @@ def test_a_failure_on_rank_1_fails_the_step_on_both_and_rank_0_records_it(tmp_pa
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(RANK1_FAULT)
-    command = [
-        *LAUNCH,
-        "pipeline",
-        QUICK,
-        f"experiment.root={tmp_path}",
-        *ARGS,
-        "--name",
-        "f",
-        "--steps",
-        "1",
-    ]
-    env = {**ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(hook), ENV.get("PYTHONPATH")]))}
-    failed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    paths = os.pathsep.join(filter(None, [str(hook), TORCHRUN_ENV.get("PYTHONPATH")]))
+    failed = _torchrun(tmp_path, "--name", "f", "--steps", "1", env={**TORCHRUN_ENV, "PYTHONPATH": paths})
     assert failed.returncode != 0
     assert failed.stderr.count("error:") == 1, failed.stderr  # one message, rank 0's, naming rank 1's reason
     assert "step 1 (eval source base) failed: rank 1: RuntimeError: simulated device fault" in failed.stderr

@@ -2,10 +2,7 @@
 are refused before any model loads."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,23 +12,7 @@ from safetensors.torch import load_file
 from paw.data.synthetic import generate_alpaca, write_jsonl
 from paw.errors import PawError
 from paw.train.launch import per_device_batch
-from tests.conftest import REPO, run_paw, small_config, write_config
-
-
-def _torchrun(*args: str) -> subprocess.CompletedProcess:
-    """``torchrun --standalone --nproc_per_node 2 -m paw ARGS`` on CPU (gloo), output captured."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "paw",
-    ]
-    return subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=600)
+from tests.conftest import REPO, run_paw, run_torchrun, small_config, write_config
 
 
 def _adapter(exp: Path) -> dict:
@@ -90,7 +71,7 @@ def test_two_process_ddp_equals_one_process_with_the_same_global_batch(tmp_path)
     path = write_config(tmp_path / "c.yaml", cfg)
     single = run_paw("train", str(path), "--name", "one")
     assert single.returncode == 0, single.stderr
-    ddp = _torchrun("train", str(path), "--name", "two")
+    ddp = run_torchrun("train", str(path), "--name", "two")
     assert ddp.returncode == 0, ddp.stderr
     assert sorted(p.name for p in (tmp_path / "exps").iterdir()) == [
         "one",
@@ -121,7 +102,7 @@ def test_two_process_dpo_equals_one_process_with_the_same_global_batch(tmp_path)
     cfg["preference"] = {"beta": 0.5}
     path = write_config(tmp_path / "c.yaml", cfg)
     run_training(load_config(path), name="one")  # one process: this one
-    ddp = _torchrun("train", str(path), "--name", "two")
+    ddp = run_torchrun("train", str(path), "--name", "two")
     assert ddp.returncode == 0, ddp.stderr
     a, b = _adapter(tmp_path / "exps" / "one"), _adapter(tmp_path / "exps" / "two")
     assert [k for k in a if "lora_B" in k and a[k].abs().max() > 0]
@@ -166,7 +147,7 @@ def test_two_process_run_resumes_from_its_checkpoint(tmp_path, alpaca_file):
     cfg = small_config(alpaca_file, tmp_path / "exps", max_steps=4, global_batch_size=8, save={"every": 1})
     path = write_config(tmp_path / "c.yaml", cfg)
     for name in ("straight", "stopped"):
-        done = _torchrun("train", str(path), "--name", name)
+        done = run_torchrun("train", str(path), "--name", name)
         assert done.returncode == 0, done.stderr
     stopped = tmp_path / "exps" / "stopped"
     infos = sorted(p.parent.name for p in stopped.glob("checkpoints/*/checkpoint_info.json"))
@@ -184,7 +165,7 @@ def test_two_process_run_resumes_from_its_checkpoint(tmp_path, alpaca_file):
         shutil.rmtree(stopped / gone)
     meta = json.loads((stopped / "metadata.json").read_text())
     (stopped / "metadata.json").write_text(json.dumps({**meta, "status": "running"}))
-    resumed = _torchrun("train", "--resume", str(stopped))
+    resumed = run_torchrun("train", "--resume", str(stopped))
     assert resumed.returncode == 0, resumed.stderr
     a, b = _adapter(tmp_path / "exps" / "straight"), _adapter(stopped)
     for key in a:
