@@ -155,3 +155,13 @@ def test_a_failure_on_rank_1_fails_the_step_on_both_and_rank_0_records_it(tmp_pa
     record = _json(tmp_path / "f" / "steps" / "1_eval_source_base.json")
     assert (record["status"], record["error"]) == ("failed", "rank 1: RuntimeError: simulated device fault")
     assert not (tmp_path / "f" / "steps" / "1_eval_source_base" / "results.json").exists()
+
+
+def test_bad_input_under_torchrun_is_one_line(tmp_path):
+    """Every rank reads the same arguments and files, so every rank fails alike: rank 0 alone says so."""
+    missing = run_torchrun("pipeline", str(tmp_path / "nope.yaml"))
+    assert missing.returncode != 0
+    assert missing.stderr.count("error:") == 1 and "nope.yaml: config file not found" in missing.stderr
+    bad_steps = _torchrun(tmp_path, "--steps", "9")
+    assert bad_steps.returncode != 0
+    assert bad_steps.stderr.count("error:") == 1 and "--steps '9': steps are 1-7" in bad_steps.stderr

@@ -1,5 +1,6 @@
 """The launched pipeline's coordination (paw.pipeline.ranks) against a real c10d TCPStore, two ranks in one process."""
 
+import signal
 import socket
 import threading
 from datetime import timedelta
@@ -28,7 +29,10 @@ def launch(monkeypatch):
         monkeypatch.setenv("RANK", str(number))
         return Ranks()
 
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     yield ranks
+    for sig, handler in handlers.items():  # rank 0's abort shields it from the launcher's signals
+        signal.signal(sig, handler)
     del server
 
 
@@ -60,6 +64,26 @@ def test_rank_0_failing_stops_the_waiting_ranks_with_its_exit_code(launch):
     main.abort(Interrupted(15))  # SIGTERM on rank 0: the others stop with 143, quietly
     thread.join(10)
     assert isinstance(got["error"], PeerStopped) and got["error"].exit_code == 143 and got["error"].quiet
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN  # rank 0 finishes its last line undisturbed
+
+
+def test_an_input_every_rank_reads_fails_alike_and_rank_0_alone_says_it(launch):
+    main, follower = launch(0), launch(1)
+    got: dict = {}
+
+    def follow():
+        try:
+            follower.fail_alike(PawError("c.yaml: config file not found"))
+        except BaseException as err:  # noqa: BLE001
+            got["error"] = err
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    with pytest.raises(PawError, match="config file not found") as raised:
+        main.fail_alike(PawError("c.yaml: config file not found"))
+    assert not getattr(raised.value, "quiet", False)  # rank 0's is the line printed
+    thread.join(10)
+    assert isinstance(got["error"], PeerStopped) and got["error"].quiet and got["error"].exit_code == 2
 
 
 def test_another_ranks_failure_reaches_rank_0_but_an_interruption_does_not(launch):

@@ -73,21 +73,25 @@ def pipeline(
 ) -> None:
     from paw.config.loader import load_config
     from paw.config.pipeline_schema import PipelineConfig
+    from paw.pipeline.ranks import Ranks
     from paw.pipeline.steps import parse_steps
     from paw.utils.processes import is_main
 
-    only = parse_steps(steps) if steps else None
-    if seeds is not None:
-        overrides = [*overrides, f"pipeline.seeds={seeds}"]
-    config = load_config(config_path, overrides, profile, schema=PipelineConfig)
-    exp = None
-    if resume:
-        exp, meta = find_pipeline(
-            Path(config.experiment.root), name or config.experiment.name, config_path.stem
-        )
-        if meta.get("status") == "completed" and only is None and is_main():
-            console.print(f"{exp.dir}: already completed; re-running only steps whose inputs changed")
-        quick_test = quick_test or bool(meta.get("quick_test"))
+    try:
+        only = parse_steps(steps) if steps else None
+        if seeds is not None:
+            overrides = [*overrides, f"pipeline.seeds={seeds}"]
+        config = load_config(config_path, overrides, profile, schema=PipelineConfig)
+        exp = None
+        if resume:
+            exp, meta = find_pipeline(
+                Path(config.experiment.root), name or config.experiment.name, config_path.stem
+            )
+            if meta.get("status") == "completed" and only is None and is_main():
+                console.print(f"{exp.dir}: already completed; re-running only steps whose inputs changed")
+            quick_test = quick_test or bool(meta.get("quick_test"))
+    except PawError as err:  # every rank reads the same arguments and files, so every rank fails alike
+        Ranks().fail_alike(err)
     from paw.pipeline.scheduler import run_pipeline
     from paw.utils.io import read_json
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from paw.errors import PawError
 from paw.utils.processes import rank, world_size
@@ -122,10 +123,29 @@ class Ranks:
                 raise PeerStopped(stopped["message"], stopped["exit_code"])
             time.sleep(_POLL_S)
 
+    def shield(self) -> None:
+        """Rank 0 is stopping: ignore SIGINT/SIGTERM from here to exit, so the launcher stopping the other ranks
+        cannot cut rank 0's record or its one error line (kept ignored after ``interruptible``)."""
+        if self.many and self.main:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
+
     def abort(self, err: BaseException) -> None:
         """Rank 0 failed: the ranks waiting on it stop with its exit code (its message is printed by rank 0)."""
         if self.many and self.main and not isinstance(err, PeerStopped):
+            self.shield()
             self._set("abort", {"message": str(err), "exit_code": exit_code_of(err)})
+
+    def fail_alike(self, err: PawError) -> NoReturn:
+        """Every rank read the same arguments and files and failed alike: rank 0 says it, once; the others wait
+        (up to a minute) for its abort and stop quietly."""
+        if self.main or not self.many:
+            self.abort(err)
+            raise err
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self._get("abort") is None:
+            time.sleep(_POLL_S)
+        raise PeerStopped(str(err), err.exit_code) from err
 
     def fail(self, err: BaseException) -> None:
         """A non-zero rank failed: post why, for rank 0 to record once the launcher stops it. (An interruption

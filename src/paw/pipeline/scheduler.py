@@ -529,9 +529,7 @@ def _record_failure(
     rank's, where one failed first — write the partial report, and raise the error the CLI shows."""
     from paw.pipeline.report import write_report
 
-    if run.ranks.many:  # the launcher stops every rank now: record and print before its SIGTERM lands
-        for sig in (signal.SIGINT, signal.SIGTERM):  # (kept ignored until exit: experiment.lifecycle)
-            signal.signal(sig, signal.SIG_IGN)
+    run.ranks.shield()  # the launcher stops every rank now: record and print before its SIGTERM lands
     stop = _why_stopped(run, err)
     reason = stop.reason
     record.update(status=stop.status, finished=now(), seconds=round(seconds, 2), error=reason)
