@@ -105,15 +105,8 @@ def test_llama_cpp_generates_what_paw_generates(experiment, tmp_path):
     prompts = ["Say the number 7.", "The quick brown fox", "<|im_start|>user\nSay the number 12.<|im_end|>\n"]
     for prompt in prompts:
         ids = loaded.tokenizer(prompt)["input_ids"]
-        ours = greedy(
-            loaded.model,
-            loaded.tokenizer,
-            torch.tensor([ids]),
-            torch.ones((1, len(ids)), dtype=torch.long),
-            24,
-            [loaded.tokenizer.eos_token_id],
-            [],
-        )[0]
+        eos = loaded.tokenizer.eos_token_id
+        ours = greedy(loaded.model, loaded.tokenizer, [ids], 1, 24, [eos], [], eos)[0]
         theirs = []
         for token in llm.generate(ids, top_k=1, temp=0.0, repeat_penalty=1.0, reset=True):
             if token == loaded.tokenizer.eos_token_id or len(theirs) == 24:

@@ -2,11 +2,10 @@
 optional stop strings), greedy or sampled, optionally streamed to the terminal.
 
 Greedy decoding (evaluation, ``paw infer`` without sampling) runs paw's own loop over the model's KV cache: prompts
-sorted by length (longest first, as lm-eval does, so a batch pads little and an OOM shows at once), and a row
-leaves the batch — its cache rows dropped — as soon as it stops, so late steps run only the rows still going.
-The arithmetic per row is transformers' ``generate``'s: the same left-padded prefill, position ids counted from
-the attention mask, one token per step.
-"""
+sorted by length (longest first, as lm-eval does, so a batch pads little and an OOM shows at once); a row leaves
+the batch — its cache rows dropped — as soon as it stops, and the next prompt joins the running batch in its place,
+so each step runs a full batch. The arithmetic per row is transformers' ``generate``'s: a left-padded prefill,
+position ids counted from the attention mask, one token per step."""
 
 from __future__ import annotations
 
@@ -49,21 +48,19 @@ def generate(
     if sampling.temperature > 0:
         torch.manual_seed(sampling.seed)
     stops = [tokenizer.convert_tokens_to_ids(t) for t in (stop_tokens or [tokenizer.eos_token])]
-    own_loop = sampling.temperature <= 0 and streamer is None and not _virtual_tokens(model)
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    order = (
-        sorted(range(len(prompts)), key=lambda i: -len(encoded[i])) if own_loop else list(range(len(prompts)))
-    )
-    outputs: list[str] = [""] * len(prompts)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     model.eval()
-    for start in range(0, len(order), batch_size):
-        chosen = order[start : start + batch_size]
-        ids, mask = _left_padded([encoded[i] for i in chosen], pad, model.device)
+    if sampling.temperature <= 0 and streamer is None and not _virtual_tokens(model):
         with torch.no_grad():
-            if own_loop:
-                new = greedy(model, tokenizer, ids, mask, sampling.max_new_tokens, stops, stop_strings or [])
-            else:
+            new = greedy(
+                model, tokenizer, encoded, batch_size, sampling.max_new_tokens, stops, stop_strings or [], pad
+            )
+    else:
+        new = []
+        for start in range(0, len(prompts), batch_size):
+            ids, mask = _left_padded(encoded[start : start + batch_size], pad, model.device)
+            with torch.no_grad():
                 out = model.generate(
                     input_ids=ids,
                     attention_mask=mask,
@@ -74,11 +71,9 @@ def generate(
                     **sampling.kwargs(),
                     **({"stop_strings": stop_strings, "tokenizer": tokenizer} if stop_strings else {}),
                 )
-                new = out[:, ids.shape[1] :].tolist()
-        texts = tokenizer.batch_decode(new, skip_special_tokens=True)
-        for i, text in zip(chosen, texts, strict=True):
-            outputs[i] = cut_at_stops(text, stop_strings or [])
-    return outputs
+            new += out[:, ids.shape[1] :].tolist()
+    texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+    return [cut_at_stops(text, stop_strings or []) for text in texts]
 
 
 def _left_padded(rows: list[list[int]], pad: int, device: Any):
@@ -100,54 +95,129 @@ def _virtual_tokens(model: Model) -> bool:
     return bool(getattr(config, "is_prompt_learning", False))
 
 
+class _Batch:
+    """Rows generating together: their KV cache, attention mask (left padding is 0), last positions and the logits
+    of their next token; ``rows`` are the prompts' indices, in cache order."""
+
+    def __init__(self, model: Model, prompts: list[list[int]], rows: list[int], pad: int) -> None:
+        import inspect
+
+        from transformers import DynamicCache
+
+        ids, mask = _left_padded(prompts, pad, model.device)
+        self.cache = DynamicCache(config=model.config)
+        position = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        last_only = (
+            {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
+        )
+        out = model(
+            input_ids=ids, attention_mask=mask, position_ids=position, past_key_values=self.cache, **last_only
+        )
+        self.mask, self.last, self.logits, self.rows = mask, position[:, -1], out.logits[:, -1], rows
+
+    def joinable(self) -> bool:
+        """Rows can join a running batch only where every cache layer is a plain one (no sliding window)."""
+        from transformers.cache_utils import DynamicLayer
+
+        return all(type(layer) is DynamicLayer for layer in self.cache.layers)
+
+    def join(self, other: _Batch) -> None:
+        """Append ``other``'s rows, each batch's cache left-padded to the longer one's length."""
+        import torch
+        import torch.nn.functional as F
+
+        length = max(self.mask.shape[1], other.mask.shape[1])
+
+        def padded(x, dim_from_end):
+            extra = length - x.shape[-dim_from_end]
+            return F.pad(x, (0, 0) * (dim_from_end - 1) + (extra, 0)) if extra else x
+
+        for mine, theirs in zip(self.cache.layers, other.cache.layers, strict=True):
+            mine.keys = torch.cat([padded(mine.keys, 2), padded(theirs.keys, 2)])
+            mine.values = torch.cat([padded(mine.values, 2), padded(theirs.values, 2)])
+        self.mask = torch.cat([padded(self.mask, 1), padded(other.mask, 1)])
+        self.last = torch.cat([self.last, other.last])
+        self.logits = torch.cat([self.logits, other.logits])
+        self.rows = self.rows + other.rows
+
+    def keep(self, index: list[int]) -> None:
+        """Only these rows go on: the others leave the cache, and so do columns that are padding in every row."""
+        import torch
+
+        selected = torch.tensor(index, device=self.mask.device)
+        self.cache.batch_select_indices(selected)
+        self.mask, self.last = self.mask[selected], self.last[selected]
+        self.rows = [self.rows[j] for j in index]
+        unused = int(self.mask.any(0).long().argmax())  # leading columns no row attends to
+        if unused and self.joinable():
+            self.mask = self.mask[:, unused:]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, unused:], layer.values[:, :, unused:]
+
+    def step(self, model: Model, tokens: Any) -> None:
+        """Feed each row its chosen token; ``logits`` become the next ones."""
+        import torch
+
+        self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=-1)
+        self.last = self.last + 1
+        out = model(
+            input_ids=tokens[:, None], attention_mask=self.mask, position_ids=self.last[:, None],
+            past_key_values=self.cache,
+        )  # fmt: skip
+        self.logits = out.logits[:, -1]
+
+
 def greedy(
     model: Model,
     tokenizer: Tokenizer,
-    ids: Any,
-    mask: Any,
+    prompts: list[list[int]],
+    batch_size: int,
     max_new_tokens: int,
     stop_ids: list[int],
     stop_strings: list[str],
+    pad: int,
 ) -> list[list[int]]:
-    """Greedy continuations of a left-padded batch, each ending before its stop token or after the token that
-    completes a stop string (the caller cuts the text there); finished rows leave the batch and its cache."""
-    import inspect
+    """Greedy continuations of tokenized prompts, each ending before its stop token or after the token that
+    completes a stop string (the caller cuts the text there).
 
-    import torch
-    from transformers import DynamicCache
-
-    cache = DynamicCache(config=model.config)
-    position = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    last_only = (
-        {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
-    )
-    out = model(input_ids=ids, attention_mask=mask, position_ids=position, past_key_values=cache, **last_only)
-    tokens: list[list[int]] = [[] for _ in range(ids.shape[0])]
-    alive = list(range(ids.shape[0]))  # the batch rows still generating, in cache order
-    last = position[:, -1]
-    for step in range(max_new_tokens):
-        chosen = out.logits[:, -1].argmax(-1)
-        keep = []
-        for j, (row, token) in enumerate(zip(alive, chosen.tolist(), strict=True)):
+    At most ``batch_size`` rows run at once, longest prompts first. A row leaves the batch (and its cache) as soon
+    as it stops, and the next waiting prompts join the running batch in its place (their prefill's cache
+    left-padded to the batch's), so every step runs a full batch until the prompts run out; a model whose cache
+    cannot be joined (sliding-window layers) runs the prompts in fixed batches instead. Each row's arithmetic is
+    that of transformers' ``generate`` on a left-padded batch."""
+    pending = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    tokens: list[list[int]] = [[] for _ in prompts]
+    if max_new_tokens <= 0:
+        return tokens
+    batch: _Batch | None = None
+    while pending or batch is not None:
+        free = batch_size - (len(batch.rows) if batch is not None else 0)
+        if pending and free > 0 and (batch is None or batch.joinable()):
+            rows, pending = pending[:free], pending[free:]
+            joining = _Batch(model, [prompts[i] for i in rows], rows, pad)
+            if batch is None:
+                batch = joining
+            else:
+                batch.join(joining)
+        chosen = batch.logits.argmax(-1)
+        going = []
+        for j, (row, token) in enumerate(zip(batch.rows, chosen.tolist(), strict=True)):
             if token in stop_ids:
                 continue
             tokens[row].append(token)
+            if len(tokens[row]) >= max_new_tokens:
+                continue
             if stop_strings and any(s in tokenizer.decode(tokens[row][-_TAIL:]) for s in stop_strings):
                 continue
-            keep.append(j)
-        if not keep or step == max_new_tokens - 1:
-            break
-        if len(keep) < len(alive):
-            index = torch.tensor(keep, device=ids.device)
-            cache.batch_select_indices(index)
-            mask, last, chosen = mask[index], last[index], chosen[index]
-            alive = [alive[j] for j in keep]
-        mask = torch.cat([mask, mask.new_ones((len(alive), 1))], dim=-1)
-        last = last + 1
-        out = model(
-            input_ids=chosen[:, None], attention_mask=mask, position_ids=last[:, None], past_key_values=cache
-        )
+            going.append(j)
+        if not going:
+            batch = None
+            continue
+        if len(going) < len(batch.rows):
+            batch.keep(going)
+            chosen = chosen[going]
+        batch.step(model, chosen)
     return tokens
 
 
