@@ -163,6 +163,10 @@ def main() -> None:
         where = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
     ours, theirs = results["paw"], results["lm-eval"]
     same = sum(a == b for a, b in zip(ours["outputs"], theirs["outputs"], strict=True))
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    lengths = sorted(len(tokenizer(o, add_special_tokens=False)["input_ids"]) for o in ours["outputs"])
     print(
         f"machine: {where}; model: {args.model} ({config['model_type']}, hidden {config['hidden_size']}, "
         f"{config['num_hidden_layers']} layers), {args.dtype}; gsm8k, {args.n} rows, {args.shots}-shot, batch "
@@ -177,6 +181,11 @@ def main() -> None:
             f"{r['metrics'][METRICS[1]]:.4f} | {r['peak_rss_mb']:.0f} | {chars:.0f} |"
         )
     print(f"speed-up {theirs['seconds'] / ours['seconds']:.2f}x; identical outputs: {same}/{args.n}")
+    stopped = sum(n < args.max_new_tokens for n in lengths)
+    print(
+        f"paw's answers: {stopped}/{args.n} stopped before the cap; tokens min / median / max "
+        f"{lengths[0]} / {lengths[len(lengths) // 2]} / {lengths[-1]} (retokenized)"
+    )
     if args.json:
         args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "results": results}))
     if same != args.n or ours["metrics"] != theirs["metrics"]:

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from transformers import AutoTokenizer
 
 from paw.eval.api import evaluate
 from paw.eval.lm_eval_backend import local_task_yaml, run_lm_eval
@@ -112,3 +113,46 @@ def test_few_shot_from_the_scored_file_equals_lm_eval_and_warns(tmp_path, paw_ca
     for mine, other in zip(samples, their_samples, strict=True):
         assert mine["loglikelihoods"] == pytest.approx([r[0] for r in other["filtered_resps"]], abs=2e-4)
     assert ours["tasks"]["arc_easy"]["acc"] == theirs["results"][name]["acc,none"]
+
+
+def test_gsm8k_greedy_answers_equal_lm_eval_when_prompts_pass_the_context(tmp_path, paw_cache):
+    """gsm8k, 2-shot, on a model whose context (320 positions) leaves 64 prompt tokens beside its 256 new ones:
+    paw keeps each prompt's last 64 tokens as lm-eval does, and every greedy answer and both exact-match figures
+    equal lm-eval's (without the cut, paw ran the whole prompt and its answers differed)."""
+    import shutil
+
+    location = tmp_path / "model"
+    shutil.copytree(resolve_model("paw-tiny/qwen2").location, location)
+    config = json.loads((location / "config.json").read_text())
+    (location / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 320}))
+    rows = [
+        {"question": f"Tom has {a} apples and buys {b} more. How many apples does he have?",
+         "answer": f"Tom has {a} + {b} = {a + b} apples.\n#### {a + b}"}
+        for a, b in ((3, 4), (12, 5), (7, 9), (20, 22), (1, 1), (6, 30), (8, 8), (15, 2))
+    ]  # fmt: skip
+    test, train = tmp_path / "gsm8k.jsonl", tmp_path / "gsm8k_train.jsonl"
+    test.write_text("".join(json.dumps(r) + "\n" for r in rows[:5]))
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows[5:]))
+    ours = evaluate(
+        ["gsm8k"],
+        model=str(location),
+        data_files={"gsm8k": str(test)},
+        options=EvalOptions(
+            log_samples=True, num_fewshot=2, fewshot_files={"gsm8k": str(train)}, batch_size=2
+        ),
+        output=tmp_path / "paw",
+        dtype="fp32",
+    )
+    name = local_task_yaml("gsm8k", test, tmp_path, fewshot_file=train)
+    theirs = run_lm_eval(str(location), None, [name], tmp_path, batch_size=2, num_fewshot=2, dtype="float32")
+    samples = [
+        json.loads(line) for line in (tmp_path / "paw" / "samples_gsm8k.jsonl").read_text().splitlines()
+    ]
+    their_samples = sorted(
+        (s for s in theirs["samples"][name] if s["filter"] == "strict-match"), key=lambda s: s["doc_id"]
+    )
+    prompt = their_samples[0]["arguments"][0][0]
+    assert len(AutoTokenizer.from_pretrained(location)(prompt)["input_ids"]) > 64  # the cut applies
+    assert [s["output"] for s in samples] == [s["resps"][0][0] for s in their_samples]
+    for metric in ("exact_match,strict-match", "exact_match,flexible-extract"):
+        assert ours["tasks"]["gsm8k"][metric] == theirs["results"][name][metric]

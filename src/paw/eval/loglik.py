@@ -74,6 +74,20 @@ def prefix_token_id(tokenizer: Tokenizer) -> int:
     return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
 
 
+_UNSET_MAX_LENGTH = int(1e30)  # transformers' tokenizer.model_max_length when nothing set it
+
+
+def context_length(model: Model, tokenizer: Tokenizer, default: int = 2048) -> int:
+    """The longest sequence lm-eval gives this model: the (text) config's ``n_positions``,
+    ``max_position_embeddings`` or ``n_ctx``, else the tokenizer's ``model_max_length``, else ``default``."""
+    config = getattr(model.config, "text_config", None) or model.config
+    for name in ("n_positions", "max_position_embeddings", "n_ctx"):
+        if getattr(config, name, None) is not None:
+            return int(getattr(config, name))
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(limit) if limit is not None and limit != _UNSET_MAX_LENGTH else default
+
+
 def _sliding_window(model: Model) -> int | None:
     config = model.config
     window = getattr(config, "sliding_window", None)
@@ -316,7 +330,7 @@ def loglikelihoods(
     Returns the scores and the number of tokens run through the model."""
     prefix = prefix_token_id(tokenizer)
     pairs = [encode_pair(tokenizer, ctx, cont, prefix) for ctx, cont in requests]
-    max_len = max_length or getattr(model.config, "max_position_embeddings", 2048)
+    max_len = max_length or context_length(model, tokenizer)
     if virtual_tokens(model) is not None:
         groups = [[i] for group in groups for i in group]  # one plain row per request
         max_len -= virtual_tokens(model) or 0

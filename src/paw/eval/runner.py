@@ -197,19 +197,23 @@ def _prompts(docs: list[GenDoc], tokenizer, prompt_spec: dict | None) -> list[st
 def score_generation_docs(
     model, tokenizer, task: Task, docs: list[GenDoc], batch_size: int, prompt_spec: dict | None = None
 ) -> tuple[list[dict], int]:
+    from paw.eval.loglik import context_length
     from paw.models.generate import generate
 
     until = task.generation.get("until", [])
+    max_new_tokens = task.generation.get("max_new_tokens", 32)
     stop_tokens = (prompt_spec or {}).get("stop_tokens") or None
     prompts = _prompts(docs, tokenizer, prompt_spec)
     outputs = generate(
         model,
         tokenizer,
         prompts,
-        task.generation.get("max_new_tokens", 32),
+        max_new_tokens,
         batch_size,
         stop_tokens=stop_tokens,
         stop_strings=until,
+        # lm-eval keeps a prompt's last (context length - new tokens) tokens
+        max_prompt_tokens=max(1, context_length(model, tokenizer) - max_new_tokens),
     )
     samples = []
     for doc, prompt, output in zip(docs, prompts, outputs, strict=True):

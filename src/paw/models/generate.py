@@ -39,9 +39,10 @@ def generate(
     stop_strings: list[str] | None = None,
     sampling: Sampling | None = None,
     streamer: Any = None,
+    max_prompt_tokens: int | None = None,
 ) -> list[str]:
     """Continuations of ``prompts`` (batched, left-padded; greedy unless ``sampling`` says otherwise), each cut at
-    the first of ``stop_strings``."""
+    the first of ``stop_strings``; a prompt longer than ``max_prompt_tokens`` keeps its last ones."""
     import torch
 
     sampling = sampling or Sampling(max_new_tokens=max_new_tokens)
@@ -49,6 +50,8 @@ def generate(
         torch.manual_seed(sampling.seed)
     stops = [tokenizer.convert_tokens_to_ids(t) for t in (stop_tokens or [tokenizer.eos_token])]
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    if max_prompt_tokens is not None:
+        encoded = [ids[-max_prompt_tokens:] for ids in encoded]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     model.eval()
     if sampling.temperature <= 0 and streamer is None and not _virtual_tokens(model):
