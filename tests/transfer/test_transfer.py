@@ -217,6 +217,36 @@ def test_refine_runs_the_transferred_init_beside_its_control(tmp_path, trained, 
     assert "Refine (40 examples, 5 steps" in (tmp_path / "out" / "transfer_report.md").read_text()
 
 
+def test_refine_init_covers_what_the_control_trains(tmp_path, trained, tiny_qwen2):
+    """A transfer that wrote only some modules (here: layer 0's dropped) is widened for the refine to every
+    linear module at the control's rank and alpha: transferred weights kept, the rest at the standard init (B = 0,
+    so the outputs are the partial adapter's)."""
+    from safetensors.torch import load_file, save_file
+
+    from paw.transfer.refine import complete_adapter
+
+    partial = tmp_path / "partial"
+    shutil.copytree(trained, partial)
+    weights = load_file(str(partial / "adapter_model.safetensors"))
+    kept = {k: v for k, v in weights.items() if ".layers.0." not in k}
+    assert len(kept) < len(weights)
+    save_file(kept, str(partial / "adapter_model.safetensors"))
+    spec = json.loads((partial / "adapter_config.json").read_text())
+    done = complete_adapter(
+        str(tiny_qwen2), partial, spec["r"], spec["lora_alpha"], 0, tmp_path / "completed"
+    )
+    completed = load_file(str(done / "adapter_model.safetensors"))
+    assert set(completed) == set(weights)  # every module the standard init trains
+    for key, value in completed.items():
+        if key in kept:
+            torch.testing.assert_close(value, kept[key])
+        elif "lora_B" in key:
+            assert not value.any()
+        else:
+            assert value.abs().sum() > 0  # A: the standard (random) init
+    torch.testing.assert_close(_logits(tiny_qwen2, done), _logits(tiny_qwen2, partial))
+
+
 def test_align_carries_an_adapter_into_a_rotated_basis(tmp_path, trained, tiny_qwen2):
     rotated = rotate(tiny_qwen2, tmp_path / "rotated")
     torch.testing.assert_close(_logits(rotated), _logits(tiny_qwen2), atol=1e-4, rtol=1e-4)  # same function
