@@ -102,18 +102,15 @@ class _Batch:
     """Rows generating together: their KV cache, attention mask (left padding is 0), last positions and the logits
     of their next token; ``rows`` are the prompts' indices, in cache order."""
 
-    def __init__(self, model: Model, prompts: list[list[int]], rows: list[int], pad: int) -> None:
-        import inspect
-
+    def __init__(
+        self, model: Model, prompts: list[list[int]], rows: list[int], pad: int, last_only: dict[str, int]
+    ) -> None:
+        """Prefill ``prompts`` (``last_only``: the keyword that keeps only the last position's logits, if any)."""
         from transformers import DynamicCache
 
         ids, mask = _left_padded(prompts, pad, model.device)
         self.cache = DynamicCache(config=model.config)
         position = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        last_only = (
-            {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
-        )
         out = model(
             input_ids=ids, attention_mask=mask, position_ids=position, past_key_values=self.cache, **last_only
         )
@@ -189,16 +186,22 @@ def greedy(
     left-padded to the batch's), so every step runs a full batch until the prompts run out; a model whose cache
     cannot be joined (sliding-window layers) runs the prompts in fixed batches instead. Each row's arithmetic is
     that of transformers' ``generate`` on a left-padded batch."""
+    import inspect
+
     pending = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     tokens: list[list[int]] = [[] for _ in prompts]
     if max_new_tokens <= 0:
         return tokens
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    last_only = (
+        {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
+    )
     batch: _Batch | None = None
     while pending or batch is not None:
         free = batch_size - (len(batch.rows) if batch is not None else 0)
         if pending and free > 0 and (batch is None or batch.joinable()):
             rows, pending = pending[:free], pending[free:]
-            joining = _Batch(model, [prompts[i] for i in rows], rows, pad)
+            joining = _Batch(model, [prompts[i] for i in rows], rows, pad, last_only)
             if batch is None:
                 batch = joining
             else:
