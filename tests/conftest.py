@@ -99,16 +99,72 @@ def run_torchrun(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
 
 
 def run_paw(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run the real CLI in a subprocess (what a user types), output captured, non-TTY."""
+    """Run the real CLI in a process of its own (what a user types), output captured, non-TTY: forked from this
+    worker's CLI server (tests/cli_server.py), or ``python -m paw`` itself where there is no fork or
+    ``PAW_TEST_SUBPROCESS=1``."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "paw", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    command = [sys.executable, "-m", "paw", *args]
+    if not hasattr(os, "fork") or os.environ.get("PAW_TEST_SUBPROCESS") == "1":
+        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return _CliServer.get().run(command, Path(cwd or os.getcwd()), env, timeout)
+
+
+class _CliServer:
+    """This worker's tests/cli_server.py process: one command at a time."""
+
+    _instance: _CliServer | None = None
+
+    @classmethod
+    def get(cls) -> _CliServer:
+        if cls._instance is None or cls._instance.proc.poll() is not None:
+            cls._instance = cls()
+        return cls._instance
+
+    def __init__(self) -> None:
+        import atexit
+        import shutil
+        import tempfile
+
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("cli_server.py"))],
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self.pending = b""
+        self.tmp = Path(tempfile.mkdtemp(prefix="paw-cli-"))
+        atexit.register(shutil.rmtree, self.tmp, True)
+
+    def _reply(self, timeout: float | None) -> dict | None:
+        """The server's next JSON line, or None when none came within ``timeout`` seconds."""
+        import json
+        import select
+
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.pending:
+            if timeout is not None and not select.select([fd], [], [], timeout)[0]:
+                return None
+            chunk = os.read(fd, 4096)
+            assert chunk, "the CLI server died"
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return json.loads(line)
+
+    def run(self, command: list[str], cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
+        import json
+        import signal
+
+        out, err = self.tmp / "stdout", self.tmp / "stderr"
+        request = {"argv": command[3:], "cwd": str(cwd), "env": env, "out": str(out), "err": str(err)}
+        self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+        self.proc.stdin.flush()
+        pid = self._reply(None)["pid"]
+        reply = self._reply(timeout)
+        if reply is None:
+            os.kill(pid, signal.SIGKILL)
+            self._reply(None)
+            raise subprocess.TimeoutExpired(command, timeout, out.read_text(), err.read_text())
+        return subprocess.CompletedProcess(command, reply["status"], out.read_text(), err.read_text())
 
 
 def mc_task_files(root: Path, tasks, docs: int) -> dict[str, str]:
