@@ -82,3 +82,38 @@ def test_scores_do_not_depend_on_how_rows_are_batched(paw_cache, monkeypatch):
     for other in (auto, single):
         assert [s.loglik for s in other] == pytest.approx([s.loglik for s in fixed], abs=1e-4)
         assert [s.is_greedy for s in other] == [s.is_greedy for s in fixed]
+
+
+def test_documents_share_rows_up_to_the_longest_and_keep_their_reads():
+    rows = [_row(n, 2) for n in (10, 7, 5, 4, 3, 1)]
+    for i, row in enumerate(rows):
+        row.reads = [(i, [0, len(row.tokens) - 1], [1, 1])]
+    packed = loglik.pack_rows(rows, 10)
+    assert sorted(len(r.tokens) for r in packed) == [10, 10, 10]  # 10 | 7+3 | 5+4+1: best fit, no padding
+    assert all(len(r.tokens) == len(r.positions) == len(r.blocks) for r in packed)
+    for row in packed:  # every read still points at its own document's tokens
+        for i, where, _ in row.reads:
+            document = row.documents[where[0]] if row.documents else 0
+            assert [row.documents[p] if row.documents else 0 for p in where] == [document] * 2
+            assert where[1] - where[0] == len(rows[i].tokens) - 1
+            assert row.positions[where[0]] == 0
+    assert len(loglik.pack_rows([_row(12, 1), _row(3, 1)], 10)) == 2  # too long for a shared row: alone
+
+
+def test_packed_documents_score_as_they_do_alone(paw_cache, monkeypatch):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from paw.models.tiny import tiny_model_dir
+
+    path = tiny_model_dir("paw-tiny/gemma2")  # soft-capping and sliding-window layers under the block mask
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    shapes = []
+    model.register_forward_pre_hook(lambda _m, _a, kw: shapes.append(kw["input_ids"].shape), with_kwargs=True)
+    packed, _ = loglik.loglikelihoods(model, tokenizer, REQUESTS, GROUPS, batch_size=16)
+    packed_rows = shapes.pop()[0]
+    monkeypatch.setattr(loglik, "PACK_MAX", 0)
+    alone, _ = loglik.loglikelihoods(model, tokenizer, REQUESTS, GROUPS, batch_size=16)
+    assert packed_rows < shapes.pop()[0] == len(GROUPS)
+    assert [s.loglik for s in packed] == pytest.approx([s.loglik for s in alone], abs=1e-4)
+    assert [s.is_greedy for s in packed] == [s.is_greedy for s in alone]
