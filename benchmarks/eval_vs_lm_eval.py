@@ -1,7 +1,7 @@
 """paw eval vs lm-evaluation-harness: same model, same data, same batch size and dtype; items/s and the ratio.
 
     .venv/bin/python benchmarks/eval_vs_lm_eval.py --model paw-shape/qwen2.5-0.5b [--n 300] [--batch-size 16|auto] \
-        [--dtype fp32|bf16] [--tasks arc_easy,hellaswag] [--data-dir DIR] [--json out.json]
+        [--dtype fp32|bf16] [--tasks arc_easy,hellaswag] [--data-dir DIR] [--json out.json] [--work]
 
 `--model` is any model paw resolves; the real-shape stand-ins (`paw-shape/<name>[@<layers>]`, after
 `paw fetch-tokenizers`) are what the figures in RESULTS.md use. Each tool scores each task in its own process
@@ -9,6 +9,11 @@
 real benchmark files in ../shared/data when present (ARC-Easy, ARC-Challenge, HellaSwag, PIQA, WinoGrande), else
 paw's synthetic rows in the same schemas. On the GPU when there is one (peak CUDA memory reported too). Metrics
 must be identical; the script exits non-zero otherwise.
+
+`--work` also records every forward each tool runs (rows x padded length, and the positions its vocabulary
+projection runs on) and prints the multiply-accumulates each tool asks of the model and their ratio: the speed-up
+that running the same arithmetic at the same rate would give. The shapes do not depend on depth, so
+`--model paw-shape/qwen2.5-0.5b@1 --work-layers 24` counts the full-depth work in a fraction of the time.
 """
 
 from __future__ import annotations
@@ -66,10 +71,39 @@ def task_files(
     return files, "; ".join(parts)
 
 
+def record_forwards(model, shapes: list) -> None:
+    """Append (rows, padded length, positions the head runs on) for every forward of ``model``."""
+    import torch
+
+    def hook(_module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        keep = kwargs.get("logits_to_keep")
+        rows, length = ids.shape
+        if keep is None or (isinstance(keep, int) and keep == 0):
+            head = rows * length
+        elif isinstance(keep, int):
+            head = rows * keep
+        elif keep.dtype == torch.bool:
+            head = int(keep.sum())
+        else:
+            head = rows * len(keep)
+        shapes.append((rows, length, head))
+
+    model.register_forward_pre_hook(hook, with_kwargs=True)
+
+
 def worker(
-    tool: str, model_dir: str, task: str, data_file: str, batch_size: str, dtype: str, workdir: Path
+    tool: str,
+    model_dir: str,
+    task: str,
+    data_file: str,
+    batch_size: str,
+    dtype: str,
+    workdir: Path,
+    work: bool = False,
 ) -> dict:
-    """Score one task with one tool in this process; seconds after load, load seconds, metrics, peak memory."""
+    """Score one task with one tool in this process; seconds after load, load seconds, metrics, peak memory, and
+    with ``work`` the shape of every forward."""
     import torch
 
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -81,6 +115,9 @@ def worker(
         from paw.models.loaded import load_for_eval
 
         loaded = load_for_eval(model_dir, None, dtype=dtype)
+        shapes: list = []
+        if work:
+            record_forwards(loaded.model, shapes)
         loaded_at = time.perf_counter()
         size = batch_size if batch_size == "auto" else int(batch_size)
         result = run_task(
@@ -97,6 +134,9 @@ def worker(
         name = local_task_yaml(task, data_file, workdir)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         lm = HFLM(pretrained=model_dir, batch_size=batch_size, dtype=TORCH_DTYPES[dtype], device=device)
+        shapes = []
+        if work:
+            record_forwards(lm.model, shapes)
         loaded_at = time.perf_counter()
         manager = TaskManager(include_path=str(workdir))
         out = lm_eval.simple_evaluate(model=lm, tasks=[name], task_manager=manager, verbosity="ERROR")
@@ -109,26 +149,54 @@ def worker(
         "metrics": metrics,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
+        "forwards": shapes,
     }
+
+
+def macs(config: dict, forwards: list, layers: int | None = None) -> tuple[float, float]:
+    """Multiply-accumulates of ``forwards`` on a decoder of ``config``'s shape (``layers`` deep when given): the
+    linear layers on every position run, padding included; attention scores and mixing on rows x length^2 (what
+    a masked dense kernel computes); the vocabulary projection where it runs. Returns (total, padded positions)."""
+    text = config.get("text_config", config)
+    hidden, inter = text["hidden_size"], text["intermediate_size"]
+    heads = text["num_attention_heads"]
+    head_dim = text.get("head_dim") or hidden // heads
+    kv = text.get("num_key_value_heads", heads) * head_dim
+    linear = hidden * (2 * heads * head_dim + 2 * kv) + 3 * hidden * inter
+    depth = layers or text["num_hidden_layers"]
+    total = positions = 0.0
+    for rows, length, head in forwards:
+        positions += rows * length
+        total += depth * (linear * rows * length + 2 * rows * length * length * heads * head_dim)
+        total += hidden * text["vocab_size"] * head
+    return total, positions
 
 
 TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
 
 
 def worker_command(
-    tool: str, model_dir: str, task: str, data_file: str, batch_size: str, dtype: str, out: Path
+    tool: str, model_dir: str, task: str, data_file: str, batch_size: str, dtype: str, out: Path, work: bool
 ) -> list[str]:
     """The command line that scores ``task`` with ``tool`` in its own process, writing the result to ``out``."""
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", tool, "--model-dir", model_dir]
     command += ["--tasks", task, "--data-file", data_file, "--batch-size", str(batch_size), "--dtype", dtype]
-    return [*command, "--out", str(out)]
+    return [*command, "--out", str(out)] + (["--work"] if work else [])
 
 
 def run_worker(
-    tool: str, model_dir: str, task: str, data_file: str, batch_size: str, dtype: str, workdir: Path
+    tool: str,
+    model_dir: str,
+    task: str,
+    data_file: str,
+    batch_size: str,
+    dtype: str,
+    workdir: Path,
+    work: bool,
 ) -> dict:
     out = workdir / f"{tool}-{task}.json"
-    subprocess.run(worker_command(tool, model_dir, task, data_file, batch_size, dtype, out), check=True)
+    command = worker_command(tool, model_dir, task, data_file, batch_size, dtype, out, work)
+    subprocess.run(command, check=True)
     return json.loads(out.read_text())
 
 
@@ -148,6 +216,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, help="<task>.jsonl files to read instead of ../shared/data")
     parser.add_argument("--json", type=Path, help="also write the results here (machine-readable)")
     parser.add_argument("--tasks", default="arc_easy,arc_challenge,hellaswag,piqa,winogrande")
+    parser.add_argument("--work", action="store_true", help="also count each tool's arithmetic (see above)")
+    parser.add_argument("--work-layers", type=int, help="count the work at this depth (default: the model's)")
     parser.add_argument("--worker", choices=["paw", "lm-eval"], help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--data-file", help=argparse.SUPPRESS)
@@ -162,6 +232,7 @@ def main() -> None:
             args.batch_size,
             args.dtype,
             Path(args.out).parent,
+            args.work,
         )
         Path(args.out).write_text(json.dumps(result))
         return
@@ -180,9 +251,10 @@ def main() -> None:
         for task in tasks:
             for tool, batch in (("paw", args.batch_size), ("lm-eval", lm_batch)):
                 results[tool][task] = run_worker(
-                    tool, model_dir, task, files[task], batch, args.dtype, Path(tmp)
+                    tool, model_dir, task, files[task], batch, args.dtype, Path(tmp), args.work
                 )
-                print(f"{task} {tool}: {results[tool][task]}", file=sys.stderr, flush=True)
+                brief = {k: v for k, v in results[tool][task].items() if k != "forwards"}
+                print(f"{task} {tool}: {brief}", file=sys.stderr, flush=True)
 
     if torch.cuda.is_available():
         where = f"{torch.cuda.get_device_name(0)}, torch {torch.__version__} (CUDA {torch.version.cuda})"
@@ -219,12 +291,36 @@ def main() -> None:
         )
     n_all = args.n * len(tasks)
     print(f"| all | {n_all / total_paw:.2f} | {n_all / total_lm:.2f} | {total_lm / total_paw:.2f}x | | | | |")
+    if args.work:
+        print_work(tasks, results, config, args.work_layers)
     if args.json:
         args.json.write_text(
             json.dumps({"header": header, "n": args.n, "results": results, "mismatches": mismatches})
         )
     if mismatches:
         raise SystemExit(f"metrics differ from lm-eval on: {', '.join(mismatches)}")
+
+
+def print_work(tasks: list[str], results: dict, config: dict, layers: int | None) -> None:
+    text = config.get("text_config", config)
+    depth = layers or text["num_hidden_layers"]
+    print(f"\nArithmetic each tool asks of the model ({depth} layers; GMAC = 10^9 multiply-accumulates):")
+    print(
+        "| task | paw GMAC | lm-eval GMAC | work ratio | paw positions run (padded) | lm-eval positions run |"
+    )
+    print("|---|---|---|---|---|---|")
+    sums = [0.0, 0.0]
+    for task in tasks:
+        (ours, ours_pos), (theirs, theirs_pos) = (
+            macs(config, results[tool][task]["forwards"], layers) for tool in ("paw", "lm-eval")
+        )
+        sums[0] += ours
+        sums[1] += theirs
+        print(
+            f"| {task} | {ours / 1e9:.0f} | {theirs / 1e9:.0f} | {theirs / ours:.2f}x | {ours_pos:.0f} "
+            f"| {theirs_pos:.0f} |"
+        )
+    print(f"| all | {sums[0] / 1e9:.0f} | {sums[1] / 1e9:.0f} | {sums[1] / sums[0]:.2f}x | | |")
 
 
 if __name__ == "__main__":
