@@ -48,7 +48,10 @@ def test_head_at_read_positions_equals_full_logits(family, paw_cache, monkeypatc
 
 def _row(length, reads):
     return loglik._Row(
-        list(range(length)), list(range(length)), [-1] * length, [(0, list(range(reads)), [1] * reads)]
+        list(range(length)),
+        list(range(length)),
+        list(range(-1, length - 1)),
+        [(0, list(range(reads)), [1] * reads)],
     )
 
 
@@ -84,36 +87,49 @@ def test_scores_do_not_depend_on_how_rows_are_batched(paw_cache, monkeypatch):
         assert [s.is_greedy for s in other] == [s.is_greedy for s in fixed]
 
 
-def test_documents_share_rows_up_to_the_longest_and_keep_their_reads():
-    rows = [_row(n, 2) for n in (10, 7, 5, 4, 3, 1)]
-    for i, row in enumerate(rows):
-        row.reads = [(i, [0, len(row.tokens) - 1], [1, 1])]
-    packed = loglik.pack_rows(rows, 10)
-    assert sorted(len(r.tokens) for r in packed) == [10, 10, 10]  # 10 | 7+3 | 5+4+1: best fit, no padding
-    assert all(len(r.tokens) == len(r.positions) == len(r.blocks) for r in packed)
-    for row in packed:  # every read still points at its own document's tokens
-        for i, where, _ in row.reads:
-            document = row.documents[where[0]] if row.documents else 0
-            assert [row.documents[p] if row.documents else 0 for p in where] == [document] * 2
-            assert where[1] - where[0] == len(rows[i].tokens) - 1
-            assert row.positions[where[0]] == 0
-    assert len(loglik.pack_rows([_row(12, 1), _row(3, 1)], 10)) == 2  # too long for a shared row: alone
+def test_rows_run_each_distinct_token_path_once():
+    pairs = [([1, 2, 3], [4]), ([1, 2, 3], [5, 6]), ([1, 2, 7], [8]), ([9], [1, 2]), ([1, 2, 3], [4])]
+    groups = [[0, 1], [2], [3], [4]]  # request 4 is a twin of request 0 in another document
+    rows = loglik.build_rows(pairs, groups, max_len=100)
+    assert len(rows) == 1
+    row = rows[0]
+    inputs = loglik._inputs(pairs, 100)  # lm-eval's (context + continuation)[:-1]
+    # nodes 1 2 3 5 | 7 | 9 1: request 0's input is a prefix of request 1's, request 4's equals it
+    assert len(row.tokens) == loglik._trie_size(inputs) == 7
+    assert all(parent < i for i, parent in enumerate(row.parents))
+    for request, where, cont in row.reads:  # each read position's path from the root is the request's input
+        assert cont == pairs[request][1]
+        node, path = where[-1], []
+        while node >= 0:
+            path.append(row.tokens[node])
+            assert row.positions[node] == len(inputs[request]) - len(path)
+            node = row.parents[node]
+        assert path[::-1] == inputs[request]
+    twin = {request: where for request, where, _ in row.reads}
+    assert twin[0] == twin[4]
+    # rows fill to the largest document's trie or ROW_MIN; a request longer than that runs alone, truncated
+    long = [([5] * 300, [1])]
+    rows = loglik.build_rows(long + pairs, [[0], *[[i + 1 for i in g] for g in groups]], max_len=200)
+    assert sorted(len(r.tokens) for r in rows) == [7, 200]
+    plain = loglik.build_rows(pairs, groups, max_len=100, share=False)
+    assert [len(r.tokens) for r in plain] == [len(i) for i in inputs]
 
 
-def test_packed_documents_score_as_they_do_alone(paw_cache, monkeypatch):
+def test_shared_rows_score_as_plain_rows(paw_cache, monkeypatch):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from paw.models.tiny import tiny_model_dir
 
-    path = tiny_model_dir("paw-tiny/gemma2")  # soft-capping and sliding-window layers under the block mask
+    path = tiny_model_dir("paw-tiny/gemma2")  # soft-capping and sliding-window layers under the tree mask
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     shapes = []
     model.register_forward_pre_hook(lambda _m, _a, kw: shapes.append(kw["input_ids"].shape), with_kwargs=True)
-    packed, _ = loglik.loglikelihoods(model, tokenizer, REQUESTS, GROUPS, batch_size=16)
-    packed_rows = shapes.pop()[0]
-    monkeypatch.setattr(loglik, "PACK_MAX", 0)
-    alone, _ = loglik.loglikelihoods(model, tokenizer, REQUESTS, GROUPS, batch_size=16)
-    assert packed_rows < shapes.pop()[0] == len(GROUPS)
-    assert [s.loglik for s in packed] == pytest.approx([s.loglik for s in alone], abs=1e-4)
-    assert [s.is_greedy for s in packed] == [s.is_greedy for s in alone]
+    shared, n_shared = loglik.loglikelihoods(model, tokenizer, REQUESTS, GROUPS, batch_size=16)
+    assert shapes.pop()[0] == 1  # every document in one row
+    build = loglik.build_rows
+    monkeypatch.setattr(loglik, "build_rows", lambda *a, **k: build(*a, **{**k, "share": False}))
+    plain, n_plain = loglik.loglikelihoods(model, tokenizer, REQUESTS, GROUPS, batch_size=16)
+    assert shapes.pop()[0] == len(REQUESTS) and n_shared < n_plain
+    assert [s.loglik for s in shared] == pytest.approx([s.loglik for s in plain], abs=1e-4)
+    assert [s.is_greedy for s in shared] == [s.is_greedy for s in plain]

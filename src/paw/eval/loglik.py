@@ -6,21 +6,22 @@ continuation; the context is encoded alone, the continuation tokens are the tail
 model input is ``context_tokens + continuation_tokens`` (an empty context is replaced by the BOS/EOS token).
 The score of a choice is ``Σ_j log p(cont_j | context, cont_<j)``.
 
-Speed: lm-eval's HF backend runs ``context + choice`` once per choice. paw packs one document into one row:
-the longest common token prefix of its requests (the context, plus any leading tokens the choices share; for
-WinoGrande the sentence before the blank) once, then each request's remaining tokens as a branch, with a block
-attention mask (a branch sees the prefix and its own earlier tokens, never another branch) and position ids
-that continue from the prefix in every branch. Shared tokens run once instead of K times; the arithmetic per
-token is the same. Documents then sit side by side (best fit, longest first) in rows as long as the longest
-one (up to ``PACK_MAX`` tokens), each with its own positions and seeing only itself, so that batches carry
-little padding (15-20% of the positions of length-sorted batches of ARC, HellaSwag and PIQA rows). The packing
-does not depend on the batch size, and neither do the results. Models with sliding-window layers (Gemma-2) fall
-back to one row per choice when a row would exceed the window. Prefix- and prompt-tuned models (virtual tokens in the cache or before the input) take plain rows
-with an ordinary padding mask; prompt tuning's virtual positions are cut from the logits.
+Speed: lm-eval's HF backend runs ``context + choice`` once per choice, each a row of its own. paw runs every
+distinct token path once: the requests' inputs (lm-eval's ``(context + continuation)[:-1]``), sorted, are
+inserted into tries, one trie per row, so a prefix that requests share (a document's context, leading tokens its
+choices share, WinoGrande's sentence before the blank, a twin document's identical start, the few-shot examples)
+runs once. Each token attends to itself and its ancestors only (a 4D attention mask) and takes its depth as its
+position, so it computes exactly what it would in its own row. Rows fill to the longest document's trie (at
+least ``ROW_MIN`` tokens), so batches carry little padding; neither the rows nor the results depend on the batch
+size. Rows never pass the model's context or sliding window (Gemma-2); a request longer than a row runs alone,
+left-truncated as lm-eval truncates it. Prefix- and prompt-tuned models (virtual tokens in the cache or before
+the input) take one plain row per request with an ordinary padding mask; prompt tuning's virtual positions are
+cut from the logits.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,10 +31,10 @@ from paw.eval.memory import AUTO_MAX_ROWS, AUTO_SHARE, LOGITS_BUDGET, STATS_CHUN
 if TYPE_CHECKING:
     from paw.utils.hf_types import Model, Tokenizer
 
-MIN_SAVING = 0.85  # pack a group only when it runs at most 85% of the tokens of one row per request
-# Documents share a row only up to this length: attention under a dense block mask costs length² per row, and at
-# 512 positions it is still a few percent of a layer's arithmetic at the hidden sizes paw runs.
-PACK_MAX = 512
+# Rows fill to at least this many tokens: attention under a dense mask costs length² per row, which at 256
+# positions is ~3% of a layer's arithmetic at Qwen2.5-0.5B's width, while fuller rows leave less padding.
+ROW_MIN = 256
+LOOKAHEAD = 32  # documents a full row passes over, looking for one that still fits
 
 
 @dataclass(frozen=True)
@@ -44,51 +45,13 @@ class Scored:
 
 @dataclass
 class _Row:
-    """One forward-pass row: tokens, positions, block ids (-1 = its document's shared context), document ids
-    (a token sees only its own document) and what to read from it."""
+    """One forward-pass row: a trie of request inputs, flattened (a parent comes before its children)."""
 
     tokens: list[int]
-    positions: list[int]
-    blocks: list[int]
+    positions: list[int]  # depth in the trie
+    parents: list[int]  # index of each token's parent in this row, -1 for a root
     # (request index, positions whose logits predict the continuation, continuation token ids)
     reads: list[tuple[int, list[int], list[int]]]
-    documents: list[int] | None = None  # None: one document
-
-
-def _side_by_side(rows: Sequence[_Row]) -> _Row:
-    """One row holding ``rows``' documents one after another."""
-    if len(rows) == 1:
-        return rows[0]
-    tokens, positions, blocks, documents, reads = [], [], [], [], []
-    for document, row in enumerate(rows):
-        start = len(tokens)
-        tokens += row.tokens
-        positions += row.positions
-        blocks += row.blocks
-        documents += [document] * len(row.tokens)
-        reads += [(i, [start + p for p in where], cont) for i, where, cont in row.reads]
-    return _Row(tokens, positions, blocks, reads, documents)
-
-
-def pack_rows(rows: Sequence[_Row], capacity: int) -> list[_Row]:
-    """Best-fit decreasing: each row (a document) goes to the fullest packed row it still fits in, a new one when
-    none; rows longer than ``capacity`` stay alone."""
-    import bisect
-
-    bins: list[list[_Row]] = []
-    room: list[tuple[int, int]] = []  # (free tokens, bin), ascending
-    for row in sorted(rows, key=lambda r: -len(r.tokens)):
-        n = len(row.tokens)
-        at = bisect.bisect_left(room, (n, -1))
-        if at < len(room):
-            free, b = room.pop(at)
-            bins[b].append(row)
-            bisect.insort(room, (free - n, b))
-        else:
-            bins.append([row])
-            if capacity > n:
-                bisect.insort(room, (capacity - n, len(bins) - 1))
-    return [_side_by_side(b) for b in bins]
 
 
 def encode_pair(
@@ -148,11 +111,15 @@ def virtual_tokens(model: Model) -> int | None:
     return config.num_virtual_tokens if str(config.peft_type).endswith("PROMPT_TUNING") else 0
 
 
-def _common_prefix(seqs: Sequence[list[int]]) -> int:
-    n = min(len(s) for s in seqs)
-    first = seqs[0]
+def _inputs(pairs: Sequence[tuple[list[int], list[int]]], max_len: int) -> list[list[int]]:
+    """lm-eval's model input per request: ``(context + continuation)[-(max_len + 1):][:-1]``."""
+    return [(ctx + cont)[-(max_len + 1) :][:-1] for ctx, cont in pairs]
+
+
+def _lcp(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
     for i in range(n):
-        if any(s[i] != first[i] for s in seqs[1:]):
+        if a[i] != b[i]:
             return i
     return n
 
@@ -161,65 +128,84 @@ def build_rows(
     pairs: Sequence[tuple[list[int], list[int]]],
     groups: Sequence[Sequence[int]],
     max_len: int,
-    window: int | None,
+    window: int | None = None,
+    share: bool = True,
 ) -> list[_Row]:
-    """One row per group: the longest common token prefix of the group's inputs once, then each request's own
-    tail as a branch. A request's input is lm-eval's ``(context + continuation)[:-1]``; the prefix is capped so
-    every continuation token is predicted from the request's own tokens. Groups that are too long (or cross a
-    sliding window) fall back to one plain, left-truncated row per request, as lm-eval does."""
-    rows: list[_Row] = []
+    """Rows holding every request's input once per distinct token path (see the module docstring); ``groups``
+    (requests of one document) only size the rows. ``share=False``: one plain row per request."""
+    inputs = _inputs(pairs, max_len)
+    if not share:
+        return [
+            _Row(
+                inp,
+                list(range(len(inp))),
+                list(range(-1, len(inp) - 1)),
+                [(i, _read(inp, pairs[i]), pairs[i][1])],
+            )
+            for i, inp in enumerate(inputs)
+        ]
     limit = min(max_len, window) if window else max_len
-    for group in groups:
-        seqs = [pairs[i][0] + pairs[i][1] for i in group]
-        prefix = min(_common_prefix(seqs), min(len(s) for s in seqs) - 1)
-        packed_len = prefix + sum(len(s) - 1 - prefix for s in seqs)
-        plain_len = sum(len(s) - 1 for s in seqs)
-        # Packing pays when the shared prefix is a real part of the work; a long packed row with little sharing
-        # costs more attention (quadratic in row length) than it saves.
-        worth_it = packed_len <= MIN_SAVING * plain_len
-        if len(group) > 1 and worth_it and packed_len <= limit and all(pairs[i][1] for i in group):
-            first = seqs[0]
-            tokens, positions, blocks = first[:prefix], list(range(prefix)), [-1] * prefix
-            reads = []
-            for block, (i, seq) in enumerate(zip(group, seqs, strict=True)):
-                start = len(tokens)
-                tail = seq[prefix:-1]
-                tokens += tail
-                positions += list(range(prefix, prefix + len(tail)))
-                blocks += [block] * len(tail)
-                ctx_len, cont = len(pairs[i][0]), pairs[i][1]
-                # token k of seq is predicted by the output at seq index k-1, which sits in the prefix or the branch
-                where = [
-                    k - 1 if k - 1 < prefix else start + (k - 1 - prefix) for k in range(ctx_len, len(seq))
-                ]
-                reads.append((i, where, cont))
-            rows.append(_Row(tokens, positions, blocks, reads))
-            continue
-        for i in group:
-            ctx_i, cont = pairs[i]
-            inp = (ctx_i + cont)[-(max_len + 1) :][:-1]
-            n = len(inp)
-            rows.append(_Row(inp, list(range(n)), [-1] * n, [(i, list(range(n - len(cont), n)), cont)]))
+    sizes = [_trie_size([inputs[i] for i in g]) for g in groups]
+    capacity = min(limit, max([ROW_MIN, *sizes]))
+    # a document is placed whole (its requests in sorted order); one too long for a row, request by request
+    units = [
+        sorted(g, key=lambda i: inputs[i]) for g, size in zip(groups, sizes, strict=True) if size <= capacity
+    ]
+    units += [[i] for g, size in zip(groups, sizes, strict=True) if size > capacity for i in g]
+    waiting = deque(sorted((u for u in units if u), key=lambda u: inputs[u[0]]))
+    rows: list[_Row] = []
+    while waiting:
+        row, path, last, passed = _Row([], [], [], []), [], [], []
+        rows.append(row)
+        # in sorted order while documents fit; then the next LOOKAHEAD that do not fit wait for the next row
+        while waiting and len(passed) <= LOOKAHEAD:
+            unit = waiting.popleft()
+            seqs = [last] + [inputs[i] for i in unit]
+            cost = sum(len(b) - _lcp(a, b) for a, b in zip(seqs, seqs[1:], strict=False))
+            if row.tokens and len(row.tokens) + cost > capacity:
+                passed.append(unit)
+                continue
+            for i in unit:
+                inp = inputs[i]
+                shared = _lcp(last, inp)
+                del path[shared:]
+                for depth in range(shared, len(inp)):
+                    row.parents.append(path[-1] if path else -1)
+                    path.append(len(row.tokens))
+                    row.tokens.append(inp[depth])
+                    row.positions.append(depth)
+                row.reads.append((i, [path[d] for d in _read(inp, pairs[i])], pairs[i][1]))
+                last = inp
+        waiting.extendleft(reversed(passed))
     return rows
 
 
-def _block_mask(rows: list[_Row], length: int, dtype: Any, device: Any):
-    """Additive 4D mask [B, 1, L, L]: 0 where a query may attend a key, the dtype's minimum elsewhere."""
+def _read(inp: list[int], pair: tuple[list[int], list[int]]) -> list[int]:
+    """The input positions whose outputs predict the continuation's tokens (its last ``len(cont)``)."""
+    return list(range(len(inp) - len(pair[1]), len(inp)))
+
+
+def _trie_size(seqs: list[list[int]]) -> int:
+    seqs = sorted(seqs)
+    return sum(len(s) - _lcp(prev, s) for prev, s in zip([[], *seqs], seqs, strict=False))
+
+
+def _tree_mask(rows: list[_Row], length: int, dtype: Any, device: Any):
+    """Additive 4D mask [B, 1, L, L]: 0 where a query may attend a key (the key is the query or one of its
+    ancestors), the dtype's minimum elsewhere; padding attends to itself (no NaN from empty rows)."""
+    import numpy as np
     import torch
 
-    blocks = torch.full((len(rows), length), -2, dtype=torch.long)
-    documents = torch.full((len(rows), length), -1, dtype=torch.long)
+    allowed = np.zeros((len(rows), length, length), dtype=bool)
     for b, row in enumerate(rows):
-        blocks[b, : len(row.blocks)] = torch.tensor(row.blocks)
-        documents[b, : len(row.blocks)] = torch.tensor(row.documents) if row.documents else 0
-    q, k = blocks[:, :, None], blocks[:, None, :]
-    causal = torch.ones(length, length, dtype=torch.bool).tril()
-    allowed = causal & (k != -2) & ((k == -1) | (k == q)) & (documents[:, :, None] == documents[:, None, :])
-    allowed |= torch.eye(
-        length, dtype=torch.bool
-    )  # padding rows attend to themselves: no NaN from empty rows
+        for i, parent in enumerate(row.parents):
+            if parent >= 0:
+                allowed[b, i] = allowed[b, parent]
+            allowed[b, i, i] = True
+        for i in range(len(row.parents), length):
+            allowed[b, i, i] = True
     mask = torch.zeros(allowed.shape, dtype=dtype)
-    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+    mask.masked_fill_(~torch.from_numpy(allowed), torch.finfo(dtype).min)
     return mask[:, None].to(device)
 
 
@@ -281,8 +267,6 @@ def score_rows(
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     mask_dtype = dtype if dtype.is_floating_point else torch.float32
-    if virtual is None and keep != "columns" and rows:  # (shared columns would grow with every document)
-        rows = pack_rows(rows, min(PACK_MAX, max(len(row.tokens) for row in rows)))
     rows = sorted(rows, key=lambda row: -len(row.tokens))
     free = int(free_bytes(device) * share) if batch_size is None else 0
     results: list[Scored | None] = [None] * n_requests
@@ -299,7 +283,7 @@ def score_rows(
         select, where = _reads(batch, length, virtual or 0, keep)
         with torch.no_grad():
             if virtual is None:
-                mask = _block_mask(batch, length, mask_dtype, device)
+                mask = _tree_mask(batch, length, mask_dtype, device)
                 inputs = {"position_ids": pos.to(device), "attention_mask": mask}
             else:  # plain right-padded rows: peft prepends the virtual tokens itself
                 mask = torch.arange(length)[None] < torch.tensor([len(r.tokens) for r in batch])[:, None]
@@ -378,10 +362,10 @@ def loglikelihoods(
     prefix = prefix_token_id(tokenizer)
     pairs = [encode_pair(tokenizer, ctx, cont, prefix) for ctx, cont in requests]
     max_len = max_length or context_length(model, tokenizer)
-    if virtual_tokens(model) is not None:
-        groups = [[i] for group in groups for i in group]  # one plain row per request
-        max_len -= virtual_tokens(model) or 0
-    rows = build_rows(pairs, groups, max_len, _sliding_window(model))
+    virtual = virtual_tokens(model)
+    if virtual is not None:  # one plain row per request, after the virtual tokens
+        max_len -= virtual
+    rows = build_rows(pairs, groups, max_len, _sliding_window(model), share=virtual is None)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else prefix
     scores = score_rows(model, rows, len(requests), batch_size, pad, share)
     return scores, sum(len(r.tokens) for r in rows)
