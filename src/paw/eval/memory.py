@@ -6,7 +6,7 @@ h attention heads, vocabulary V and b bytes per value (the weights' dtype); with
 activations are alive at a time:
 
     activations ≈ B·L·(4H + 3I)·b      a layer's input and residual, q/k/v/o, the MLP's gate, up and product
-    attention   ≈ B·(h + 1)·L²·b       the scores of the attention kernel under a block mask, and the mask
+    attention   ≈ B·(h + 1)·L²·b       the scores of the attention kernel under a 4D mask, and the mask
     logits      ≈ R·V·b + C·V·4·2      the head at the read positions, then fp32 statistics C positions at a time
 """
 
