@@ -166,6 +166,14 @@ def test_readme_commands_run_as_written(tmp_path):
             assert "configs/template.yaml: valid" in done.stderr
             ran.append(command)
             continue
+        if (
+            command == "paw doctor"
+        ):  # a machine with little free disk fails its disk check: not the README's fault
+            failed = [line for line in done.stdout.splitlines() if line.startswith("❌")]
+            assert done.returncode == (1 if failed else 0), done.stdout
+            assert all(line.startswith("❌ disk") for line in failed), done.stdout
+            ran.append(command)
+            continue
         assert done.returncode == 0, f"README: {readme}\nran: {command}\n{done.stderr[-2000:]}"
         ran.append(command)
     experiment = tmp_path / "experiments" / "readme"
