@@ -20,13 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval_vs_lm_eval import machine  # noqa: E402
+from gsm8k_vs_lm_eval import compare_outputs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMONSENSE = ROOT.parent / "shared" / "data" / "commonsense"
@@ -193,8 +196,6 @@ def main() -> None:
         print(f"model: {build_model(args)}")
         return
 
-    import torch
-
     from paw.models.resolve import resolve_model
 
     model = args.model or str(
@@ -217,16 +218,9 @@ def main() -> None:
         shown = {k: v for k, v in results[tool].items() if k != "outputs"}
         print(f"{args.task} {tool}: {shown}", file=sys.stderr, flush=True)
 
-    if torch.cuda.is_available():
-        where = f"{torch.cuda.get_device_name(0)}, torch {torch.__version__} (CUDA {torch.version.cuda})"
-    else:
-        where = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
+    where = machine()
     ours, theirs = results["paw"], results["lm-eval"]
-    same = sum(a == b for a, b in zip(ours["outputs"], theirs["outputs"], strict=True))
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    lengths = sorted(len(tokenizer(o, add_special_tokens=False)["input_ids"]) for o in ours["outputs"])
+    same, lengths = compare_outputs(model_dir, ours["outputs"], theirs["outputs"])
     print(
         f"machine: {where}; model: {model} ({config['model_type']}, hidden {config['hidden_size']}, "
         f"{config['num_hidden_layers']} layers), {args.dtype}; {args.task}, {args.n} rows, batch {args.batch_size}; "

@@ -203,6 +203,17 @@ def run_worker(
     return json.loads(out.read_text())
 
 
+def machine() -> str:
+    """The GPU (with torch and CUDA versions) when there is one, else the CPU and its cores."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__} (CUDA {torch.version.cuda})"
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
+    )
+
+
 def cuda(result: dict) -> str:
     return "-" if result.get("peak_cuda_mb") is None else f"{result['peak_cuda_mb']:.0f}"
 
@@ -240,8 +251,6 @@ def main() -> None:
         Path(args.out).write_text(json.dumps(result))
         return
 
-    import torch
-
     from paw.models.resolve import resolve_model
 
     tasks = args.tasks.split(",")
@@ -260,10 +269,7 @@ def main() -> None:
                 print(f"{task} {tool}: {brief}", file=sys.stderr, flush=True)
         minimum = {task: exact_minimum(model_dir, task, files[task]) for task in tasks} if args.work else {}
 
-    if torch.cuda.is_available():
-        where = f"{torch.cuda.get_device_name(0)}, torch {torch.__version__} (CUDA {torch.version.cuda})"
-    else:
-        where = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
+    where = machine()
     header = (
         f"machine: {where}; model: {args.model} ({config['model_type']}, hidden {config['hidden_size']}, "
         f"{config['num_hidden_layers']} layers, vocabulary {config['vocab_size']}), {args.dtype}; data: {source}, "

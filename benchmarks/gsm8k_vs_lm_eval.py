@@ -16,13 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval_vs_lm_eval import machine  # noqa: E402
 
 GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "native" / "original" / "gsm8k_test.jsonl"
 METRICS = ("exact_match,strict-match", "exact_match,flexible-extract")
@@ -117,6 +119,15 @@ def worker(
     }
 
 
+def compare_outputs(model_dir: str, ours: list[str], theirs: list[str]) -> tuple[int, list[int]]:
+    """How many outputs are identical, and paw's output lengths in tokens (retokenized), sorted."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    same = sum(a == b for a, b in zip(ours, theirs, strict=True))
+    return same, sorted(len(tokenizer(o, add_special_tokens=False)["input_ids"]) for o in ours)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="paw-shape/qwen2.5-0.5b", help="any model paw resolves")
@@ -135,8 +146,6 @@ def main() -> None:
         result = worker(args.worker, args.model_dir, tuple(args.files), args, Path(args.out).parent)
         Path(args.out).write_text(json.dumps(result))
         return
-
-    import torch
 
     from paw.models.resolve import resolve_model
 
@@ -157,16 +166,9 @@ def main() -> None:
             shown = {k: v for k, v in results[tool].items() if k != "outputs"}
             print(f"gsm8k {tool}: {shown}", file=sys.stderr, flush=True)
 
-    if torch.cuda.is_available():
-        where = f"{torch.cuda.get_device_name(0)}, torch {torch.__version__} (CUDA {torch.version.cuda})"
-    else:
-        where = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
+    where = machine()
     ours, theirs = results["paw"], results["lm-eval"]
-    same = sum(a == b for a, b in zip(ours["outputs"], theirs["outputs"], strict=True))
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    lengths = sorted(len(tokenizer(o, add_special_tokens=False)["input_ids"]) for o in ours["outputs"])
+    same, lengths = compare_outputs(model_dir, ours["outputs"], theirs["outputs"])
     print(
         f"machine: {where}; model: {args.model} ({config['model_type']}, hidden {config['hidden_size']}, "
         f"{config['num_hidden_layers']} layers), {args.dtype}; gsm8k, {args.n} rows, {args.shots}-shot, batch "
