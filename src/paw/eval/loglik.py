@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from paw.utils.hf_types import Model, Tokenizer
 
 # Rows fill to at least this many tokens: attention under a dense mask costs length² per row, which at 256
-# positions is ~3% of a layer's arithmetic at Qwen2.5-0.5B's width, while fuller rows leave less padding.
+# positions is ~3% of a layer's arithmetic at Qwen2.5-0.5B's width, while longer rows share more and pad less.
+# Measured there (ARC-Easy + HellaSwag, 100 docs each, CPU): 128 and 512 were both 3-10% slower than 256.
 ROW_MIN = 256
 LOOKAHEAD = 32  # documents a full row passes over, looking for one that still fits
 
