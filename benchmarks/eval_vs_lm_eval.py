@@ -179,7 +179,14 @@ TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
 
 
 def worker_command(
-    tool: str, model_dir: str, task: str, data_file: str, batch_size: str, dtype: str, out: Path, work: bool
+    tool: str,
+    model_dir: str,
+    task: str,
+    data_file: str,
+    batch_size: str,
+    dtype: str,
+    out: Path,
+    work: bool = False,
 ) -> list[str]:
     """The command line that scores ``task`` with ``tool`` in its own process, writing the result to ``out``."""
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", tool, "--model-dir", model_dir]
