@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eval_vs_lm_eval import machine  # noqa: E402
 from gsm8k_vs_lm_eval import compare_outputs  # noqa: E402
+from gsm8k_zoo_model import train_and_merge  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMONSENSE = ROOT.parent / "shared" / "data" / "commonsense"
@@ -42,53 +43,22 @@ TEST_FILES = {
     "cs_obqa": "openbookqa-test.json",
     "cs_winogrande": "winogrande-test.json",
 }
-PAW = [sys.executable, "-m", "paw"]
 
 
 def build_model(args: argparse.Namespace) -> Path:
     """Train (or resume) the LoRA on ARC-Challenge's training split and merge it; returns the merged model."""
-    out = ROOT / "benchmarks" / "results" / "models" / f"{args.base.split('/')[-1]}-cs-arc"
-    experiments = out.parent / "experiments"
-    adapter = experiments / out.name / "models" / "final_model"
-    if not adapter.is_dir():
-        experiments.mkdir(parents=True, exist_ok=True)
-        config = experiments / f"{out.name}.yaml"
-        config.write_text(
-            json.dumps(
-                {
-                    "model": {"name_or_path": args.base, "dtype": "fp32"},
-                    "peft": {
-                        "method": "lora",
-                        "r": 64,
-                        "alpha": 64,
-                        "dropout": 0.0,
-                        "target_modules": "all-linear",
-                    },
-                    "data": {
-                        "train_file": str(COMMONSENSE / "ARC-Challenge-train.json"),
-                        "format": "alpaca",
-                        "prompt_template": "alpaca",
-                        "max_length": 256,
-                        "val_ratio": 0.0,
-                    },
-                    "training": {
-                        "max_steps": args.steps,
-                        "learning_rate": 3.0e-3,
-                        "schedule": "cosine",
-                        "warmup_steps": 20,
-                        "per_device_train_batch_size": 8,
-                        "logging_steps": 20,
-                        "seed": 0,
-                    },
-                    "experiment": {"root": str(experiments)},
-                }
-            )
-        )
-        run = experiments / out.name
-        resume = ["--resume", str(run)] if run.is_dir() else ["--name", out.name]
-        subprocess.run([*PAW, "train", str(config), *resume], check=True)
-    subprocess.run([*PAW, "merge", "--adapter", str(adapter), "--output", str(out)], check=True)
-    return out
+    data = {
+        "train_file": str(COMMONSENSE / "ARC-Challenge-train.json"),
+        "format": "alpaca",
+        "prompt_template": "alpaca",
+        "max_length": 256,
+        "val_ratio": 0.0,
+    }
+    return train_and_merge(args.base, args.steps, data, default_model(args.base))
+
+
+def default_model(base: str) -> Path:
+    return ROOT / "benchmarks" / "results" / "models" / f"{base.split('/')[-1]}-cs-arc"
 
 
 def worker(tool: str, model_dir: str, task_name: str, test: str, args: argparse.Namespace) -> dict:
@@ -198,9 +168,7 @@ def main() -> None:
 
     from paw.models.resolve import resolve_model
 
-    model = args.model or str(
-        ROOT / "benchmarks" / "results" / "models" / f"{args.base.split('/')[-1]}-cs-arc"
-    )
+    model = args.model or str(default_model(args.base))
     model_dir = resolve_model(model).location
     config = json.loads((Path(model_dir) / "config.json").read_text())
     rows = json.loads((COMMONSENSE / TEST_FILES[args.task]).read_text(encoding="utf-8"))[: args.n]

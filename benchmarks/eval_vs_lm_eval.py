@@ -161,18 +161,25 @@ def macs(config: dict, forwards: list, layers: int | None = None) -> tuple[float
     linear layers on every position run, padding included; attention scores and mixing on rows x length^2 (what
     a masked dense kernel computes); the vocabulary projection where it runs. Returns (total, padded positions)."""
     text = config.get("text_config", config)
-    hidden, inter = text["hidden_size"], text["intermediate_size"]
-    heads = text["num_attention_heads"]
-    head_dim = text.get("head_dim") or hidden // heads
-    kv = text.get("num_key_value_heads", heads) * head_dim
-    linear = hidden * (2 * heads * head_dim + 2 * kv) + 3 * hidden * inter
+    attention_width = text["num_attention_heads"] * _head_dim(text)
     depth = layers or text["num_hidden_layers"]
     total = positions = 0.0
     for rows, length, head in forwards:
         positions += rows * length
-        total += depth * (linear * rows * length + 2 * rows * length * length * heads * head_dim)
-        total += hidden * text["vocab_size"] * head
+        total += depth * (linear_macs(text) * rows * length + 2 * rows * length * length * attention_width)
+        total += text["hidden_size"] * text["vocab_size"] * head
     return total, positions
+
+
+def _head_dim(text: dict) -> int:
+    return text.get("head_dim") or text["hidden_size"] // text["num_attention_heads"]
+
+
+def linear_macs(text: dict) -> int:
+    """One layer's weight multiply-accumulates per position: q/k/v/o projections and the gated MLP."""
+    hidden, heads = text["hidden_size"], text["num_attention_heads"]
+    kv = text.get("num_key_value_heads", heads) * _head_dim(text)
+    return hidden * (2 * heads * _head_dim(text) + 2 * kv) + 3 * hidden * text["intermediate_size"]
 
 
 TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
@@ -359,10 +366,7 @@ def print_work(
             macs(config, results[tool][task]["forwards"], layers) for tool in ("paw", "lm-eval")
         )
         paths, reads = minimum[task]
-        least = macs(config, [(paths, 1, 0)], layers)[0]  # paths x one position each: no attention term
-        least += hidden * vocab * reads - depth * 2 * paths * text["num_attention_heads"] * (
-            text.get("head_dim") or hidden // text["num_attention_heads"]
-        )
+        least = depth * linear_macs(text) * paths + hidden * vocab * reads
         sums[0] += ours
         sums[1] += theirs
         sums[2] += least

@@ -30,22 +30,35 @@ def text_rows(rows: list[dict], per_row: int) -> list[dict]:
     return [{"text": "\n\n".join(shots[i : i + per_row]) + "\n\n"} for i in range(0, len(shots), per_row)]
 
 
-def train_config(args: argparse.Namespace, data: Path, experiments: Path) -> dict:
-    return {
-        "model": {"name_or_path": args.base, "dtype": "fp32"},
-        "peft": {"method": "lora", "r": 64, "alpha": 64, "dropout": 0.0, "target_modules": "all-linear"},
-        "data": {"train_file": str(data), "format": "text", "max_length": 1024, "val_ratio": 0.0},
-        "training": {
-            "max_steps": args.steps,
-            "learning_rate": 3.0e-3,
-            "schedule": "cosine",
-            "warmup_steps": 20,
-            "per_device_train_batch_size": 8,
-            "logging_steps": 20,
-            "seed": 0,
-        },
-        "experiment": {"root": str(experiments)},
-    }
+def train_and_merge(base: str, steps: int, data: dict, out: Path) -> Path:
+    """A LoRA (r 64, all linear, 3e-3 cosine) on ``base`` trained by ``paw train`` on ``data`` (the config's data
+    section), resumed if interrupted, then merged by ``paw merge`` into ``out``; the experiment stays beside it
+    (``out.parent/experiments``), and a finished one is merged again rather than retrained."""
+    experiments = out.parent / "experiments"
+    run = experiments / out.name
+    adapter = run / "models" / "final_model"
+    if not adapter.is_dir():  # train, or resume an interrupted training (same files, same paths)
+        config = {
+            "model": {"name_or_path": base, "dtype": "fp32"},
+            "peft": {"method": "lora", "r": 64, "alpha": 64, "dropout": 0.0, "target_modules": "all-linear"},
+            "data": data,
+            "training": {
+                "max_steps": steps,
+                "learning_rate": 3.0e-3,
+                "schedule": "cosine",
+                "warmup_steps": 20,
+                "per_device_train_batch_size": 8,
+                "logging_steps": 20,
+                "seed": 0,
+            },
+            "experiment": {"root": str(experiments)},
+        }
+        config_file = experiments / f"{out.name}.yaml"
+        config_file.write_text(json.dumps(config))
+        resume = ["--resume", str(run)] if run.is_dir() else ["--name", out.name]
+        subprocess.run([*PAW, "train", str(config_file), *resume], check=True)
+    subprocess.run([*PAW, "merge", "--adapter", str(adapter), "--output", str(out)], check=True)
+    return out
 
 
 def main() -> None:
@@ -60,17 +73,11 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out or ROOT / "benchmarks" / "results" / "models" / f"{args.base.split('/')[-1]}-gsm8k"
     rows = [json.loads(line) for line in GSM8K.read_text(encoding="utf-8").splitlines() if line.strip()]
-    experiments = out.parent / "experiments"
-    name = out.name
-    adapter = experiments / name / "models" / "final_model"
-    if not adapter.is_dir():  # train, or resume an interrupted training (same files, same paths)
-        data, config = experiments / f"{name}.jsonl", experiments / f"{name}.yaml"
-        experiments.mkdir(parents=True, exist_ok=True)
-        data.write_text("".join(json.dumps(r) + "\n" for r in text_rows(rows[args.skip :], args.per_row)))
-        config.write_text(json.dumps(train_config(args, data, experiments)))
-        resume = ["--resume", str(experiments / name)] if (experiments / name).is_dir() else ["--name", name]
-        subprocess.run([*PAW, "train", str(config), *resume], check=True)
-    subprocess.run([*PAW, "merge", "--adapter", str(adapter), "--output", str(out)], check=True)
+    data = out.parent / "experiments" / f"{out.name}.jsonl"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_text("".join(json.dumps(r) + "\n" for r in text_rows(rows[args.skip :], args.per_row)))
+    text = {"train_file": str(data), "format": "text", "max_length": 1024, "val_ratio": 0.0}
+    train_and_merge(args.base, args.steps, text, out)
     print(f"model: {out}")
 
 

@@ -161,8 +161,7 @@ def build_rows(
         # in sorted order while documents fit; then the next LOOKAHEAD that do not fit wait for the next row
         while waiting and len(passed) <= LOOKAHEAD:
             unit = waiting.popleft()
-            seqs = [last] + [inputs[i] for i in unit]
-            cost = sum(len(b) - _lcp(a, b) for a, b in zip(seqs, seqs[1:], strict=False))
+            cost = _new_tokens([inputs[i] for i in unit], last)
             if row.tokens and len(row.tokens) + cost > capacity:
                 passed.append(unit)
                 continue
@@ -186,9 +185,13 @@ def _read(inp: list[int], pair: tuple[list[int], list[int]]) -> list[int]:
     return list(range(len(inp) - len(pair[1]), len(inp)))
 
 
+def _new_tokens(seqs: list[list[int]], after: list[int]) -> int:
+    """Tokens that sorted ``seqs`` add to a trie whose last inserted sequence is ``after``."""
+    return sum(len(s) - _lcp(prev, s) for prev, s in zip([after, *seqs], seqs, strict=False))
+
+
 def _trie_size(seqs: list[list[int]]) -> int:
-    seqs = sorted(seqs)
-    return sum(len(s) - _lcp(prev, s) for prev, s in zip([[], *seqs], seqs, strict=False))
+    return _new_tokens(sorted(seqs), [])
 
 
 def _tree_mask(rows: list[_Row], length: int, dtype: Any, device: Any):
