@@ -6,7 +6,7 @@ needs rows that end at different lengths (a random-weight stand-in never meets a
 Trains a LoRA on ``--base`` (a zoo model, ``paw zoo build``) with ``paw train`` on GSM8K text laid out as lm-eval's
 gsm8k prompt lays out its shots ("Question: …\\nAnswer: …\\n\\n", several per row, up to 1,024 tokens), then merges it
 with ``paw merge`` into ``--out`` (default: ``benchmarks/results/models/<base>-gsm8k``, git-ignored; the training
-experiment stays beside it, and a finished one is merged again rather than retrained). Rows: those of
+experiment stays beside it; a finished run is neither retrained nor merged again). Rows: those of
 ../shared/data/native/original/gsm8k_test.jsonl after the first ``--skip`` (the benchmark scores the first 50 and
 draws its shots from the next 400), so no scored row or shot is trained on.
 """
@@ -33,7 +33,8 @@ def text_rows(rows: list[dict], per_row: int) -> list[dict]:
 def train_and_merge(base: str, steps: int, data: dict, out: Path) -> Path:
     """A LoRA (r 64, all linear, 3e-3 cosine) on ``base`` trained by ``paw train`` on ``data`` (the config's data
     section), resumed if interrupted, then merged by ``paw merge`` into ``out``; the experiment stays beside it
-    (``out.parent/experiments``), and a finished one is merged again rather than retrained."""
+    (``out.parent/experiments``). A finished training is not run again, and a merged model already in ``out`` is
+    kept (``paw merge`` never overwrites one)."""
     experiments = out.parent / "experiments"
     run = experiments / out.name
     adapter = run / "models" / "final_model"
@@ -57,7 +58,8 @@ def train_and_merge(base: str, steps: int, data: dict, out: Path) -> Path:
         config_file.write_text(json.dumps(config))
         resume = ["--resume", str(run)] if run.is_dir() else ["--name", out.name]
         subprocess.run([*PAW, "train", str(config_file), *resume], check=True)
-    subprocess.run([*PAW, "merge", "--adapter", str(adapter), "--output", str(out)], check=True)
+    if not (out / "config.json").is_file():
+        subprocess.run([*PAW, "merge", "--adapter", str(adapter), "--output", str(out)], check=True)
     return out
 
 
