@@ -132,6 +132,11 @@ def main() -> None:
         "or on hidden states (align-act)",
     )
     parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="align-act: also fit its maps on the task's training text (--calibration-data)",
+    )
+    parser.add_argument(
         "--skip-raw", action="store_true", help="skip direct and project (raw-coordinate methods)"
     )
     parser.add_argument("--boot", type=int, default=1000)
@@ -199,11 +204,16 @@ def main() -> None:
                 "project": TransferOptions(method="project", depth=depth, **gate),
             }
         )
+        calibration = str(train_file) if args.calibrate else None
         methods = {
             **raw,
-            "align": TransferOptions(method=args.align, depth=depth, **gate),
+            "align": TransferOptions(method=args.align, depth=depth, calibration_data=calibration, **gate),
             "shuffled-layer control": TransferOptions(
-                method=args.align, depth="reversed", tau=0.0, chance_multiple=0.0
+                method=args.align,
+                depth="reversed",
+                tau=0.0,
+                chance_multiple=0.0,
+                calibration_data=calibration,
             ),
         }
         pair = f"{source} → {target}"
@@ -218,7 +228,7 @@ def main() -> None:
                 moved[label].append(out)
                 accs.append(correctness(models[target], out, docs) if out is not None else base[target])
             results[label] = (accs, units)
-        accs, controls = [], []
+        accs, controls, scales = [], [], []
         for seed, out in zip(
             seeds, moved["align"], strict=True
         ):  # align's adapter, refined beside its control
@@ -226,11 +236,14 @@ def main() -> None:
             if out is None:
                 accs.append(base[target])
                 controls.append(base[target])
+                scales.append("-")
                 continue
             done = refine(str(models[target]), out, options, work / "refine" / f"{source}-{target}-{seed}")
+            scales.append(done["start"]["scale"])  # the guard's pick (0: dropped, the run is the control)
             accs.append(correctness(models[target], Path(done["transferred_init"]["adapter"]), docs))
             controls.append(correctness(models[target], Path(done["standard_init"]["adapter"]), docs))
-        results["align + refine"] = (accs, results["align"][1])
+        units = [f"{u}, start ×{x}" for u, x in zip(results["align"][1], scales, strict=True)]
+        results["align + refine"] = (accs, units)
         results["refine control (standard init)"] = (controls, ["-"] * len(seeds))
         if target not in unrelated_of:  # one random copy per target serves every source
             copy = random_copy(models[target], work / "random" / target)
@@ -271,7 +284,8 @@ def main() -> None:
         record["pairs"][pair]["unrelated"] = {"acc_minus_base": gain, "units": unrelated_units}
         print("\n".join(rows[-2:]), flush=True)
     print(
-        f"zoo: {zoo_root(args.micro)}; gate {'open' if args.open_gate else 'default'}; align: {args.align}; "
+        f"zoo: {zoo_root(args.micro)}; gate {'open' if args.open_gate else 'default'}; align: {args.align}"
+        f"{' on the task text' if args.calibrate else ''}; "
         f"seeds {seeds}; "
         f"LoRA steps {args.steps}; refine steps {refine_steps}; "
         f"{len(docs)} questions; {time.perf_counter() - started:.0f} s"

@@ -8,8 +8,8 @@ from paw.transfer.methods import SkipUnit
 PREPARED = []
 
 
-def prepare(store_s: Any, store_t: Any) -> dict[str, Any]:
-    PREPARED.append((store_s.dir, store_t.dir))
+def prepare(store_s: Any, store_t: Any, options: Any) -> dict[str, Any]:
+    PREPARED.append((store_s.dir, store_t.dir, options.method))
     return {"factor": 0.5}
 
 

@@ -212,9 +212,37 @@ def test_refine_runs_the_transferred_init_beside_its_control(tmp_path, trained, 
         assert refine[run]["val_loss"] is not None
         meta = json.loads((tmp_path / "out" / "refine" / run / "metadata.json").read_text())
         assert meta["status"] == "completed"
+    # the guard measured every scale on the training rows and kept the adapter (it lowers the loss)
+    losses = refine["start"]["train_loss_by_scale"]
+    assert len(losses) == 5 and refine["start"]["scale"] > 0
+    assert losses[str(refine["start"]["scale"])] < losses["0.0"]
     # the refined run really started from the transferred weights: lower loss than the control at equal budget
     assert refine["transferred_init"]["val_loss"] < refine["standard_init"]["val_loss"]
     assert "Refine (40 examples, 5 steps" in (tmp_path / "out" / "transfer_report.md").read_text()
+
+
+def test_refine_guard_drops_a_moved_adapter_that_hurts(tmp_path, trained, tiny_qwen2, alpaca_file):
+    """A moved adapter that raises the refine data's loss at every scale (here: noise in place of B) is dropped:
+    the refined run is its control, so a refine never starts worse than training from the standard init."""
+    from safetensors.torch import load_file, save_file
+
+    from paw.transfer.refine import RefineOptions, refine
+
+    noisy = tmp_path / "noisy"
+    shutil.copytree(trained, noisy)
+    weights = load_file(str(noisy / "adapter_model.safetensors"))
+    generator = torch.Generator().manual_seed(0)
+    for key, value in weights.items():
+        if "lora_B" in key:
+            weights[key] = torch.randn(value.shape, generator=generator) * 5
+    save_file(weights, str(noisy / "adapter_model.safetensors"))
+    options = RefineOptions(data_file=str(alpaca_file), examples=40, steps=3)
+    done = refine(str(tiny_qwen2), noisy, options, tmp_path / "refine")
+    losses = done["start"]["train_loss_by_scale"]
+    assert done["start"]["scale"] == 0.0 and min(losses, key=losses.get) == "0.0"
+    assert losses["1.0"] > losses["0.0"]
+    assert done["transferred_init"] == {**done["standard_init"], "same_as": "standard_init"}
+    assert not (tmp_path / "refine" / "transferred_init").exists()
 
 
 def test_refine_init_covers_what_the_control_trains(tmp_path, trained, tiny_qwen2):
@@ -232,9 +260,10 @@ def test_refine_init_covers_what_the_control_trains(tmp_path, trained, tiny_qwen
     assert len(kept) < len(weights)
     save_file(kept, str(partial / "adapter_model.safetensors"))
     spec = json.loads((partial / "adapter_config.json").read_text())
-    done = complete_adapter(
+    done, start = complete_adapter(
         str(tiny_qwen2), partial, spec["r"], spec["lora_alpha"], 0, tmp_path / "completed"
     )
+    assert start == {"scale": 1.0}  # no guard asked: the moved weights as they are
     completed = load_file(str(done / "adapter_model.safetensors"))
     assert set(completed) == set(weights)  # every module the standard init trains
     for key, value in completed.items():
@@ -422,6 +451,33 @@ def test_align_act_fits_its_maps_on_hidden_states(tmp_path, trained, tiny_qwen2)
     other = build_tiny_model("qwen2", tmp_path / "seed1", seed=1)
     with pytest.raises(PawError, match="no module passed"):
         transfer(trained, str(other), tmp_path / "none", options=TransferOptions(method="align-act"))
+
+
+def test_align_act_fits_on_the_task_text_first(tmp_path, trained, tiny_qwen2, alpaca_file):
+    """--calibration-data: the task's rows (prompt and answer, as plain text) are read before the corpus, a
+    prefix the rows share (the prompt template) counted once; the maps still recover a rotated copy."""
+    from paw.transfer.methods.align_act import MAX_POSITIONS, TEXTS
+
+    target = rotate(tiny_qwen2, tmp_path / "target")
+    options = TransferOptions(method="align-act", calibration_data=str(alpaca_file))
+    report = transfer(trained, str(target), tmp_path / "act", options=options)
+    assert report["calibration_rows"] == TEXTS and report["paired_positions"] == MAX_POSITIONS
+    effect = (_logits(tiny_qwen2, trained) - _logits(tiny_qwen2)).abs().max()
+    error = (_logits(target, tmp_path / "act") - _logits(tiny_qwen2, trained)).abs().max()
+    assert error < 0.02 * effect
+    result = run_paw(
+        "transfer",
+        "--adapter",
+        str(trained),
+        "--target",
+        str(target),
+        "--output",
+        str(tmp_path / "cli"),
+        "--calibration-data",
+        str(alpaca_file),
+    )
+    assert result.returncode == 2 and "--method align-act only" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "cli").exists()
 
 
 def test_a_method_is_one_module_and_one_registry_line(tmp_path, trained, monkeypatch):

@@ -209,6 +209,13 @@ def transfer(
             "--chance-multiple", min=0.0, help="φ must also be this many times the chance level k/d."
         ),
     ] = 3.0,
+    calibration_data: Annotated[
+        str | None,
+        typer.Option(
+            "--calibration-data",
+            help="align-act: also fit its maps on this data's text (the task the adapter was trained for).",
+        ),
+    ] = None,
     refine_data: Annotated[
         str | None,
         typer.Option("--refine-data", help="Refine on this data (and train the same-budget control)."),
@@ -231,6 +238,7 @@ def transfer(
         k,
         similarity_threshold,
         chance_multiple,
+        calibration_data,
         refine_data,
         refine_examples,
         refine_steps,

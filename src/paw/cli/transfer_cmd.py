@@ -18,6 +18,7 @@ def run_transfer(
     k,
     tau,
     chance_multiple,
+    calibration_data=None,
     refine_data=None,
     refine_examples=100,
     refine_steps=50,
@@ -29,11 +30,21 @@ def run_transfer(
         raise PawError(f"--depth '{depth}' is unknown; choose from {', '.join(DEPTH_MODES)}")
     if k is not None and (k <= 0 or (k > 1 and k != int(k))):
         raise PawError(f"--k must be a positive integer or a fraction in (0, 1), got {k}")
-    options = TransferOptions(method=method, depth=depth, k=k, tau=tau, chance_multiple=chance_multiple)
+    options = TransferOptions(
+        method=method,
+        depth=depth,
+        k=k,
+        tau=tau,
+        chance_multiple=chance_multiple,
+        calibration_data=calibration_data,
+    )
     from paw.data.builtin import resolve_data_file
 
-    if refine_data is not None and not resolve_data_file(refine_data).is_file():
-        raise PawError(f"--refine-data {refine_data}: file not found")
+    for flag, data in (("--calibration-data", calibration_data), ("--refine-data", refine_data)):
+        if data is not None and not resolve_data_file(data).is_file():
+            raise PawError(f"{flag} {data}: file not found")
+    if calibration_data is not None and method != "align-act":
+        raise PawError(f"--calibration-data is read by --method align-act only (this run: --method {method})")
     report = transfer(adapter, target, output, source, options)
     console = consoles.console(stderr=False)
     console.print(
@@ -50,7 +61,10 @@ def run_transfer(
             target, output, RefineOptions(refine_data, refine_examples, refine_steps), output / "refine"
         )
         attach_refine(output, refined)
+        scale = refined["start"]["scale"]
+        start = "dropped by the guard" if scale == 0 else f"scaled by {scale}"
         console.print(
             f"refine ({refine_examples} examples, {refine_steps} steps): val loss from the transferred init "
-            f"{refined['transferred_init']['val_loss']:.4f} vs the standard init {refined['standard_init']['val_loss']:.4f}"
+            f"({start}) {refined['transferred_init']['val_loss']:.4f} vs the standard init "
+            f"{refined['standard_init']['val_loss']:.4f}"
         )

@@ -112,6 +112,20 @@ def chat_segments(tokenizer: Tokenizer, messages: list[dict[str, str]], where: s
     return [(text, loss) for text, loss in segments if text]
 
 
+def plain_text(row: dict[str, Any], where: str) -> str:
+    """A row as one plain string, the same under every tokenizer (no chat template, no EOS): what activation
+    statistics are taken on. Alpaca rows get the Alpaca prompt; chat turns are joined by blank lines."""
+    fmt = detect_format(row, where)
+    if fmt == "alpaca":
+        prompt = alpaca_prompt(_field(row, "instruction", where), _field(row, "input", where, optional=True))
+        return prompt + _field(row, "output", where)
+    if fmt == "messages":
+        return "\n\n".join(m["content"] for m in check_messages(row, where))
+    if fmt == "prompt_completion":
+        return _field(row, "prompt", where) + _field(row, "completion", where)
+    return _field(row, "text", where)
+
+
 def row_segments(
     row: dict[str, Any], where: str, fmt: str, prompt_template: str, tokenizer: Tokenizer
 ) -> Segments:

@@ -42,6 +42,7 @@ class TransferOptions:
     )
     tau: float = DEFAULT_TAU
     chance_multiple: float = DEFAULT_CHANCE_MULTIPLE
+    calibration_data: str | None = None  # align-act: a data file whose text its maps are also fitted on
 
 
 def _k_for(weight_s, weight_t, r: int, k: float | None) -> int:
@@ -101,7 +102,13 @@ def transfer(
     store_s = WeightStore(local_model_dir(source, models_dir, "source"), "source")
     store_t = WeightStore(local_model_dir(target, models_dir, "target"), "target")
     run = _Run(
-        lora, source, store_s, store_t, options, method, method.prepare(store_s, store_t) if method else {}
+        lora,
+        source,
+        store_s,
+        store_t,
+        options,
+        method,
+        method.prepare(store_s, store_t, options) if method else {},
     )
     mapping, cka_scores = _layer_mapping(store_s, store_t, options.depth)
     records, collected = [], {}
@@ -122,6 +129,7 @@ def transfer(
         "shared_tokens": run.context.get("shared_tokens"),
         "ambiguous_tokens": run.context.get("ambiguous_tokens"),
         "paired_positions": run.context.get("paired_positions"),  # align-act's calibration positions
+        "calibration_rows": run.context.get("calibration_rows"),  # of them, rows of --calibration-data
         "units": len(records),
         "transferred": passed,
         "skipped": len(records) - passed,
@@ -339,9 +347,16 @@ def markdown(report: dict[str, Any]) -> str:
         lines[3:3] = [f"Why: {top_reasons(report['modules'])}.", ""]
     if report.get("refine"):
         ref = report["refine"]
+        scale = ref.get("start", {}).get("scale", 1.0)
+        start = (
+            "the transferred adapter was dropped by the guard (it raised the training loss at every scale), so "
+            "the refined run is the control"
+            if scale == 0
+            else f"the transferred adapter scaled by {scale} (the guard's pick by training loss)"
+        )
         lines[3:3] = [
             f"Refine ({ref['examples']} examples, {ref['steps']} steps, lr {ref['learning_rate']}): validation loss "
-            f"{ref['transferred_init']['val_loss']} from the transferred adapter vs "
+            f"{ref['transferred_init']['val_loss']} from {start} vs "
             f"{ref['standard_init']['val_loss']} from the standard init (control).",
             "",
         ]

@@ -4,6 +4,12 @@ standard initialisation — so the report shows what the transfer adds over simp
 (LoRASuite's small-data refit). Modules the transfer did not write (layers a shallower source has no match for,
 refused units) start from the standard initialisation in the refined run too, so both runs train the same
 parameters.
+
+The start is guarded: between independently trained models a moved adapter can be a large perturbation that
+training from it does not undo (benchmarks/RESULTS.md, the zoo's size pair: 0.244 against the control's 0.481
+after 400 steps). So the moved weights are first scaled by each of ``SCALES`` and the scale with the lowest loss
+on (up to ``GUARD_EXAMPLES`` of) the refine's own training examples is kept; at scale 0 the moved adapter is
+dropped and the refined run is its control. The losses go into the report.
 """
 
 from __future__ import annotations
@@ -60,11 +66,19 @@ def refine(target: str, adapter: Path, options: RefineOptions, root: Path) -> di
         raise PawError(f"--refine-data {options.data_file}: file not found")
     spec = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
     r, alpha = int(spec["r"]), float(spec.get("lora_alpha") or spec["r"])
-    completed = complete_adapter(target, adapter, r, alpha, options.seed, root / ".transferred_init")
+    config = _config(target, None, r, alpha, options, root)
+    completed, start = complete_adapter(
+        target, adapter, r, alpha, options.seed, root / ".transferred_init", guard_config=config
+    )
     results = {}
-    for name, init in (("transferred_init", str(completed)), ("standard_init", None)):
+    for name, init in (("standard_init", None), ("transferred_init", completed)):
+        if name == "transferred_init" and init is None:  # the guard dropped the moved weights: same run
+            results[name] = {**results["standard_init"], "same_as": "standard_init"}
+            continue
         result = run_training(
-            _config(target, init, r, alpha, options, root), name=name, command="paw transfer --refine"
+            _config(target, init and str(init), r, alpha, options, root),
+            name=name,
+            command="paw transfer --refine",
         )
         evals = result.report.get("evals") or [{}]
         results[name] = {
@@ -76,13 +90,66 @@ def refine(target: str, adapter: Path, options: RefineOptions, root: Path) -> di
         "examples": options.examples,
         "steps": options.steps,
         "learning_rate": options.learning_rate,
+        "start": start,
         **results,
     }
 
 
-def complete_adapter(target: str, adapter: Path, r: int, alpha: float, seed: int, out: Path) -> Path:
+SCALES = (0.0, 0.125, 0.25, 0.5, 1.0)
+GUARD_EXAMPLES = 64
+
+
+def _train_loss(model: Any, config: Any) -> float:
+    """Mean token loss of ``model`` on (up to ``GUARD_EXAMPLES`` of) the training examples ``config`` reads —
+    the refine's own training split, never its validation rows."""
+    import torch
+
+    from paw.data.sft import build_sft_data
+    from paw.models.load import load_tokenizer
+    from paw.models.resolve import resolve_model
+    from paw.train.objectives import data_options
+
+    tokenizer = load_tokenizer(resolve_model(config.model.name_or_path))
+    examples = build_sft_data(data_options(config), tokenizer).train.examples[:GUARD_EXAMPLES]
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for example in examples:
+            labels = torch.tensor([example["labels"]])
+            counted = int((labels[:, 1:] != -100).sum())
+            if counted:
+                out = model(input_ids=torch.tensor([example["input_ids"]]), labels=labels)
+                total, tokens = total + float(out.loss) * counted, tokens + counted
+    return total / max(tokens, 1)
+
+
+def _guarded(model: Any, config: Any) -> tuple[float, dict[str, Any]]:
+    """The scale of the moved weights (every ``lora_B``: the added modules' are 0) with the lowest training
+    loss, and each scale's loss; the model is left at that scale."""
+    import torch
+
+    model.eval()
+    factors = [p for name, p in model.named_parameters() if "lora_B" in name]
+    moved = [p.detach().clone() for p in factors]
+    losses = {}
+    for scale in SCALES:
+        with torch.no_grad():
+            for p, w in zip(factors, moved, strict=True):
+                p.copy_(w * scale)
+        losses[scale] = _train_loss(model, config)
+    best = min(SCALES, key=lambda s: (losses[s], s))  # ties: the smaller scale
+    with torch.no_grad():
+        for p, w in zip(factors, moved, strict=True):
+            p.copy_(w * best)
+    return best, {"scale": best, "train_loss_by_scale": {str(s): round(v, 4) for s, v in losses.items()}}
+
+
+def complete_adapter(
+    target: str, adapter: Path, r: int, alpha: float, seed: int, out: Path, guard_config: Any = None
+) -> tuple[Path | None, dict[str, Any]]:
     """``adapter`` widened to every linear module of ``target``: the standard LoRA initialisation (seeded; B = 0, so
-    the added modules change nothing at the start), overwritten by the transferred weights where it has them."""
+    the added modules change nothing at the start), overwritten by the transferred weights where it has them.
+    With ``guard_config`` (a refine's run config) the moved weights are scaled as the guard picks; returns the
+    saved dir (None when the guard dropped them) and what the guard measured."""
     import warnings
 
     import torch
@@ -101,5 +168,10 @@ def complete_adapter(target: str, adapter: Path, r: int, alpha: float, seed: int
         found = set_peft_model_state_dict(widened, load_file(str(adapter / "adapter_model.safetensors")))
     if found.unexpected_keys:
         raise PawError(f"{adapter}: modules the target {target} does not have: {found.unexpected_keys[:3]}")
+    start: dict[str, Any] = {"scale": 1.0}
+    if guard_config is not None:
+        scale, start = _guarded(widened, guard_config)
+        if scale == 0:
+            return None, start
     widened.save_pretrained(str(out))
-    return out
+    return out, start

@@ -27,18 +27,18 @@ class SkipUnit(Exception):
 @dataclass(frozen=True)
 class Method:
     """A transfer method: a module holding ``transfer_unit(A, B, bases) -> (A_t, B_t)`` (raise SkipUnit with the
-    reason to skip a unit), and optionally ``prepare(store_s, store_t) -> dict`` (computed once, passed to every
-    unit in ``bases`` and ``context`` with the unit's ``source_unit`` and ``target_unit``) and
-    ``frame(kind, U_s, V_s, context) -> (out, in)`` (the source bases as compared with the
-    target's by the similarity gate; default: as they are)."""
+    reason to skip a unit), and optionally ``prepare(store_s, store_t, options) -> dict`` (computed once from the
+    two weight stores and the run's TransferOptions, passed to every unit in ``bases`` and ``context`` with the
+    unit's ``source_unit`` and ``target_unit``) and ``frame(kind, U_s, V_s, context) -> (out, in)`` (the source
+    bases as compared with the target's by the similarity gate; default: as they are)."""
 
     name: str
     transfer_unit: Callable[[Any, Any, dict[str, Any]], tuple[Any, Any]]
-    prepare: Callable[[Any, Any], dict[str, Any]]
+    prepare: Callable[[Any, Any, Any], dict[str, Any]]
     frame: Callable[[str, Any, Any, dict[str, Any]], tuple[Any, Any]]
 
 
-def _nothing_to_prepare(store_s: Any, store_t: Any) -> dict[str, Any]:
+def _nothing_to_prepare(store_s: Any, store_t: Any, options: Any) -> dict[str, Any]:
     return {}
 
 

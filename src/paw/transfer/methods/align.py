@@ -17,7 +17,7 @@ READS_RESIDUAL = ("q", "k", "v", "gate", "up")
 GROUP = {"gate": "mlp", "up": "mlp", "down": "mlp", "q": "query", "o": "output", "k": "kv", "v": "kv"}
 
 
-def prepare(store_s: Any, store_t: Any) -> dict[str, Any]:
+def prepare(store_s: Any, store_t: Any, options: Any = None) -> dict[str, Any]:
     """The residual-stream maps, fitted once from the shared vocabulary's embeddings."""
     from paw.transfer.residual_map import fit_maps
 

@@ -104,19 +104,34 @@ def _capture(model_dir: Any, texts: list[str], positions: list[list[int]]) -> di
     return {key: [torch.cat(parts) for parts in per_layer] for key, per_layer in seen.items()}
 
 
-def prepare(store_s: Any, store_t: Any) -> dict[str, Any]:
-    """Both models' hidden states on the calibration text, at the token boundaries both tokenizations share."""
+def task_texts(data_file: str | None, n: int = TEXTS) -> list[str]:
+    """The first ``n`` rows of ``data_file`` as plain text (prompt and answer), in file order; none without one."""
+    if data_file is None:
+        return []
+    from paw.data.formats import plain_text
+    from paw.data.readers import read_rows
+
+    return [plain_text(record.row, record.where) for record in read_rows(data_file)[:n]]
+
+
+def prepare(store_s: Any, store_t: Any, options: Any = None) -> dict[str, Any]:
+    """Both models' hidden states on the calibration text, at the token boundaries both tokenizations share. With
+    ``options.calibration_data`` its rows come first (the text the adapter acts on), then the corpus sentences;
+    positions are taken in that order up to ``MAX_POSITIONS``."""
     from paw.errors import PawError
     from paw.transfer.cka import calibration_texts
 
     # align's head pairings read the stores and cache into inner_maps
     context: dict[str, Any] = {"stores": (store_s, store_t), "inner_maps": {}}
-    texts = calibration_texts(TEXTS)
-    at_s, at_t, count = [], [], 0
-    for source, target in zip(_ends(store_s.dir, texts), _ends(store_t.dir, texts), strict=True):
+    task = task_texts(getattr(options, "calibration_data", None))
+    texts = task + calibration_texts(TEXTS)
+    at_s, at_t, count, seen = [], [], 0, set()
+    for text, source, target in zip(texts, _ends(store_s.dir, texts), _ends(store_t.dir, texts), strict=True):
         where = {end: j for j, end in enumerate(target)}
-        pairs = [(i, where[end]) for i, end in enumerate(source) if end in where]
+        # a prefix seen before (a prompt template's fixed words) gives the same states again: kept once
+        pairs = [(i, where[end]) for i, end in enumerate(source) if end in where and text[:end] not in seen]
         pairs = pairs[: max(0, MAX_POSITIONS - count)]
+        seen.update(text[: source[i]] for i, _ in pairs)
         count += len(pairs)
         at_s.append([i for i, _ in pairs])
         at_t.append([j for _, j in pairs])
@@ -126,6 +141,7 @@ def prepare(store_s: Any, store_t: Any) -> dict[str, Any]:
         source=_capture(store_s.dir, texts, at_s),
         target=_capture(store_t.dir, texts, at_t),
         paired_positions=count,
+        calibration_rows=len(task),
         layer_maps={},
     )
     return context
