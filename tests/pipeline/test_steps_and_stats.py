@@ -80,6 +80,13 @@ def test_pipeline_needs_tasks_and_names_unknown_keys():
         _config(eval__tasks=[])
     with pytest.raises(PawError, match=r"transfer.methd: unknown key \(did you mean 'method'\?\)"):
         _config(transfer__methd="direct")
+    with pytest.raises(
+        PawError, match=r"calibration_data is read by method align-act only \(method: align\)"
+    ):
+        _config(transfer__method="align", transfer__calibration_data="paw-synth/arc-train")
+    assert _config(
+        transfer__method="align-act", transfer__calibration_data="t.jsonl"
+    ).transfer.calibration_data
 
 
 def test_paired_delta_and_recovery_ratio():

@@ -48,6 +48,19 @@ class TransferConfig(Section):
     chance_multiple: float = Field(
         3.0, ge=0, description="How far above chance (k/d) the subspace similarities must be."
     )
+    calibration_data: str | None = Field(
+        None,
+        description="align-act: a data file whose rows (the task's text) its maps are fitted on before the "
+        "corpus lines; unset: the corpus only.",
+    )
+
+    @model_validator(mode="after")
+    def _calibration_for_align_act(self) -> TransferConfig:
+        if self.calibration_data is not None and self.method != "align-act":
+            raise ValueError(
+                f"transfer.calibration_data is read by method align-act only (method: {self.method})"
+            )
+        return self
 
 
 class QuickTestConfig(Section):

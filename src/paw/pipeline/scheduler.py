@@ -229,6 +229,7 @@ def _run_transfer(run: PipelineRun, step: Step) -> dict[str, Any]:
             k=t.k,
             tau=t.similarity_threshold,
             chance_multiple=t.chance_multiple,
+            calibration_data=t.calibration_data,
         ),
         models_dir=run.config.paths.models_dir,
     )
