@@ -103,10 +103,10 @@ def run_paw(*args: str, cwd: Path | None = None, timeout: int = 600) -> subproce
     worker's CLI server (tests/cli_server.py), or ``python -m paw`` itself where there is no fork or
     ``PAW_TEST_SUBPROCESS=1``."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "paw", *args]
     if not hasattr(os, "fork") or os.environ.get("PAW_TEST_SUBPROCESS") == "1":
+        command = [sys.executable, "-m", "paw", *args]
         return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    return _CliServer.get().run(command, Path(cwd or os.getcwd()), env, timeout)
+    return _CliServer.get().run(args, Path(cwd or os.getcwd()), env, timeout)
 
 
 class _CliServer:
@@ -150,12 +150,14 @@ class _CliServer:
         line, self.pending = self.pending.split(b"\n", 1)
         return json.loads(line)
 
-    def run(self, command: list[str], cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
+    def run(self, args: tuple[str, ...], cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
+        """``paw *args`` in a forked child; the result names the ``python -m paw`` command it stands for."""
         import json
         import signal
 
+        command = [sys.executable, "-m", "paw", *args]
         out, err = self.tmp / "stdout", self.tmp / "stderr"
-        request = {"argv": command[3:], "cwd": str(cwd), "env": env, "out": str(out), "err": str(err)}
+        request = {"argv": list(args), "cwd": str(cwd), "env": env, "out": str(out), "err": str(err)}
         self.proc.stdin.write(json.dumps(request).encode() + b"\n")
         self.proc.stdin.flush()
         pid = self._reply(None)["pid"]
