@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from transfer_quality import correctness, mc_docs  # noqa: E402
@@ -137,6 +138,11 @@ def main() -> None:
         help="align-act: also fit its maps on the task's training text (--calibration-data)",
     )
     parser.add_argument(
+        "--refine-shuffled",
+        action="store_true",
+        help="also refine the shuffled-layer control's adapters (is a refine's gain the transfer's?)",
+    )
+    parser.add_argument(
         "--skip-raw", action="store_true", help="skip direct and project (raw-coordinate methods)"
     )
     parser.add_argument("--boot", type=int, default=1000)
@@ -193,6 +199,27 @@ def main() -> None:
 
     rows, record = [], {"pairs": {}, "lora": {m: [sum(r) / len(r) for r in lora_acc[m]] for m in needed}}
     unrelated_of: dict[str, tuple[Path, list[int]]] = {}  # target -> its random copy and that copy's base
+
+    def refined(
+        source: str, target: str, adapters: list[Path | None], tag: str
+    ) -> tuple[list[list[int]], list[list[int]], list[dict[str, Any]]]:
+        """Moved adapters (one per seed) refined beside their control: (accuracies, the control's, the
+        guard's start scales)."""
+        accs, controls, scales = [], [], []
+        for seed, out in zip(seeds, adapters, strict=True):
+            options = RefineOptions(data_file=str(train_file), examples=400, steps=refine_steps, seed=seed)
+            if out is None:
+                accs.append(base[target])
+                controls.append(base[target])
+                scales.append({"scale": "-"})
+                continue
+            where = work / "refine" / f"{source}-{target}-{tag}-{seed}"
+            done = refine(str(models[target]), out, options, where)
+            scales.append(done["start"])  # the guard's pick (0: dropped, the run is the control), its losses
+            accs.append(correctness(models[target], Path(done["transferred_init"]["adapter"]), docs))
+            controls.append(correctness(models[target], Path(done["standard_init"]["adapter"]), docs))
+        return accs, controls, scales
+
     for source, target in pairs:
         depth = "proportional"
         gate = {"tau": 0.0, "chance_multiple": 0.0} if args.open_gate else {}
@@ -228,23 +255,17 @@ def main() -> None:
                 moved[label].append(out)
                 accs.append(correctness(models[target], out, docs) if out is not None else base[target])
             results[label] = (accs, units)
-        accs, controls, scales = [], [], []
-        for seed, out in zip(
-            seeds, moved["align"], strict=True
-        ):  # align's adapter, refined beside its control
-            options = RefineOptions(data_file=str(train_file), examples=400, steps=refine_steps, seed=seed)
-            if out is None:
-                accs.append(base[target])
-                controls.append(base[target])
-                scales.append("-")
-                continue
-            done = refine(str(models[target]), out, options, work / "refine" / f"{source}-{target}-{seed}")
-            scales.append(done["start"]["scale"])  # the guard's pick (0: dropped, the run is the control)
-            accs.append(correctness(models[target], Path(done["transferred_init"]["adapter"]), docs))
-            controls.append(correctness(models[target], Path(done["standard_init"]["adapter"]), docs))
-        units = [f"{u}, start ×{x}" for u, x in zip(results["align"][1], scales, strict=True)]
+
+        accs, controls, scales = refined(source, target, moved["align"], "align")
+        units = [f"{u}, start ×{x['scale']}" for u, x in zip(results["align"][1], scales, strict=True)]
         results["align + refine"] = (accs, units)
+        guard = {"align": scales}
         results["refine control (standard init)"] = (controls, ["-"] * len(seeds))
+        if args.refine_shuffled:  # is a refine's gain the transfer's, or any small start's?
+            accs, _, scales = refined(source, target, moved["shuffled-layer control"], "shuffled")
+            units = [f"start ×{x['scale']}" for x in scales]
+            results["shuffled + refine"] = (accs, units)
+            guard["shuffled"] = scales
         if target not in unrelated_of:  # one random copy per target serves every source
             copy = random_copy(models[target], work / "random" / target)
             unrelated_of[target] = (copy, correctness(copy, None, docs))
@@ -265,24 +286,39 @@ def main() -> None:
             rows.append(f"| {pair} | {label} | {', '.join(units)} | {acc:.3f} | {fmt(ci)} |")
             record["pairs"][pair][label] = {"acc": acc, "units": units, "rr": ci}
             print(rows[-1], flush=True)
-        refined = all(not u.startswith("0/") for u in results["align + refine"][1])
+        summary = len(rows)  # the rows below are printed together
+        written = all(not u.startswith("0/") for u in results["align + refine"][1])
         refine_ci = (
             diff_ci(results["align + refine"][0], results["refine control (standard init)"][0], args.boot)
-            if refined
+            if written
             else (None, None, None)
         )
         shown = (
             f"{refine_ci[0]:+.3f} | [{refine_ci[1]:+.3f}, {refine_ci[2]:+.3f}]"
-            if refined
+            if written
             else "not run | align wrote nothing"
         )
         rows.append(f"| {pair} | align + refine − control | | {shown} |")
         record["pairs"][pair]["refine minus control"] = refine_ci
+        record["pairs"][pair]["guard"] = guard
+        if args.refine_shuffled:
+            ci = diff_ci(
+                results["shuffled + refine"][0], results["refine control (standard init)"][0], args.boot
+            )
+            rows.append(
+                f"| {pair} | shuffled + refine − control | | {ci[0]:+.3f} | [{ci[1]:+.3f}, {ci[2]:+.3f}] |"
+            )
+            record["pairs"][pair]["shuffled refine minus control"] = ci
+            ci = diff_ci(results["align + refine"][0], results["shuffled + refine"][0], args.boot)
+            rows.append(
+                f"| {pair} | align + refine − shuffled + refine | | {ci[0]:+.3f} | [{ci[1]:+.3f}, {ci[2]:+.3f}] |"
+            )
+            record["pairs"][pair]["refine minus shuffled refine"] = ci
         gain = sum(map(sum, unrelated_accs)) / (len(docs) * len(seeds)) - sum(unrelated_base) / len(docs)
         shown = ", ".join(unrelated_units)
         rows.append(f"| {pair} | unrelated target (align) | {shown} | {gain:+.3f} vs its base | |")
         record["pairs"][pair]["unrelated"] = {"acc_minus_base": gain, "units": unrelated_units}
-        print("\n".join(rows[-2:]), flush=True)
+        print("\n".join(rows[summary:]), flush=True)
     print(
         f"zoo: {zoo_root(args.micro)}; gate {'open' if args.open_gate else 'default'}; align: {args.align}"
         f"{' on the task text' if args.calibrate else ''}; "

@@ -132,17 +132,31 @@ def test_a_lora_moves_between_two_pretrained_families(micro_zoo, tmp_path, alpac
 
 @pytest.mark.slow
 def test_the_zoo_study_runs_on_the_micro_zoo(micro_zoo, tmp_path):
-    """benchmarks/transfer_zoo.py's whole code path (own LoRAs, every method, refine beside its control, the
-    controls, RR with CIs) on one cross-family pair of the micro-zoo."""
+    """benchmarks/transfer_zoo.py's whole code path (own LoRAs, every method, refine beside its control — from the
+    moved and from the shuffled-layer adapter — the controls, RR with CIs) on one cross-family pair of the
+    micro-zoo."""
     from tests.conftest import REPO
 
     out = tmp_path / "study.json"
     command = [sys.executable, str(REPO / "benchmarks" / "transfer_zoo.py"), "--micro", "--seeds", "1"]
-    command += ["--steps", "8", "--pairs", "phi3:llama", "--boot", "50", "--json", str(out)]
+    command += [
+        "--steps",
+        "8",
+        "--pairs",
+        "phi3:llama",
+        "--boot",
+        "50",
+        "--json",
+        str(out),
+        "--refine-shuffled",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
     assert done.returncode == 0, done.stderr[-3000:]
     pair = json.loads(out.read_text())["pairs"]["phi3 → llama"]
-    methods = {"direct", "project", "align", "shuffled-layer control", "align + refine"}
-    assert methods | {"refine control (standard init)", "refine minus control", "unrelated"} == set(pair)
+    methods = {"direct", "project", "align", "shuffled-layer control", "align + refine", "shuffled + refine"}
+    differences = {"refine minus control", "shuffled refine minus control", "refine minus shuffled refine"}
+    assert methods | differences | {"refine control (standard init)", "unrelated", "guard"} == set(pair)
     assert all(len(pair[m]["units"]) == 1 for m in methods)
+    for start in pair["guard"]["align"] + pair["guard"]["shuffled"]:  # the refine guard's measured start
+        assert start["scale"] == "-" or len(start["train_loss_by_scale"]) == 5
     assert "| phi3 → llama | align + refine − control |" in done.stdout
