@@ -478,6 +478,16 @@ def test_align_act_fits_on_the_task_text_first(tmp_path, trained, tiny_qwen2, al
     )
     assert result.returncode == 2 and "--method align-act only" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "cli").exists()
+    # with --refine-data and no --calibration-data, align-act reads the refine data
+    refined = tmp_path / "refined"
+    result = run_paw(
+        *("transfer", "--adapter", str(trained), "--target", str(target), "--output", str(refined)),
+        *("--method", "align-act", "--refine-data", str(alpaca_file), "--refine-steps", "1"),
+        *("--refine-examples", "20"),
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads((refined / "transfer_report.json").read_text())
+    assert report["options"]["calibration_data"] == str(alpaca_file) and report["calibration_rows"] == TEXTS
 
 
 def test_a_method_is_one_module_and_one_registry_line(tmp_path, trained, monkeypatch):

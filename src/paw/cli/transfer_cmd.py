@@ -23,6 +23,7 @@ def run_transfer(
     refine_examples=100,
     refine_steps=50,
 ) -> None:
+    from paw.data.builtin import resolve_data_file
     from paw.transfer.api import TransferOptions, transfer
     from paw.transfer.mapping import DEPTH_MODES
 
@@ -30,6 +31,13 @@ def run_transfer(
         raise PawError(f"--depth '{depth}' is unknown; choose from {', '.join(DEPTH_MODES)}")
     if k is not None and (k <= 0 or (k > 1 and k != int(k))):
         raise PawError(f"--k must be a positive integer or a fraction in (0, 1), got {k}")
+    for flag, data in (("--calibration-data", calibration_data), ("--refine-data", refine_data)):
+        if data is not None and not resolve_data_file(data).is_file():
+            raise PawError(f"{flag} {data}: file not found")
+    if calibration_data is not None and method != "align-act":
+        raise PawError(f"--calibration-data is read by --method align-act only (this run: --method {method})")
+    if method == "align-act" and calibration_data is None:  # the task's text, where align-act's maps matter
+        calibration_data = refine_data
     options = TransferOptions(
         method=method,
         depth=depth,
@@ -38,13 +46,6 @@ def run_transfer(
         chance_multiple=chance_multiple,
         calibration_data=calibration_data,
     )
-    from paw.data.builtin import resolve_data_file
-
-    for flag, data in (("--calibration-data", calibration_data), ("--refine-data", refine_data)):
-        if data is not None and not resolve_data_file(data).is_file():
-            raise PawError(f"{flag} {data}: file not found")
-    if calibration_data is not None and method != "align-act":
-        raise PawError(f"--calibration-data is read by --method align-act only (this run: --method {method})")
     report = transfer(adapter, target, output, source, options)
     console = consoles.console(stderr=False)
     console.print(
