@@ -99,35 +99,43 @@ SCALES = (0.0, 0.125, 0.25, 0.5, 1.0)
 GUARD_EXAMPLES = 64
 
 
-def _train_loss(model: Any, config: Any) -> float:
-    """Mean token loss of ``model`` on (up to ``GUARD_EXAMPLES`` of) the training examples ``config`` reads —
-    the refine's own training split, never its validation rows."""
-    import torch
-
+def _training_rows(config: Any) -> list[dict[str, list[int]]]:
+    """Up to ``GUARD_EXAMPLES`` of the training examples ``config`` reads: the refine's own training split, never
+    its validation rows."""
     from paw.data.sft import build_sft_data
     from paw.models.load import load_tokenizer
     from paw.models.resolve import resolve_model
     from paw.train.objectives import data_options
 
     tokenizer = load_tokenizer(resolve_model(config.model.name_or_path))
-    examples = build_sft_data(data_options(config), tokenizer).train.examples[:GUARD_EXAMPLES]
+    return build_sft_data(data_options(config), tokenizer).train.examples[:GUARD_EXAMPLES]
+
+
+def _mean_loss(model: Any, examples: list[dict[str, list[int]]]) -> float:
+    """Mean token loss of ``model`` over ``examples`` (every answer token counts once)."""
+    import torch
+
+    device = next(model.parameters()).device
     total, tokens = 0.0, 0
     with torch.no_grad():
         for example in examples:
-            labels = torch.tensor([example["labels"]])
+            labels = torch.tensor([example["labels"]], device=device)
             counted = int((labels[:, 1:] != -100).sum())
             if counted:
-                out = model(input_ids=torch.tensor([example["input_ids"]]), labels=labels)
+                out = model(input_ids=torch.tensor([example["input_ids"]], device=device), labels=labels)
                 total, tokens = total + float(out.loss) * counted, tokens + counted
     return total / max(tokens, 1)
 
 
 def _guarded(model: Any, config: Any) -> tuple[float, dict[str, Any]]:
-    """The scale of the moved weights (every ``lora_B``: the added modules' are 0) with the lowest training
-    loss, and each scale's loss; the model is left at that scale."""
+    """The scale of the moved weights (every ``lora_B``: the added modules' are 0) with the lowest loss on the
+    refine's training rows, and each scale's loss; the model is left at that scale (on the CPU)."""
     import torch
 
+    examples = _training_rows(config)
     model.eval()
+    if torch.cuda.is_available():  # the forwards only; the adapter is saved from the CPU copy
+        model.to("cuda")
     factors = [p for name, p in model.named_parameters() if "lora_B" in name]
     moved = [p.detach().clone() for p in factors]
     losses = {}
@@ -135,11 +143,12 @@ def _guarded(model: Any, config: Any) -> tuple[float, dict[str, Any]]:
         with torch.no_grad():
             for p, w in zip(factors, moved, strict=True):
                 p.copy_(w * scale)
-        losses[scale] = _train_loss(model, config)
+        losses[scale] = _mean_loss(model, examples)
     best = min(SCALES, key=lambda s: (losses[s], s))  # ties: the smaller scale
     with torch.no_grad():
         for p, w in zip(factors, moved, strict=True):
             p.copy_(w * best)
+    model.to("cpu")
     return best, {"scale": best, "train_loss_by_scale": {str(s): round(v, 4) for s, v in losses.items()}}
 
 
