@@ -84,9 +84,15 @@ def test_pipeline_needs_tasks_and_names_unknown_keys():
         PawError, match=r"calibration_data is read by method align-act only \(method: align\)"
     ):
         _config(transfer__method="align", transfer__calibration_data="paw-synth/arc-train")
-    assert _config(
-        transfer__method="align-act", transfer__calibration_data="t.jsonl"
-    ).transfer.calibration_data
+
+
+def test_align_act_fits_on_the_training_data_unless_told():
+    from paw.pipeline.scheduler import transfer_options
+
+    assert transfer_options(_config(transfer__method="align-act")).calibration_data == "paw-synth/arc-train"
+    told = _config(transfer__method="align-act", transfer__calibration_data="t.jsonl")
+    assert transfer_options(told).calibration_data == "t.jsonl"
+    assert transfer_options(_config(transfer__method="align")).calibration_data is None
 
 
 def test_paired_delta_and_recovery_ratio():

@@ -51,7 +51,7 @@ class TransferConfig(Section):
     calibration_data: str | None = Field(
         None,
         description="align-act: a data file whose rows (the task's text) its maps are fitted on before the "
-        "corpus lines; unset: the corpus only.",
+        "corpus lines; unset: data.train_file (the corpus only when the data comes from the hub).",
     )
 
     @model_validator(mode="after")

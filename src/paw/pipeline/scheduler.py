@@ -27,7 +27,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from paw.config.loader import dump_config
 from paw.config.pipeline_schema import PipelineConfig
@@ -42,6 +42,9 @@ from paw.pipeline.ranks import PeerStopped, Ranks, exit_code_of, reason_of
 from paw.pipeline.steps import Step, train_key
 from paw.utils import memory
 from paw.utils.io import atomic_write_json, atomic_write_text, read_json, read_json_or_none
+
+if TYPE_CHECKING:  # the transfer package is imported when a transfer step runs
+    from paw.transfer.api import TransferOptions
 
 log = logging.getLogger("paw.pipeline")
 
@@ -212,10 +215,25 @@ def _run_train(run: PipelineRun, step: Step) -> dict[str, Any]:
     return outputs
 
 
-def _run_transfer(run: PipelineRun, step: Step) -> dict[str, Any]:
-    from paw.transfer.api import TransferOptions, transfer
+def transfer_options(config: PipelineConfig) -> TransferOptions:
+    """The transfer step's options; align-act fits its maps on the training data's text unless told otherwise."""
+    from paw.transfer.api import TransferOptions
 
-    t = run.config.transfer
+    t = config.transfer
+    calibration = t.calibration_data or (config.data.train_file if t.method == "align-act" else None)
+    return TransferOptions(
+        method=t.method,
+        depth=t.depth,
+        k=t.k,
+        tau=t.similarity_threshold,
+        chance_multiple=t.chance_multiple,
+        calibration_data=calibration,
+    )
+
+
+def _run_transfer(run: PipelineRun, step: Step) -> dict[str, Any]:
+    from paw.transfer.api import transfer
+
     out = run.out(step)
     shutil.rmtree(out, ignore_errors=True)
     report = transfer(
@@ -223,14 +241,7 @@ def _run_transfer(run: PipelineRun, step: Step) -> dict[str, Any]:
         target=run.config.target.name_or_path,
         output=out / "adapter",
         source=run.config.source.name_or_path,
-        options=TransferOptions(
-            method=t.method,
-            depth=t.depth,
-            k=t.k,
-            tau=t.similarity_threshold,
-            chance_multiple=t.chance_multiple,
-            calibration_data=t.calibration_data,
-        ),
+        options=transfer_options(run.config),
         models_dir=run.config.paths.models_dir,
     )
     counts = {key: report[key] for key in ("units", "transferred", "skipped", "energy_kept_mean")}
