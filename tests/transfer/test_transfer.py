@@ -267,13 +267,34 @@ def test_refine_init_covers_what_the_control_trains(tmp_path, trained, tiny_qwen
     completed = load_file(str(done / "adapter_model.safetensors"))
     assert set(completed) == set(weights)  # every module the standard init trains
     for key, value in completed.items():
-        if key in kept:
-            torch.testing.assert_close(value, kept[key])
-        elif "lora_B" in key:
+        if key in kept and "lora_A" in key:  # the same update, re-factored (balanced) at the same rank
+            b_key = key.replace("lora_A", "lora_B")
+            torch.testing.assert_close(
+                completed[b_key] @ value, kept[b_key] @ kept[key], atol=1e-5, rtol=1e-4
+            )
+        elif "lora_B" in key and key not in kept:
             assert not value.any()
-        else:
+        elif key not in kept:
             assert value.abs().sum() > 0  # A: the standard (random) init
-    torch.testing.assert_close(_logits(tiny_qwen2, done), _logits(tiny_qwen2, partial))
+    torch.testing.assert_close(_logits(tiny_qwen2, done), _logits(tiny_qwen2, partial), atol=1e-4, rtol=1e-4)
+
+
+def test_refine_init_of_a_fused_target_has_the_controls_rank(tmp_path, trained):
+    """A Phi-3 target's fused modules are written at 3r (qkv_proj) and 2r (gate_up_proj); the refine's start keeps
+    their top r directions, so it loads into the control's shapes (it crashed with a size mismatch before)."""
+    from safetensors.torch import load_file
+
+    from paw.transfer.refine import complete_adapter
+
+    options = TransferOptions(method="project", tau=0.0, chance_multiple=0.0)
+    transfer(trained, "paw-tiny/phi3", tmp_path / "phi", options=options)
+    spec = json.loads((tmp_path / "phi" / "adapter_config.json").read_text())
+    assert set(spec["rank_pattern"].values()) == {2 * spec["r"], 3 * spec["r"]}
+    done, _ = complete_adapter("paw-tiny/phi3", tmp_path / "phi", spec["r"], spec["r"], 0, tmp_path / "c")
+    ranks = {
+        v.shape[0] for k, v in load_file(str(done / "adapter_model.safetensors")).items() if "lora_A" in k
+    }
+    assert ranks == {spec["r"]} and not json.loads((done / "adapter_config.json").read_text())["rank_pattern"]
 
 
 def test_align_carries_an_adapter_into_a_rotated_basis(tmp_path, trained, tiny_qwen2):

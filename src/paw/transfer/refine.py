@@ -155,28 +155,38 @@ def _guarded(model: Any, config: Any) -> tuple[float, dict[str, Any]]:
 def complete_adapter(
     target: str, adapter: Path, r: int, alpha: float, seed: int, out: Path, guard_config: Any = None
 ) -> tuple[Path | None, dict[str, Any]]:
-    """``adapter`` widened to every linear module of ``target``: the standard LoRA initialisation (seeded; B = 0, so
-    the added modules change nothing at the start), overwritten by the transferred weights where it has them.
-    With ``guard_config`` (a refine's run config) the moved weights are scaled as the guard picks; returns the
-    saved dir (None when the guard dropped them) and what the guard measured."""
-    import warnings
-
+    """``adapter`` widened to every linear module of ``target`` at rank ``r`` and ``alpha``: the standard LoRA
+    initialisation (seeded; B = 0, so the added modules change nothing at the start), overwritten by the
+    transferred update where it has one — re-factored to rank ≤ r (a fused module such as Phi-3's ``qkv_proj`` is
+    written at 3r; its top r directions are kept) with the standard init's A rows filling a lower rank. So the
+    refined run trains exactly the parameters its control trains. With ``guard_config`` (a refine's run config) the
+    moved weights are scaled as the guard picks; returns the saved dir (None when the guard dropped them) and what
+    the guard measured."""
     import torch
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-    from safetensors.torch import load_file
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
     from transformers import AutoModelForCausalLM
 
     from paw.models.resolve import resolve_model
+    from paw.transfer.adapter_io import PREFIX, read_lora
+    from paw.transfer.linalg import rebalance
 
+    moved = read_lora(adapter)  # its scale folded into B
     model = AutoModelForCausalLM.from_pretrained(resolve_model(target).location, dtype=torch.float32)
     torch.manual_seed(seed)
     config = LoraConfig(r=r, lora_alpha=alpha, target_modules="all-linear", task_type="CAUSAL_LM")
     widened = get_peft_model(model, config)
-    with warnings.catch_warnings():  # the modules it lacks are meant to stay at the standard init
-        warnings.filterwarnings("ignore", message="Found missing adapter keys")
-        found = set_peft_model_state_dict(widened, load_file(str(adapter / "adapter_model.safetensors")))
-    if found.unexpected_keys:
-        raise PawError(f"{adapter}: modules the target {target} does not have: {found.unexpected_keys[:3]}")
+    standard = get_peft_model_state_dict(widened)
+    missing = [m for m in moved.modules if f"{PREFIX}{m}.lora_A.weight" not in standard]
+    if missing:
+        raise PawError(f"{adapter}: modules the target {target} does not have: {missing[:3]}")
+    state = dict(standard)
+    for module, factors in moved.modules.items():
+        B, A = rebalance(factors.B, factors.A, r)
+        keep = A.shape[0]
+        a_key, b_key = f"{PREFIX}{module}.lora_A.weight", f"{PREFIX}{module}.lora_B.weight"
+        state[a_key], state[b_key] = standard[a_key].clone(), torch.zeros_like(standard[b_key])
+        state[a_key][:keep], state[b_key][:, :keep] = A, B * (r / alpha)  # the widened module scales by α/r
+    set_peft_model_state_dict(widened, state)
     start: dict[str, Any] = {"scale": 1.0}
     if guard_config is not None:
         scale, start = _guarded(widened, guard_config)
