@@ -6,7 +6,9 @@ Task: the synthetic category question of `transfer_quality.py` (a word -> its ca
 scored by log-likelihood. Every zoo model gets its own LoRA per seed (r=16, all linear layers, `--steps`); each
 source LoRA is moved to every other zoo model with `direct` (where shapes allow), `project`, `align`, and `align`
 followed by a short refine (`--refine-steps`, default 10% of `--steps`) beside its same-budget control from the
-standard initialisation; plus the shuffled-layer control (`align`, depth reversed, gate open) and an unrelated
+standard initialisation (paw's refine guard picks the moved adapter's start scale, 0 = dropped; `--refine-shuffled`
+refines the shuffled-layer adapter too; `--calibrate` fits `align-act`'s maps on the task's text first); plus the
+shuffled-layer control (`align`, depth reversed, gate open) and an unrelated
 target (a random-initialised copy of the target's architecture and tokenizer). The similarity gate is paw's
 default unless `--open-gate`. Recovery ratio RR = (acc_moved - acc_base) / (acc_target_lora - acc_base), pooled
 over seeds, with a paired bootstrap 95% CI over questions; "refine vs control" is the accuracy difference with its
@@ -203,22 +205,22 @@ def main() -> None:
     def refined(
         source: str, target: str, adapters: list[Path | None], tag: str
     ) -> tuple[list[list[int]], list[list[int]], list[dict[str, Any]]]:
-        """Moved adapters (one per seed) refined beside their control: (accuracies, the control's, the
-        guard's start scales)."""
-        accs, controls, scales = [], [], []
+        """Moved adapters (one per seed) refined beside their control: (accuracies, the control's, what the
+        refine guard measured and picked)."""
+        accs, controls, starts = [], [], []
         for seed, out in zip(seeds, adapters, strict=True):
             options = RefineOptions(data_file=str(train_file), examples=400, steps=refine_steps, seed=seed)
             if out is None:
                 accs.append(base[target])
                 controls.append(base[target])
-                scales.append({"scale": "-"})
+                starts.append({"scale": "-"})
                 continue
             where = work / "refine" / f"{source}-{target}-{tag}-{seed}"
             done = refine(str(models[target]), out, options, where)
-            scales.append(done["start"])  # the guard's pick (0: dropped, the run is the control), its losses
+            starts.append(done["start"])  # the guard's pick (0: dropped, the run is the control), its losses
             accs.append(correctness(models[target], Path(done["transferred_init"]["adapter"]), docs))
             controls.append(correctness(models[target], Path(done["standard_init"]["adapter"]), docs))
-        return accs, controls, scales
+        return accs, controls, starts
 
     for source, target in pairs:
         depth = "proportional"
@@ -256,16 +258,16 @@ def main() -> None:
                 accs.append(correctness(models[target], out, docs) if out is not None else base[target])
             results[label] = (accs, units)
 
-        accs, controls, scales = refined(source, target, moved["align"], "align")
-        units = [f"{u}, start ×{x['scale']}" for u, x in zip(results["align"][1], scales, strict=True)]
+        accs, controls, starts = refined(source, target, moved["align"], "align")
+        units = [f"{u}, start ×{x['scale']}" for u, x in zip(results["align"][1], starts, strict=True)]
         results["align + refine"] = (accs, units)
-        guard = {"align": scales}
+        guard = {"align": starts}
         results["refine control (standard init)"] = (controls, ["-"] * len(seeds))
         if args.refine_shuffled:  # is a refine's gain the transfer's, or any small start's?
-            accs, _, scales = refined(source, target, moved["shuffled-layer control"], "shuffled")
-            units = [f"start ×{x['scale']}" for x in scales]
+            accs, _, starts = refined(source, target, moved["shuffled-layer control"], "shuffled")
+            units = [f"start ×{x['scale']}" for x in starts]
             results["shuffled + refine"] = (accs, units)
-            guard["shuffled"] = scales
+            guard["shuffled"] = starts
         if target not in unrelated_of:  # one random copy per target serves every source
             copy = random_copy(models[target], work / "random" / target)
             unrelated_of[target] = (copy, correctness(copy, None, docs))
