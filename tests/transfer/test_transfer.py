@@ -499,6 +499,13 @@ def test_align_act_fits_on_the_task_text_first(tmp_path, trained, tiny_qwen2, al
     )
     assert result.returncode == 2 and "--method align-act only" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "cli").exists()
+    with pytest.raises(
+        PawError, match="align-act only"
+    ):  # the library refuses it too, before anything is read
+        transfer(
+            trained, str(target), tmp_path / "api", options=TransferOptions(calibration_data=str(alpaca_file))
+        )
+    assert not (tmp_path / "api").exists()
     # with --refine-data and no --calibration-data, align-act reads the refine data
     refined = tmp_path / "refined"
     result = run_paw(

@@ -34,8 +34,6 @@ def run_transfer(
     for flag, data in (("--calibration-data", calibration_data), ("--refine-data", refine_data)):
         if data is not None and not resolve_data_file(data).is_file():
             raise PawError(f"{flag} {data}: file not found")
-    if calibration_data is not None and method != "align-act":
-        raise PawError(f"--calibration-data is read by --method align-act only (this run: --method {method})")
     if method == "align-act" and calibration_data is None:  # the task's text, where align-act's maps matter
         calibration_data = refine_data
     options = TransferOptions(

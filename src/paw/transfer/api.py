@@ -90,6 +90,10 @@ def transfer(
 ) -> dict[str, Any]:
     """Transfer a LoRA adapter to ``target``; returns the report (also written next to the adapter)."""
     started = time.perf_counter()
+    if options.calibration_data is not None and options.method != "align-act":
+        raise PawError(
+            f"--calibration-data is read by --method align-act only (this run: --method {options.method})"
+        )
     output = Path(output)
     if output.exists() and not _only_a_failed_report(output):
         raise PawError(
