@@ -245,6 +245,17 @@ def test_refine_guard_drops_a_moved_adapter_that_hurts(tmp_path, trained, tiny_q
     assert not (tmp_path / "refine" / "transferred_init").exists()
 
 
+def test_refine_reads_a_builtin_dataset(tmp_path, trained, tiny_qwen2):
+    """``--refine-data paw-synth/<name>`` (accepted by the CLI's check) is generated and read by the refine too."""
+    from paw.transfer.refine import RefineOptions, refine
+
+    options = RefineOptions(data_file="paw-synth/instructions", examples=24, steps=2)
+    done = refine(str(tiny_qwen2), trained, options, tmp_path / "refine")
+    assert done["standard_init"]["val_loss"] is not None
+    config = (tmp_path / "refine" / "standard_init" / "config.yaml").read_text()
+    assert "train_file: paw-synth/instructions" in config
+
+
 def test_refine_init_covers_what_the_control_trains(tmp_path, trained, tiny_qwen2):
     """A transfer that wrote only some modules (here: layer 0's dropped) is widened for the refine to every
     linear module at the control's rank and alpha: transferred weights kept, the rest at the standard init (B = 0,

@@ -32,6 +32,13 @@ class RefineOptions:
     seed: int = 0
 
 
+def _train_file(data_file: str) -> str:
+    """A built-in dataset's name as given (the training recipe generates it), any other file as an absolute path."""
+    from paw.data.builtin import is_builtin
+
+    return data_file if is_builtin(data_file) else str(Path(data_file).resolve())
+
+
 def _config(target: str, init_adapter: str | None, r: int, alpha: float, options: RefineOptions, root: Path):
     from paw.config.loader import validate_dict
 
@@ -40,7 +47,7 @@ def _config(target: str, init_adapter: str | None, r: int, alpha: float, options
             "model": {"name_or_path": target},
             "peft": {"r": r, "alpha": alpha, "target_modules": "all-linear", "init_adapter": init_adapter},
             "data": {
-                "train_file": str(Path(options.data_file).resolve()),
+                "train_file": _train_file(options.data_file),
                 "val_ratio": options.val_ratio,
                 "max_samples": options.examples,
                 "seed": options.seed,
@@ -60,9 +67,10 @@ def _config(target: str, init_adapter: str | None, r: int, alpha: float, options
 
 def refine(target: str, adapter: Path, options: RefineOptions, root: Path) -> dict[str, Any]:
     """Train both runs; returns their final validation losses and experiment dirs."""
+    from paw.data.builtin import resolve_data_file
     from paw.train.recipe import run_training
 
-    if not Path(options.data_file).is_file():
+    if not resolve_data_file(options.data_file).is_file():
         raise PawError(f"--refine-data {options.data_file}: file not found")
     spec = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
     r, alpha = int(spec["r"]), float(spec.get("lora_alpha") or spec["r"])
