@@ -1,4 +1,5 @@
-"""paw transfer end to end on tiny models: plain-peft loading, exactness of direct, the threshold, bad inputs."""
+"""paw transfer end to end on tiny models: plain-peft loading, exactness of direct and align, the threshold, bad
+inputs (the refine stage: test_refine.py)."""
 
 import json
 import shutil
@@ -6,44 +7,20 @@ import shutil
 import pytest
 import torch
 
-from paw.config.loader import load_config
 from paw.errors import PawError
 from paw.models.tiny_variants import grow_deeper, rotate
 from paw.transfer.api import TransferOptions, transfer
 from paw.transfer.mapping import adapter_units, target_modules
 from paw.transfer.weights import WeightStore
-from tests.conftest import run_paw, small_config, write_config
-
-IDS = torch.tensor([[5, 6, 7, 8, 9]])
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, alpaca_file):
-    """A small LoRA trained on paw-tiny/qwen2 (all linear layers, non-trivial B)."""
-    from paw.train.recipe import run_training
-
-    root = tmp_path_factory.mktemp("src")
-    cfg = small_config(alpaca_file, root, max_steps=4, learning_rate=1e-2)
-    result = run_training(load_config(write_config(root / "c.yaml", cfg)), name="src")
-    return result.experiment.final_model
-
-
-def _logits(model_dir, adapter=None):
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    if adapter is not None:
-        model = PeftModel.from_pretrained(model, str(adapter))
-    with torch.no_grad():
-        return model(IDS).logits
+from tests.conftest import run_paw
+from tests.transfer.conftest import logits
 
 
 def test_direct_to_the_same_model_reproduces_the_adapter(tmp_path, trained, tiny_qwen2):
     report = transfer(trained, "paw-tiny/qwen2", tmp_path / "out", options=TransferOptions(method="direct"))
     assert report["transferred"] == report["units"] == 14
     torch.testing.assert_close(
-        _logits(tiny_qwen2, tmp_path / "out"), _logits(tiny_qwen2, trained), atol=1e-5, rtol=1e-5
+        logits(tiny_qwen2, tmp_path / "out"), logits(tiny_qwen2, trained), atol=1e-5, rtol=1e-5
     )
     saved = json.loads((tmp_path / "out" / "transfer_report.json").read_text())
     assert saved["modules"][0]["phi_out"] == pytest.approx(1.0, abs=1e-3)
@@ -59,7 +36,7 @@ def test_project_to_a_fused_phi3_target_loads_with_plain_peft_and_changes_output
     assert report["transferred"] == 14
     config = json.loads((tmp_path / "phi" / "adapter_config.json").read_text())
     assert any(m.endswith("qkv_proj") for m in config["target_modules"])
-    assert not torch.allclose(_logits(phi3, tmp_path / "phi"), _logits(phi3))
+    assert not torch.allclose(logits(phi3, tmp_path / "phi"), logits(phi3))
 
 
 def test_fused_split_and_join_are_exact():
@@ -188,135 +165,15 @@ def test_cka_depth_map_finds_the_layers_of_a_deepened_model(tmp_path, tiny_qwen2
     assert scores[0][0] > 0.999
 
 
-def test_refine_runs_the_transferred_init_beside_its_control(tmp_path, trained, alpaca_file):
-    result = run_paw(
-        "transfer",
-        "--adapter",
-        str(trained),
-        "--target",
-        "paw-tiny/qwen2",
-        "--output",
-        str(tmp_path / "out"),
-        "--refine-data",
-        str(alpaca_file),
-        "--refine-steps",
-        "5",
-        "--refine-examples",
-        "40",
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads((tmp_path / "out" / "transfer_report.json").read_text())
-    refine = report["refine"]
-    assert refine["examples"] == 40 and refine["steps"] == 5
-    for run in ("transferred_init", "standard_init"):
-        assert refine[run]["val_loss"] is not None
-        meta = json.loads((tmp_path / "out" / "refine" / run / "metadata.json").read_text())
-        assert meta["status"] == "completed"
-    # the guard measured every scale on the training rows and kept the adapter (it lowers the loss)
-    losses = refine["start"]["train_loss_by_scale"]
-    assert len(losses) == 5 and refine["start"]["scale"] > 0
-    assert losses[str(refine["start"]["scale"])] < losses["0.0"]
-    # the refined run really started from the transferred weights: lower loss than the control at equal budget
-    assert refine["transferred_init"]["val_loss"] < refine["standard_init"]["val_loss"]
-    assert "Refine (40 examples, 5 steps" in (tmp_path / "out" / "transfer_report.md").read_text()
-
-
-def test_refine_guard_drops_a_moved_adapter_that_hurts(tmp_path, trained, tiny_qwen2, alpaca_file):
-    """A moved adapter that raises the refine data's loss at every scale (here: noise in place of B) is dropped:
-    the refined run is its control, so a refine never starts worse than training from the standard init."""
-    from safetensors.torch import load_file, save_file
-
-    from paw.transfer.refine import RefineOptions, refine
-
-    noisy = tmp_path / "noisy"
-    shutil.copytree(trained, noisy)
-    weights = load_file(str(noisy / "adapter_model.safetensors"))
-    generator = torch.Generator().manual_seed(0)
-    for key, value in weights.items():
-        if "lora_B" in key:
-            weights[key] = torch.randn(value.shape, generator=generator) * 5
-    save_file(weights, str(noisy / "adapter_model.safetensors"))
-    options = RefineOptions(data_file=str(alpaca_file), examples=40, steps=3)
-    done = refine(str(tiny_qwen2), noisy, options, tmp_path / "refine")
-    losses = done["start"]["train_loss_by_scale"]
-    assert done["start"]["scale"] == 0.0 and min(losses, key=losses.get) == "0.0"
-    assert losses["1.0"] > losses["0.0"]
-    assert done["transferred_init"] == {**done["standard_init"], "same_as": "standard_init"}
-    assert not (tmp_path / "refine" / "transferred_init").exists()
-
-
-def test_refine_reads_a_builtin_dataset(tmp_path, trained, tiny_qwen2):
-    """``--refine-data paw-synth/<name>`` (accepted by the CLI's check) is generated and read by the refine too."""
-    from paw.transfer.refine import RefineOptions, refine
-
-    options = RefineOptions(data_file="paw-synth/instructions", examples=24, steps=2)
-    done = refine(str(tiny_qwen2), trained, options, tmp_path / "refine")
-    assert done["standard_init"]["val_loss"] is not None
-    config = (tmp_path / "refine" / "standard_init" / "config.yaml").read_text()
-    assert "train_file: paw-synth/instructions" in config
-
-
-def test_refine_init_covers_what_the_control_trains(tmp_path, trained, tiny_qwen2):
-    """A transfer that wrote only some modules (here: layer 0's dropped) is widened for the refine to every
-    linear module at the control's rank and alpha: transferred weights kept, the rest at the standard init (B = 0,
-    so the outputs are the partial adapter's)."""
-    from safetensors.torch import load_file, save_file
-
-    from paw.transfer.refine import complete_adapter
-
-    partial = tmp_path / "partial"
-    shutil.copytree(trained, partial)
-    weights = load_file(str(partial / "adapter_model.safetensors"))
-    kept = {k: v for k, v in weights.items() if ".layers.0." not in k}
-    assert len(kept) < len(weights)
-    save_file(kept, str(partial / "adapter_model.safetensors"))
-    spec = json.loads((partial / "adapter_config.json").read_text())
-    done, start = complete_adapter(
-        str(tiny_qwen2), partial, spec["r"], spec["lora_alpha"], 0, tmp_path / "completed"
-    )
-    assert start == {"scale": 1.0}  # no guard asked: the moved weights as they are
-    completed = load_file(str(done / "adapter_model.safetensors"))
-    assert set(completed) == set(weights)  # every module the standard init trains
-    for key, value in completed.items():
-        if key in kept and "lora_A" in key:  # the same update, re-factored (balanced) at the same rank
-            b_key = key.replace("lora_A", "lora_B")
-            torch.testing.assert_close(
-                completed[b_key] @ value, kept[b_key] @ kept[key], atol=1e-5, rtol=1e-4
-            )
-        elif "lora_B" in key and key not in kept:
-            assert not value.any()
-        elif key not in kept:
-            assert value.abs().sum() > 0  # A: the standard (random) init
-    torch.testing.assert_close(_logits(tiny_qwen2, done), _logits(tiny_qwen2, partial), atol=1e-4, rtol=1e-4)
-
-
-def test_refine_init_of_a_fused_target_has_the_controls_rank(tmp_path, trained):
-    """A Phi-3 target's fused modules are written at 3r (qkv_proj) and 2r (gate_up_proj); the refine's start keeps
-    their top r directions, so it loads into the control's shapes (it crashed with a size mismatch before)."""
-    from safetensors.torch import load_file
-
-    from paw.transfer.refine import complete_adapter
-
-    options = TransferOptions(method="project", tau=0.0, chance_multiple=0.0)
-    transfer(trained, "paw-tiny/phi3", tmp_path / "phi", options=options)
-    spec = json.loads((tmp_path / "phi" / "adapter_config.json").read_text())
-    assert set(spec["rank_pattern"].values()) == {2 * spec["r"], 3 * spec["r"]}
-    done, _ = complete_adapter("paw-tiny/phi3", tmp_path / "phi", spec["r"], spec["r"], 0, tmp_path / "c")
-    ranks = {
-        v.shape[0] for k, v in load_file(str(done / "adapter_model.safetensors")).items() if "lora_A" in k
-    }
-    assert ranks == {spec["r"]} and not json.loads((done / "adapter_config.json").read_text())["rank_pattern"]
-
-
 def test_align_carries_an_adapter_into_a_rotated_basis(tmp_path, trained, tiny_qwen2):
     rotated = rotate(tiny_qwen2, tmp_path / "rotated")
-    torch.testing.assert_close(_logits(rotated), _logits(tiny_qwen2), atol=1e-4, rtol=1e-4)  # same function
+    torch.testing.assert_close(logits(rotated), logits(tiny_qwen2), atol=1e-4, rtol=1e-4)  # same function
     with pytest.raises(PawError, match="no module passed"):  # raw coordinates: the gate sees unrelated bases
         transfer(trained, str(rotated), tmp_path / "direct", options=TransferOptions(method="direct"))
     report = transfer(trained, str(rotated), tmp_path / "align", options=TransferOptions(method="align"))
     assert report["transferred"] == report["units"] == 14 and report["shared_tokens"] > 500
     torch.testing.assert_close(
-        _logits(rotated, tmp_path / "align"), _logits(tiny_qwen2, trained), atol=1e-3, rtol=1e-3
+        logits(rotated, tmp_path / "align"), logits(tiny_qwen2, trained), atol=1e-3, rtol=1e-3
     )
 
 
@@ -366,13 +223,13 @@ def _shuffled(model_dir, out, extra=32):
 
 def test_align_pairs_neurons_and_heads_that_are_shuffled_or_more_numerous(tmp_path, trained, tiny_qwen2):
     shuffled = _shuffled(tiny_qwen2, tmp_path / "shuffled")
-    torch.testing.assert_close(_logits(shuffled), _logits(tiny_qwen2), atol=1e-4, rtol=1e-4)  # same function
+    torch.testing.assert_close(logits(shuffled), logits(tiny_qwen2), atol=1e-4, rtol=1e-4)  # same function
     report = transfer(trained, str(shuffled), tmp_path / "align", options=TransferOptions(method="align"))
     assert (
         report["transferred"] == report["units"] == 14
     )  # the gate sees the paired neurons' and heads' subspaces
     torch.testing.assert_close(
-        _logits(shuffled, tmp_path / "align"), _logits(tiny_qwen2, trained), atol=1e-3, rtol=1e-3
+        logits(shuffled, tmp_path / "align"), logits(tiny_qwen2, trained), atol=1e-3, rtol=1e-3
     )
 
 
@@ -457,14 +314,14 @@ def test_align_carries_heads_into_more_wider_shuffled_heads_and_a_rotated_basis(
     every unit and the effect comes back."""
     more = _more_heads(_shuffled(tiny_qwen2, tmp_path / "s"), tmp_path / "m")
     target = rotate(_wider_heads(more, tmp_path / "w"), tmp_path / "target")
-    torch.testing.assert_close(_logits(target), _logits(tiny_qwen2), atol=1e-4, rtol=1e-4)  # same function
+    torch.testing.assert_close(logits(target), logits(tiny_qwen2), atol=1e-4, rtol=1e-4)  # same function
     # the gate opened: in a 64-wide model the random extra heads dilute the target's dominant subspaces enough
     # that one unit's φ lands just under 3× chance (0.747 vs 0.75); what is tested here is the map
     options = TransferOptions(method="align", tau=0.0, chance_multiple=0.0)
     report = transfer(trained, str(target), tmp_path / "align", options=options)
     assert report["transferred"] == report["units"] == 14
     torch.testing.assert_close(
-        _logits(target, tmp_path / "align"), _logits(tiny_qwen2, trained), atol=1e-3, rtol=1e-3
+        logits(target, tmp_path / "align"), logits(tiny_qwen2, trained), atol=1e-3, rtol=1e-3
     )
 
 
@@ -477,8 +334,8 @@ def test_align_act_fits_its_maps_on_hidden_states(tmp_path, trained, tiny_qwen2)
     target = rotate(_shuffled(tiny_qwen2, tmp_path / "s"), tmp_path / "target")
     report = transfer(trained, str(target), tmp_path / "act", options=TransferOptions(method="align-act"))
     assert report["transferred"] == report["units"] == 14
-    effect = (_logits(tiny_qwen2, trained) - _logits(tiny_qwen2)).abs().max()
-    error = (_logits(target, tmp_path / "act") - _logits(tiny_qwen2, trained)).abs().max()
+    effect = (logits(tiny_qwen2, trained) - logits(tiny_qwen2)).abs().max()
+    error = (logits(target, tmp_path / "act") - logits(tiny_qwen2, trained)).abs().max()
     assert effect > 0.5 and error < 0.02 * effect
     other = build_tiny_model("qwen2", tmp_path / "seed1", seed=1)
     with pytest.raises(PawError, match="no module passed"):
@@ -494,8 +351,8 @@ def test_align_act_fits_on_the_task_text_first(tmp_path, trained, tiny_qwen2, al
     options = TransferOptions(method="align-act", calibration_data=str(alpaca_file))
     report = transfer(trained, str(target), tmp_path / "act", options=options)
     assert report["calibration_rows"] == TEXTS and report["paired_positions"] == MAX_POSITIONS
-    effect = (_logits(tiny_qwen2, trained) - _logits(tiny_qwen2)).abs().max()
-    error = (_logits(target, tmp_path / "act") - _logits(tiny_qwen2, trained)).abs().max()
+    effect = (logits(tiny_qwen2, trained) - logits(tiny_qwen2)).abs().max()
+    error = (logits(target, tmp_path / "act") - logits(tiny_qwen2, trained)).abs().max()
     assert error < 0.02 * effect
     result = run_paw(
         "transfer",

@@ -224,6 +224,14 @@ def transfer(
         int, typer.Option("--refine-examples", min=1, help="Training examples.")
     ] = 100,
     refine_steps: Annotated[int, typer.Option("--refine-steps", min=1, help="Optimizer steps.")] = 50,
+    refine_labels: Annotated[
+        str,
+        typer.Option(
+            "--refine-labels",
+            help="data: refine on the data's answers; source: on the source adapter's answers to its prompts "
+            "(no labels needed).",
+        ),
+    ] = "data",
 ) -> None:
     """Move a LoRA adapter from its source base model to a target base model."""
     from paw.cli.transfer_cmd import run_transfer
@@ -242,6 +250,7 @@ def transfer(
         refine_data,
         refine_examples,
         refine_steps,
+        refine_labels,
     )
 
 

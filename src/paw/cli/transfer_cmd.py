@@ -22,6 +22,7 @@ def run_transfer(
     refine_data=None,
     refine_examples=100,
     refine_steps=50,
+    refine_labels="data",
 ) -> None:
     from paw.data.builtin import resolve_data_file
     from paw.transfer.api import TransferOptions, transfer
@@ -31,9 +32,17 @@ def run_transfer(
         raise PawError(f"--depth '{depth}' is unknown; choose from {', '.join(DEPTH_MODES)}")
     if k is not None and (k <= 0 or (k > 1 and k != int(k))):
         raise PawError(f"--k must be a positive integer or a fraction in (0, 1), got {k}")
+    if refine_labels not in ("data", "source"):
+        raise PawError(f"--refine-labels '{refine_labels}' is unknown; choose data or source")
+    if refine_labels == "source" and refine_data is None:
+        raise PawError("--refine-labels source answers the prompts of --refine-data; pass --refine-data")
     for flag, data in (("--calibration-data", calibration_data), ("--refine-data", refine_data)):
         if data is not None and not resolve_data_file(data).is_file():
             raise PawError(f"{flag} {data}: file not found")
+    if refine_labels == "source":  # every row must be a prompt to answer: refused before anything is written
+        from paw.transfer.distill import prompt_rows
+
+        prompt_rows(refine_data, refine_examples)
     if method == "align-act" and calibration_data is None:  # the task's text, where align-act's maps matter
         calibration_data = refine_data
     options = TransferOptions(
@@ -56,10 +65,26 @@ def run_transfer(
         from paw.transfer.api import attach_refine
         from paw.transfer.refine import RefineOptions, refine
 
+        labels = None
+        if refine_labels == "source":  # the source adapter answers the prompts; its answers are the labels
+            from paw.transfer.distill import source_answers
+
+            labels = source_answers(
+                report["source"],
+                Path(adapter),
+                refine_data,
+                output / "refine" / "source_answers.jsonl",
+                refine_examples,
+            )
+            refine_data = labels["file"]
+            console.print(
+                f"source answers: {labels['rows']} prompts of --refine-data answered by the source adapter "
+                f"({labels['agree_with_data']} equal to the data's own answers)"
+            )
         refined = refine(
             target, output, RefineOptions(refine_data, refine_examples, refine_steps), output / "refine"
         )
-        attach_refine(output, refined)
+        attach_refine(output, {**refined, "labels": labels or {"labels": "data"}})
         scale = refined["start"]["scale"]
         start = "dropped by the guard" if scale == 0 else f"scaled by {scale}"
         console.print(

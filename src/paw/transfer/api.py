@@ -358,10 +358,17 @@ def markdown(report: dict[str, Any]) -> str:
             if scale == 0
             else f"the transferred adapter scaled by {scale} (the guard's pick by training loss)"
         )
+        labels = ref.get("labels") or {}
+        answers = (
+            f" Labels: the source adapter's answers to the data's prompts ({labels['agree_with_data']} of "
+            f"{labels['rows']} equal to the data's own answers; `{labels['file']}`)."
+            if labels.get("labels") == "source"
+            else ""
+        )
         lines[3:3] = [
             f"Refine ({ref['examples']} examples, {ref['steps']} steps, lr {ref['learning_rate']}): validation loss "
             f"{ref['transferred_init']['val_loss']} from {start} vs "
-            f"{ref['standard_init']['val_loss']} from the standard init (control).",
+            f"{ref['standard_init']['val_loss']} from the standard init (control).{answers}",
             "",
         ]
     for r in report["modules"]:
