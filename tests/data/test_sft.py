@@ -38,6 +38,27 @@ def test_prompt_is_masked_and_answer_ends_with_eos(tmp_path, tokenizer):
     assert data.format == "alpaca" and data.report["train"]["examples"] == 1
 
 
+@pytest.mark.parametrize("name", ["phi3", "llama-spm", "qwen2"])
+def test_answers_are_the_tokens_evaluation_scores(tmp_path, real_tokenizers, name):
+    """The row's text is tokenised once, as evaluation and generation tokenise it: with a dummy-prefix SentencePiece
+    tokenizer (Phi-3, Llama-2) the answer after the prompt's newline is `f ruit`, never the `▁fruit` it gets alone
+    (trained on that, the zoo's Phi-3 LoRA did not learn the category task as scored)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(real_tokenizers[name])
+    data = build_sft_data(SftDataOptions(str(_jsonl(tmp_path / "d.jsonl", [ROW]))), tokenizer)
+    example = data.train.examples[0]
+    prompt = alpaca_prompt(ROW["instruction"], ROW["input"])
+    whole = tokenizer(prompt + "fruit" + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    bos = [tokenizer.bos_token_id] if tokenizer("a")["input_ids"][0] == tokenizer.bos_token_id else []
+    assert example["input_ids"] == bos + whole
+    answer = [t for t in example["labels"] if t != IGNORE_INDEX]
+    assert answer == whole[-len(answer) :] and tokenizer.decode(answer) == "fruit" + tokenizer.eos_token
+    alone = tokenizer("fruit", add_special_tokens=False)["input_ids"]
+    if name != "qwen2":  # the dummy prefix: the word alone is another token sequence than after the prompt
+        assert answer[: len(alone)] != alone
+
+
 def test_chat_messages_mask_everything_but_assistant_turns(tmp_path, tokenizer):
     row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
     data = build_sft_data(SftDataOptions(str(_jsonl(tmp_path / "c.jsonl", [row]))), tokenizer)

@@ -144,3 +144,30 @@ def row_segments(
         completion = _field(row, "completion", where) + tokenizer.eos_token
         return [(_field(row, "prompt", where), False), (completion, True)]
     return [(_field(row, "text", where) + tokenizer.eos_token, True)]
+
+
+def segment_ids(tokenizer: Tokenizer, segments: Segments) -> list[list[int]]:
+    """Each segment's token ids, from one tokenisation of their concatenation (no special tokens added).
+
+    Evaluation and generation tokenise the whole text, so training must too: a SentencePiece tokenizer with a
+    dummy prefix (Llama-2, Mistral, Phi-3) gives a segment tokenised alone a leading ``▁`` that the same words never
+    get after a prompt (``"\\nfruit"`` → ``<0x0A> fr u it``, ``"fruit"`` alone → ``▁fr u it``), and a model trained
+    on those tokens learns answers it is never scored on. A token that spans a boundary belongs to the segment
+    holding its last character (as lm-eval gives a context's trailing space to the continuation). Tokenizers without
+    offsets (slow ones) tokenise each segment alone.
+    """
+    texts = [text for text, _ in segments]
+    if not getattr(tokenizer, "is_fast", False):
+        return [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    encoded = tokenizer("".join(texts), add_special_tokens=False, return_offsets_mapping=True)
+    ends, total = [], 0
+    for text in texts:
+        total += len(text)
+        ends.append(total)
+    pieces: list[list[int]] = [[] for _ in texts]
+    segment = 0
+    for token, (_, end) in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True):
+        while segment < len(texts) - 1 and end > ends[segment]:
+            segment += 1
+        pieces[segment].append(token)
+    return pieces

@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from paw.data.formats import alpaca_prompt, check_messages, row_segments
+from paw.data.formats import alpaca_prompt, check_messages, row_segments, segment_ids
 from paw.data.readers import Record
 from paw.data.sft import SftDataOptions, adds_bos, data_report, length_stats, read_and_split, split_counts
 from paw.errors import PawError
@@ -170,7 +170,7 @@ def kto_label(row: dict[str, Any], where: str) -> bool:
 
 @dataclass
 class Tokenizing:
-    """How a prompt and a completion become token ids (the SFT tokenisation, segment by segment)."""
+    """How a prompt and a completion become token ids (the SFT tokenisation: the text once, split by segment)."""
 
     tokenizer: Tokenizer
     prompt_template: str
@@ -180,14 +180,13 @@ class Tokenizing:
         """(prompt ids, completion ids, with the EOS or end-of-turn the SFT rows end with)."""
         sft_row, fmt = prompt.sft_row(completion)
         segments = row_segments(sft_row, where, fmt, self.prompt_template, self.tokenizer)
-        *before, (completion_text, in_loss) = segments
+        in_loss = segments[-1][1]
         if not in_loss:
             raise PawError(f"{where}: the chat template renders nothing after the completion's prompt")
         templated = prompt.chat(self.prompt_template)
         ids = [] if templated or not adds_bos(self.tokenizer) else [self.tokenizer.bos_token_id]
-        for text, _ in before:
-            ids += self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        return ids, self.tokenizer(completion_text, add_special_tokens=False)["input_ids"]
+        *prompt_pieces, completion_ids = segment_ids(self.tokenizer, segments)
+        return ids + [token for piece in prompt_pieces for token in piece], completion_ids
 
 
 @dataclass

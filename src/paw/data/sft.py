@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from paw.data.formats import detect_format, row_segments
+from paw.data.formats import detect_format, row_segments, segment_ids
 from paw.data.readers import Record, read_hub, read_rows
 from paw.errors import PawError
 
@@ -90,7 +90,8 @@ def adds_bos(tokenizer: Tokenizer) -> bool:
 def tokenize_records(
     records: list[Record], options: SftDataOptions, tokenizer: Tokenizer, fmt: str
 ) -> TokenizedSplit:
-    """Tokenise segment by segment so the loss mask follows the prompt/completion boundary exactly.
+    """Tokenise each row's text once and mask by segment, so the loss mask follows the prompt/completion boundary
+    and the tokens are the ones evaluation scores (``segment_ids``).
 
     Chat templates write their own BOS; the Alpaca prompt and plain text get the tokenizer's BOS when it uses one.
     """
@@ -101,8 +102,7 @@ def tokenize_records(
         segments = row_segments(record.row, record.where, fmt, options.prompt_template, tokenizer)
         input_ids, labels = list(bos), [IGNORE_INDEX] * len(bos)
         prompt_tokens, completion_tokens = len(bos), 0
-        for text, in_loss in segments:
-            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        for (_, in_loss), ids in zip(segments, segment_ids(tokenizer, segments), strict=True):
             input_ids += ids
             labels += ids if (in_loss or options.train_on_prompt) else [IGNORE_INDEX] * len(ids)
             if in_loss:
