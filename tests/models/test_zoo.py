@@ -160,3 +160,24 @@ def test_the_zoo_study_runs_on_the_micro_zoo(micro_zoo, tmp_path):
     for start in pair["guard"]["align"] + pair["guard"]["shuffled"]:  # the refine guard's measured start
         assert start["scale"] == "-" or len(start["train_loss_by_scale"]) == 5
     assert "| phi3 → llama | align + refine − control |" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_answer_transfer_study_runs_on_the_micro_zoo(micro_zoo, tmp_path):
+    """benchmarks/transfer_zoo_distill.py's code path (own LoRAs, the source's answers, a target LoRA trained on
+    them, the no-adapter-teacher control, RR) on one cross-family pair of the micro-zoo."""
+    from tests.conftest import REPO
+
+    out = tmp_path / "study.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "transfer_zoo_distill.py"), "--micro", "--seeds", "1"]
+    command += ["--steps", "60", "--pairs", "llama:phi3", "--controls", "llama:phi3", "--boot", "50"]
+    done = subprocess.run(command + ["--json", str(out)], capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(out.read_text())
+    pair = record["pairs"]["llama → phi3"]
+    assert set(pair) == {"adapter", "base"}
+    for teacher in ("adapter", "base"):
+        answers = record["answers"][f"llama-0-{teacher}"]
+        assert answers["rows"] + answers.get("unanswered", 0) == 800 or "error" in answers
+        assert len(pair[teacher]["per_seed"][0]) == 120 and 0 <= pair[teacher]["acc"] <= 1
+    assert "| llama → phi3 | adapter |" in done.stdout
