@@ -169,9 +169,17 @@ def test_the_answer_transfer_study_runs_on_the_micro_zoo(micro_zoo, tmp_path):
     from tests.conftest import REPO
 
     out = tmp_path / "study.json"
-    command = [sys.executable, str(REPO / "benchmarks" / "transfer_zoo_distill.py"), "--micro", "--seeds", "1"]
+    command = [
+        sys.executable,
+        str(REPO / "benchmarks" / "transfer_zoo_distill.py"),
+        "--micro",
+        "--seeds",
+        "1",
+    ]
     command += ["--steps", "60", "--pairs", "llama:phi3", "--controls", "llama:phi3", "--boot", "50"]
-    done = subprocess.run(command + ["--json", str(out)], capture_output=True, text=True, env=os.environ.copy())
+    done = subprocess.run(
+        command + ["--json", str(out)], capture_output=True, text=True, env=os.environ.copy()
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads(out.read_text())
     pair = record["pairs"]["llama → phi3"]
