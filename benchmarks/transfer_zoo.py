@@ -115,6 +115,18 @@ def significant_gain(base: list[int], lora: list[list[int]], n_boot: int) -> boo
     return low is not None and low > 0
 
 
+def zoo_pairs(micro: bool, pairs: str | None) -> tuple[dict[str, Path], list[tuple[str, ...]]]:
+    """The zoo's model dirs (built first when missing) and the ``source:target,...`` pairs asked for (default:
+    every ordered pair)."""
+    from paw.models.zoo import build_zoo, names, zoo_root
+
+    build_zoo(micro=micro, log=lambda line: print(line, file=sys.stderr))
+    models = {name: zoo_root(micro) / "models" / name for name in names()}
+    if pairs:
+        return models, [tuple(p.split(":")) for p in pairs.split(",")]
+    return models, [(s, t) for s in models for t in models if s != t]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--micro", action="store_true", help="the micro-zoo (what the tests build)")
@@ -151,17 +163,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write every accuracy vector and CI here")
     args = parser.parse_args()
 
-    from paw.models.zoo import build_zoo, names, zoo_root
+    from paw.models.zoo import zoo_root
     from paw.transfer.api import TransferOptions, transfer
     from paw.transfer.refine import RefineOptions, refine
 
     started = time.perf_counter()
-    build_zoo(micro=args.micro, log=lambda line: print(line, file=sys.stderr))
-    models = {name: zoo_root(args.micro) / "models" / name for name in names()}
-    if args.pairs:
-        pairs = [tuple(p.split(":")) for p in args.pairs.split(",")]
-    else:
-        pairs = [(s, t) for s in models for t in models if s != t]
+    models, pairs = zoo_pairs(args.micro, args.pairs)
     refine_steps = args.refine_steps or max(1, args.steps // 10)
     work = Path(tempfile.mkdtemp(prefix="paw-transfer-zoo-"))
     train_file = write_jsonl(generate_alpaca(800, seed=0, subtasks=("category",)), work / "train.jsonl")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from transfer_quality import correctness, mc_docs  # noqa: E402
-from transfer_zoo import fmt, pooled_ci, significant_gain, train_lora  # noqa: E402
+from transfer_zoo import fmt, pooled_ci, significant_gain, train_lora, zoo_pairs  # noqa: E402
 
 from paw.data.synthetic import generate_alpaca, write_jsonl  # noqa: E402
 from paw.errors import PawError  # noqa: E402
@@ -53,16 +53,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write every accuracy and CI here")
     args = parser.parse_args()
 
-    from paw.models.zoo import build_zoo, names, zoo_root
+    from paw.models.zoo import zoo_root
     from paw.transfer.distill import source_answers
 
     started = time.perf_counter()
-    build_zoo(micro=args.micro, log=lambda line: print(line, file=sys.stderr))
-    models = {name: zoo_root(args.micro) / "models" / name for name in names()}
-    if args.pairs:
-        pairs = [tuple(p.split(":")) for p in args.pairs.split(",")]
-    else:
-        pairs = [(s, t) for s in models for t in models if s != t]
+    models, pairs = zoo_pairs(args.micro, args.pairs)
     controls = {tuple(p.split(":")) for p in args.controls.split(",") if p}
     work = Path(tempfile.mkdtemp(prefix="paw-transfer-zoo-distill-"))
     rows = generate_alpaca(800, seed=0, subtasks=("category",))
