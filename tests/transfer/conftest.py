@@ -20,17 +20,6 @@ def trained(tmp_path_factory, alpaca_file):
     return result.experiment.final_model
 
 
-def _logits(model_dir, adapter=None):
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    if adapter is not None:
-        model = PeftModel.from_pretrained(model, str(adapter))
-    with torch.no_grad():
-        return model(IDS).logits
-
-
 def logits(model_dir, adapter=None):
     """The logits of ``model_dir`` (with ``adapter`` when given) on ``IDS``."""
     from peft import PeftModel
