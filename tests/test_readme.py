@@ -64,7 +64,8 @@ COMMANDS: dict[str, str | None] = {
     f"paw transfer --adapter {ADAPTER} --target paw-tiny/qwen2-upgrade --output moved/ [--source BASE] "
     "[--method auto|direct|project|align|align-act] [--depth name|proportional|cka] [--k 64|0.9] "
     "[--similarity-threshold 0.2] [--chance-multiple 3] [--calibration-data FILE] "
-    "[--refine-data FILE [--refine-steps 50] [--refine-examples 100] [--refine-labels data|source]]": (
+    "[--refine-data FILE [--refine-steps 50] [--refine-examples 100] [--refine-labels data|source] "
+    "[--refine-temperature 0]]": (
         "paw transfer --adapter experiments/readme/models/final_model --target paw-tiny/qwen2-upgrade --output moved/ "
         "--source paw-tiny/qwen2 --method auto --depth name --similarity-threshold 0.2 --chance-multiple 3"
     ),

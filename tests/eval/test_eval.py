@@ -55,6 +55,20 @@ def test_every_registry_schema_scores(tmp_path, paw_cache):
         assert 0.0 <= res["tasks"][task]["acc"] <= 1.0 and res["tasks"][task]["n"] == 8
 
 
+@pytest.mark.parametrize(
+    ("task", "pair"), [("arc_easy", "arc_prompt_completion"), ("hellaswag", "hellaswag_prompt_completion")]
+)
+def test_builtin_training_pairs_are_prompted_as_their_task_scores(task, pair):
+    """``paw-synth/arc-train`` and ``hellaswag-train`` rows are the eval's context + " " + the gold choice, so a
+    LoRA trained on them is scored in the format it learned."""
+    from paw.data import synthetic_mc
+
+    for row in generate_mc(task, 20, seed=3):
+        doc = get_task(task).build(row, "row")
+        trained = getattr(synthetic_mc, pair)(row)
+        assert (trained["prompt"], trained["completion"]) == (doc.context, " " + doc.choices[doc.gold])
+
+
 def test_limit_and_sample_ratio_are_seeded(arc_file):
     task = get_task("arc_easy")
     a, total = load_docs(task, str(arc_file), EvalOptions(limit=10))

@@ -198,6 +198,40 @@ def test_steps_that_need_unrun_steps_are_refused(tmp_path):
     assert meta["status"] == "failed" and "needs step 2" in meta["error"]  # not left looking like it runs
 
 
+def test_a_refine_stage_on_the_source_answers_is_evaluated_beside_its_control(tmp_path):
+    result = _pipeline(
+        tmp_path,
+        "--quick-test",
+        "--seeds",
+        "1",
+        "--name",
+        "refined",
+        "transfer.refine.steps=60",  # × 20/400 (quick test): 3 steps
+        "transfer.refine.examples=16",
+        "transfer.refine.labels=source",
+    )
+    assert result.returncode == 0, result.stderr
+    exp = tmp_path / "refined"
+    transfer = _json(exp / "steps" / "3_transfer-seed42.json")["outputs"]
+    assert transfer["refine_labels"]["labels"] == "source" and transfer["refine_labels"]["rows"] > 0
+    report = _json(Path(transfer["adapter"]) / "transfer_report.json")["refine"]
+    assert report["steps"] == 3 and report["examples"] == 16
+    assert Path(report["labels"]["file"]).is_file()
+    # steps 8 and 9 scored the two refine runs' adapters
+    for number, kind, run in ((8, "refined", "transferred_init"), (9, "refine_control", "standard_init")):
+        record = _json(exp / "steps" / f"{number}_eval_{kind}-seed42.json")
+        assert record["status"] == "completed" and record["outputs"]["adapter"] == report[run]["adapter"]
+    results = _json(exp / "results" / "pipeline_results.json")
+    task = results["tasks"]["arc_easy"]
+    assert list(task["models"]) == [*MODELS, "refined", "refine_control"]
+    assert {"value", "low", "high"} <= set(task["refined_vs_control"])
+    assert "recovery_ratio_refined" in task
+    step8 = _json(exp / "steps" / "8_eval_refined-seed42" / "results.json")
+    assert task["models"]["refined"]["value"] == pytest.approx(step8["tasks"]["arc_easy"]["acc"], abs=1e-6)
+    assert "RR refined" in result.stdout + result.stderr
+    assert "**refined transfer** on arc_easy" in (exp / "results" / "pipeline_results.md").read_text()
+
+
 def test_demo_shows_learning_and_a_transfer_figure(tmp_path):
     started = time.perf_counter()
     result = run_paw("demo", "--workdir", str(tmp_path / "demo"))

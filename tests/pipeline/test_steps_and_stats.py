@@ -4,6 +4,7 @@ import pytest
 
 from paw.config.loader import validate_dict
 from paw.config.pipeline_schema import PipelineConfig
+from paw.data.digest import file_digest
 from paw.errors import PawError
 from paw.pipeline import stats
 from paw.pipeline.scheduler import shrink_for_quick_test
@@ -70,7 +71,8 @@ def test_quick_test_scales_the_schedule_and_checkpoints():
 def test_parse_steps():
     assert parse_steps("1,3,5") == {1, 3, 5}
     assert parse_steps("4-7") == {4, 5, 6, 7}
-    for bad in ("0", "8", "a", ""):
+    assert parse_steps("8-9") == {8, 9}
+    for bad in ("0", "10", "a", ""):
         with pytest.raises(PawError, match="--steps"):
             parse_steps(bad)
 
@@ -84,6 +86,56 @@ def test_pipeline_needs_tasks_and_names_unknown_keys():
         PawError, match=r"calibration_data is read by method align-act only \(method: align\)"
     ):
         _config(transfer__method="align", transfer__calibration_data="paw-synth/arc-train")
+
+
+def test_a_refine_stage_adds_its_two_evals_per_seed_and_is_fingerprinted_by_its_data(tmp_path):
+    data = tmp_path / "refine.jsonl"
+    data.write_text('{"instruction": "Which is a kind of fruit?", "output": "apple"}\n')
+    config = _config(pipeline__seeds=2, transfer__refine={"steps": 10, "data": str(data)})
+    keys = [s.key for s in plan(config)]
+    assert keys[-4:] == [
+        "8_eval_refined-seed42",
+        "8_eval_refined-seed43",
+        "9_eval_refine_control-seed42",
+        "9_eval_refine_control-seed43",
+    ]
+    assert not any(k.startswith(("8_", "9_")) for k in (s.key for s in plan(_config())))
+    fp = fingerprints(config, plan(config))
+    data.write_text('{"instruction": "Which is a kind of tool?", "output": "saw"}\n')  # new bytes, same path
+    file_digest.cache_clear()  # one digest per file and process, as a run reads it
+    other = fingerprints(config, plan(config))
+    changed = {k.split("-")[0] for k in fp if fp[k] != other[k]}
+    assert changed == {"3_transfer", "5_eval_transferred", "8_eval_refined", "9_eval_refine_control"}
+
+
+def test_a_refine_stage_is_checked_where_it_is_set():
+    with pytest.raises(PawError, match=r"transfer.refine.labels: .*'data' or 'source'"):
+        _config(transfer__refine={"steps": 10, "labels": "teacher"})
+    with pytest.raises(PawError, match=r"transfer.refine.data: the refine reads a local file"):
+        _config(data={"hub_dataset": "org/data"}, transfer__refine={"steps": 10})
+    quick = shrink_for_quick_test(_config(transfer__refine={"steps": 40, "examples": 500}))
+    assert (quick.transfer.refine.steps, quick.transfer.refine.examples) == (
+        2,
+        200,
+    )  # 40 × 20/400; train_samples
+
+
+def test_a_refine_stage_refuses_several_processes_and_text_rows(tmp_path):
+    from types import SimpleNamespace
+
+    from paw.pipeline.scheduler import _check_refine
+
+    config = _config(transfer__refine={"steps": 10, "labels": "source"})
+    with pytest.raises(PawError, match="the refine stage runs in one process, and this pipeline runs on 2"):
+        _check_refine(config, SimpleNamespace(many=True, size=2))
+    text = tmp_path / "text.jsonl"
+    text.write_text('{"text": "no prompt here"}\n')
+    config = _config(transfer__refine={"steps": 10, "labels": "source", "data": str(text)})
+    with pytest.raises(PawError, match=r"text.jsonl:1: a text row has no prompt"):
+        _check_refine(config, SimpleNamespace(many=False, size=1))
+    missing = _config(transfer__refine={"steps": 10, "data": str(tmp_path / "nope.jsonl")})
+    with pytest.raises(PawError, match=r"transfer.refine.data .*nope.jsonl: file not found"):
+        _check_refine(missing, SimpleNamespace(many=False, size=1))
 
 
 def test_align_act_fits_on_the_training_data_unless_told():

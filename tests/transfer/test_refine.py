@@ -172,6 +172,25 @@ def test_refine_on_the_source_adapters_answers(tmp_path, trained, tiny_qwen2, al
     assert "the source adapter's answers" in (out / "transfer_report.md").read_text()
 
 
+def test_sampled_source_answers_are_seeded_and_spread(tmp_path, trained, alpaca_file):
+    """Above temperature 0 each row gets a sampled answer: the same seed gives the same file, and the answers
+    are not the greedy ones (on a random tiny model the likeliest answer is rarely sampled every time)."""
+    from paw.transfer.distill import source_answers
+
+    def answers(name: str, temperature: float, seed: int = 0) -> list[str]:
+        out = tmp_path / f"{name}.jsonl"
+        record = source_answers(
+            "paw-tiny/qwen2", trained, str(alpaca_file), out, 8, 8, None, temperature, seed
+        )
+        assert record["temperature"] == temperature
+        return [json.loads(line)["output"] for line in out.read_text().splitlines()]
+
+    sampled = answers("a", 1.0)
+    assert sampled == answers("b", 1.0)
+    assert sampled != answers("c", 1.0, seed=1)
+    assert sampled != answers("greedy", 0.0)
+
+
 def test_refine_labels_bad_inputs(tmp_path, trained):
     """An unknown --refine-labels, source labels without data to answer, and rows with no prompt: exit 2, named,
     before anything is written."""
@@ -184,6 +203,7 @@ def test_refine_labels_bad_inputs(tmp_path, trained):
             "--refine-labels 'teacher' is unknown",
         ),
         (["--refine-labels", "source"], "pass --refine-data"),
+        (["--refine-data", str(text_rows), "--refine-temperature", "1"], "add --refine-labels source"),
         (["--refine-data", str(text_rows), "--refine-labels", "source"], "a text row has no prompt"),
     ]
     for i, (args, message) in enumerate(cases):

@@ -232,6 +232,15 @@ def transfer(
             "(no labels needed).",
         ),
     ] = "data",
+    refine_temperature: Annotated[
+        float,
+        typer.Option(
+            "--refine-temperature",
+            min=0.0,
+            help="With --refine-labels source: 0 answers greedily; above 0 samples one answer per row (for "
+            "prompts with many right answers).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Move a LoRA adapter from its source base model to a target base model."""
     from paw.cli.transfer_cmd import run_transfer
@@ -251,6 +260,7 @@ def transfer(
         refine_examples,
         refine_steps,
         refine_labels,
+        refine_temperature,
     )
 
 

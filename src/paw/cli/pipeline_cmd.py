@@ -54,9 +54,24 @@ def results_table(results: dict[str, Any]) -> Table:
                 pct(row["stderr"]),
                 delta_text(row.get("delta_vs_base")),
             )
+        refined = "refined_vs_control" in entry
         table.add_row(
-            task, "[bold]recovery ratio[/]", rr_text(entry.get("recovery_ratio")), "", "", end_section=True
+            task,
+            "[bold]recovery ratio[/]",
+            rr_text(entry.get("recovery_ratio")),
+            "",
+            "",
+            end_section=not refined,
         )
+        if refined:  # the refined transfer's RR; its last column: the delta against the same-budget control
+            table.add_row(
+                task,
+                "[bold]RR refined[/] (Δ vs control)",
+                rr_text(entry.get("recovery_ratio_refined")),
+                "",
+                delta_text(entry["refined_vs_control"]),
+                end_section=True,
+            )
     return table
 
 

@@ -23,6 +23,7 @@ def run_transfer(
     refine_examples=100,
     refine_steps=50,
     refine_labels="data",
+    refine_temperature=0.0,
 ) -> None:
     from paw.data.builtin import resolve_data_file
     from paw.transfer.api import TransferOptions, transfer
@@ -32,17 +33,20 @@ def run_transfer(
         raise PawError(f"--depth '{depth}' is unknown; choose from {', '.join(DEPTH_MODES)}")
     if k is not None and (k <= 0 or (k > 1 and k != int(k))):
         raise PawError(f"--k must be a positive integer or a fraction in (0, 1), got {k}")
-    if refine_labels not in ("data", "source"):
-        raise PawError(f"--refine-labels '{refine_labels}' is unknown; choose data or source")
-    if refine_labels == "source" and refine_data is None:
-        raise PawError("--refine-labels source answers the prompts of --refine-data; pass --refine-data")
-    for flag, data in (("--calibration-data", calibration_data), ("--refine-data", refine_data)):
-        if data is not None and not resolve_data_file(data).is_file():
-            raise PawError(f"{flag} {data}: file not found")
-    if refine_labels == "source":  # every row must be a prompt to answer: refused before anything is written
-        from paw.transfer.distill import prompt_rows
+    from paw.transfer.refine import LABELS, check_inputs
 
-        prompt_rows(refine_data, refine_examples)
+    if refine_labels not in LABELS:
+        raise PawError(f"--refine-labels '{refine_labels}' is unknown; choose {' or '.join(LABELS)}")
+    if refine_temperature and refine_labels != "source":
+        raise PawError(
+            "--refine-temperature samples the source adapter's answers: add --refine-labels source"
+        )
+    if refine_data is None and refine_labels == "source":
+        raise PawError("--refine-labels source answers the prompts of --refine-data; pass --refine-data")
+    if calibration_data is not None and not resolve_data_file(calibration_data).is_file():
+        raise PawError(f"--calibration-data {calibration_data}: file not found")
+    if refine_data is not None:  # refused before anything is written
+        check_inputs(refine_data, refine_examples, refine_labels)
     if method == "align-act" and calibration_data is None:  # the task's text, where align-act's maps matter
         calibration_data = refine_data
     options = TransferOptions(
@@ -62,29 +66,18 @@ def run_transfer(
     )
     console.print(f"adapter: {output}  report: {output / 'transfer_report.md'}")
     if refine_data is not None:
-        from paw.transfer.api import attach_refine
-        from paw.transfer.refine import RefineOptions, refine
+        from paw.transfer.refine import RefineOptions, refine_transferred
 
-        labels = None
-        if refine_labels == "source":  # the source adapter answers the prompts; its answers are the labels
-            from paw.transfer.distill import source_answers
-
-            labels = source_answers(
-                report["source"],
-                Path(adapter),
-                refine_data,
-                output / "refine" / "source_answers.jsonl",
-                refine_examples,
-            )
-            refine_data = labels["file"]
+        budget = RefineOptions(refine_data, refine_examples, refine_steps)
+        refined = refine_transferred(
+            report["source"], Path(adapter), output, target, budget, refine_labels, refine_temperature
+        )
+        labels = refined["labels"]
+        if labels["labels"] == "source":
             console.print(
                 f"source answers: {labels['rows']} prompts of --refine-data answered by the source adapter "
                 f"({labels['agree_with_data']} equal to the data's own answers)"
             )
-        refined = refine(
-            target, output, RefineOptions(refine_data, refine_examples, refine_steps), output / "refine"
-        )
-        attach_refine(output, {**refined, "labels": labels or {"labels": "data"}})
         scale = refined["start"]["scale"]
         start = "dropped by the guard" if scale == 0 else f"scaled by {scale}"
         console.print(

@@ -24,6 +24,31 @@ from paw.config.schema import (
 from paw.config.section import Section
 
 
+class RefineConfig(Section):
+    """The transfer's refine stage: a short LoRA fine-tune of the target from the moved adapter, beside its
+    same-budget control from the standard init (``paw transfer --refine-data``); steps 8 and 9 evaluate both."""
+
+    steps: int = Field(
+        0, ge=0, description="Optimizer steps of each refine run; 0 (the default) runs no refine stage."
+    )
+    examples: int = Field(100, ge=1, description="Training examples (the data's first rows).")
+    learning_rate: float = Field(3e-3, gt=0, description="Learning rate of both refine runs.")
+    data: str | None = Field(
+        None, description="The refine's data file (any format paw trains on); unset: data.train_file."
+    )
+    labels: Literal["data", "source"] = Field(
+        "data",
+        description="data: train on the data's answers; source: on the source adapter's answers to its "
+        "prompts (no labels needed; moves what the adapter does whatever the two models' shapes).",
+    )
+    temperature: float = Field(
+        0.0,
+        ge=0,
+        description="labels source: 0 answers greedily; above 0 samples one answer per row at this temperature "
+        "(for prompts with many right answers, where greedy teaches only the likeliest one).",
+    )
+
+
 class TransferConfig(Section):
     method: Literal["auto", "direct", "project", "align", "align-act"] = Field(
         "auto",
@@ -52,6 +77,9 @@ class TransferConfig(Section):
         None,
         description="align-act: a data file whose rows (the task's text) its maps are fitted on before the "
         "corpus lines; unset: data.train_file (the corpus only when the data comes from the hub).",
+    )
+    refine: RefineConfig = Field(
+        default_factory=RefineConfig, description="The refine stage after the transfer (off by default)."
     )
 
     @model_validator(mode="after")
@@ -112,6 +140,20 @@ class PipelineConfig(Section):
             raise ValueError(
                 f"training.objective: the pipeline trains, transfers and compares SFT LoRAs; run "
                 f"{self.training.objective} with paw train (peft.init_adapter continues a pipeline's adapter)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _refine_has_data(self) -> PipelineConfig:
+        refine = self.transfer.refine
+        if refine.steps and refine.data is None and self.data.train_file is None:
+            raise ValueError(
+                "transfer.refine.data: the refine reads a local file; set it (data.train_file is unset: the "
+                "training data comes from the hub)"
+            )
+        if refine.steps and self.peft.method != "lora":
+            raise ValueError(
+                f"transfer.refine: the refine stage trains LoRA adapters (peft.method is {self.peft.method})"
             )
         return self
 

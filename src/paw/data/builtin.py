@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from paw.data.synthetic import generate_alpaca, generate_sentiment_classification
-from paw.data.synthetic_mc import GENERATORS, arc_prompt_completion, generate_mc
+from paw.data.synthetic_mc import GENERATORS, arc_prompt_completion, generate_mc, hellaswag_prompt_completion
 from paw.data.synthetic_preference import generate_kto, generate_preference_pairs, generate_prompts
 from paw.errors import PawError
 from paw.utils.cache import cache_dir
@@ -35,6 +35,9 @@ def _catalog() -> dict[str, Callable[[], list[dict[str, Any]]]]:
     catalog: dict[str, Callable[[], list[dict[str, Any]]]] = {
         "instructions": lambda: generate_alpaca(1000, TRAIN_SEED),
         "arc-train": lambda: [arc_prompt_completion(r) for r in generate_mc("arc_easy", 1000, TRAIN_SEED)],
+        "hellaswag-train": lambda: [
+            hellaswag_prompt_completion(r) for r in generate_mc("hellaswag", 1000, TRAIN_SEED)
+        ],
         "sentiment": lambda: generate_sentiment_classification(1000, TRAIN_SEED),
         "preferences": lambda: generate_preference_pairs(1000, TRAIN_SEED),
         "kto": lambda: generate_kto(1000, TRAIN_SEED),

@@ -141,3 +141,12 @@ def arc_prompt_completion(row: dict[str, Any]) -> dict[str, str]:
         "prompt": f"Question: {row['question']}\nAnswer:",
         "completion": f" {row['choices']['text'][gold]}",
     }
+
+
+def hellaswag_prompt_completion(row: dict[str, Any]) -> dict[str, str]:
+    """A HellaSwag row as a training pair in lm-evaluation-harness's ``hellaswag`` prompt:
+    ``{activity_label}: {ctx_a} {Ctx_b}`` → `` {gold ending}``. Unlike ARC's question ("a kind of fruit?": many
+    right words), each context has one right ending (the word's category), so a model's greedy answer is the
+    answer — what ``paw transfer --refine-labels source`` trains the target on."""
+    context = f"{row['activity_label']}: {row['ctx_a']} {row['ctx_b'].capitalize()}"
+    return {"prompt": context, "completion": f" {row['endings'][int(row['label'])]}"}

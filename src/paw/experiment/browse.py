@@ -63,6 +63,9 @@ def _pipeline_rows(exp: Path, meta: dict[str, Any]) -> dict[str, Any]:
         rr = (entry.get("recovery_ratio") or {}).get("value")
         if "recovery_ratio" in entry:
             rows[f"{task} recovery ratio"] = f"{rr:.2f}" if rr is not None else "undefined"
+        if "recovery_ratio_refined" in entry:
+            refined = entry["recovery_ratio_refined"].get("value")
+            rows[f"{task} RR refined"] = f"{refined:.2f}" if refined is not None else "undefined"
         if best is None and rr is not None:
             best = f"RR {rr:.2f} ({task})"
         elif best is None and "transferred" in entry["models"]:

@@ -2,7 +2,8 @@
 ``report.md``, built only from the step records and the files the steps wrote (so it can be rebuilt any time).
 
 Per task: the accuracy (the task's primary metric) of each model with its stderr, each delta against the base
-of the same model with a paired-bootstrap CI, and the recovery ratio (see ``paw.pipeline.stats``).
+of the same model with a paired-bootstrap CI, and the recovery ratio (see ``paw.pipeline.stats``); with a refine
+stage also the refined adapter's recovery ratio and its paired delta against the same-budget control.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ MODELS = {
     "target_base": (4, None),
     "transferred": (5, "target_base"),
     "target_lora": (7, "target_base"),
+    "refined": (8, "target_base"),
+    "refine_control": (9, "target_base"),
 }
 LABELS = {
     "source_base": "source base",
@@ -33,6 +36,8 @@ LABELS = {
     "target_base": "target base",
     "transferred": "target + transferred",
     "target_lora": "target + own LoRA",
+    "refined": "target + refined transfer",
+    "refine_control": "target + refine control",
 }
 
 
@@ -65,6 +70,16 @@ def _per_question(
     return averaged, [stats.mean(v) for v in vectors]
 
 
+def _start_scales(plan: list[Step], records: dict[str, dict[str, Any]]) -> list[float]:
+    """Per seed, the scale the refine's guard kept the moved adapter at (0: dropped, the refined run is the
+    control): a refined − control gain comes only from the seeds above 0."""
+    return [
+        records[s.key]["outputs"]["refine_start_scale"]
+        for s in plan
+        if s.number == 3 and "refine_start_scale" in records.get(s.key, {}).get("outputs", {})
+    ]
+
+
 def build_results(
     config: PipelineConfig, plan: list[Step], records: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
@@ -92,14 +107,20 @@ def build_results(
                 row["delta_vs_base"] = delta.as_dict()
             rows[name] = row
         entry: dict[str, Any] = {"metric": metric, "models": rows}
-        if all(vectors[m] is not None for m in ("target_base", "target_lora", "transferred")):
-            entry["recovery_ratio"] = stats.recovery_ratio(
-                vectors["target_base"][0],
-                vectors["target_lora"][0],
-                vectors["transferred"][0],
-                p.bootstrap,
-                p.confidence,
-            )
+        for key, moved in (("recovery_ratio", "transferred"), ("recovery_ratio_refined", "refined")):
+            if all(vectors[m] is not None for m in ("target_base", "target_lora", moved)):
+                entry[key] = stats.recovery_ratio(
+                    vectors["target_base"][0],
+                    vectors["target_lora"][0],
+                    vectors[moved][0],
+                    p.bootstrap,
+                    p.confidence,
+                )
+        if vectors["refined"] is not None and vectors["refine_control"] is not None:
+            entry["refined_vs_control"] = stats.paired_delta(
+                vectors["refined"][0], vectors["refine_control"][0], p.bootstrap, p.confidence
+            ).as_dict()
+            entry["refine_start_scales"] = _start_scales(plan, records)
         tasks[task] = entry
     steps = []
     for step in plan:
@@ -131,8 +152,11 @@ def _summary(tasks: dict[str, Any]) -> dict[str, Any]:
     for task, entry in tasks.items():
         models = entry["models"]
         out[task] = {name: models[name]["value"] for name in models}
-        if "recovery_ratio" in entry:
-            out[task]["recovery_ratio"] = entry["recovery_ratio"]["value"]
+        for key in ("recovery_ratio", "recovery_ratio_refined"):
+            if key in entry:
+                out[task][key] = entry[key]["value"]
+        if "refined_vs_control" in entry:
+            out[task]["refined_vs_control"] = entry["refined_vs_control"]["value"]
     return out
 
 
@@ -154,6 +178,14 @@ def rr_text(rr: dict[str, Any] | None) -> str:
     return f"{rr['value']:.2f} [{rr['low']:.2f}, {rr['high']:.2f}]"
 
 
+def kept_text(scales: list[float]) -> str:
+    kept = sum(1 for scale in scales if scale > 0)
+    return (
+        f"the guard kept the moved start in {kept} of {len(scales)} seed(s), scales {scales}; "
+        "where it dropped it, the refined run is the control"
+    )
+
+
 def markdown(results: dict[str, Any]) -> str:
     conf = f"{results['confidence']:.0%}"
     lines = [
@@ -172,6 +204,12 @@ def markdown(results: dict[str, Any]) -> str:
     lines.append("")
     for task, entry in results["tasks"].items():
         lines.append(f"- **recovery ratio** on {task}: {rr_text(entry.get('recovery_ratio'))}")
+        if "refined_vs_control" in entry:
+            lines.append(
+                f"- **refined transfer** on {task}: recovery ratio {rr_text(entry.get('recovery_ratio_refined'))}; "
+                f"against the same-budget control {delta_text(entry['refined_vs_control'])} points "
+                f"({kept_text(entry['refine_start_scales'])})"
+            )
     lines += ["", "| step | status | seconds | peak RSS MiB | peak GPU MiB |", "|---|---|---|---|---|"]
     for step in results["steps"]:
         lines.append(
@@ -187,7 +225,10 @@ def csv_text(results: dict[str, Any]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=[*fields, "recovery_ratio"])
     writer.writeheader()
     for task, entry in results["tasks"].items():
-        rr = (entry.get("recovery_ratio") or {}).get("value")
+        rr = {
+            moved: (entry.get(key) or {}).get("value")
+            for moved, key in (("transferred", "recovery_ratio"), ("refined", "recovery_ratio_refined"))
+        }
         for name, row in entry["models"].items():
             delta = row.get("delta_vs_base") or {}
             writer.writerow(
@@ -202,7 +243,7 @@ def csv_text(results: dict[str, Any]) -> str:
                     "delta": delta.get("value"),
                     "delta_low": delta.get("low"),
                     "delta_high": delta.get("high"),
-                    "recovery_ratio": rr if name == "transferred" else None,
+                    "recovery_ratio": rr.get(name),
                 }
             )
     return buffer.getvalue()
@@ -225,14 +266,15 @@ def plot_bars(results: dict[str, Any], path: Path) -> bool:
     if plt is None or not results["tasks"]:
         return False
     tasks = list(results["tasks"])
-    width = 0.8 / len(MODELS)
+    names = [n for n in MODELS if any(n in results["tasks"][t]["models"] for t in tasks)]
+    width = 0.8 / max(len(names), 1)
     fig, ax = plt.subplots(figsize=(max(6, 2.5 * len(tasks)), 4))
-    for i, name in enumerate(MODELS):
+    for i, name in enumerate(names):
         xs, ys, errs = [], [], []
         for t, task in enumerate(tasks):
             row = results["tasks"][task]["models"].get(name)
             if row:
-                xs.append(t + (i - (len(MODELS) - 1) / 2) * width)
+                xs.append(t + (i - (len(names) - 1) / 2) * width)
                 ys.append(100 * row["value"])
                 errs.append(196 * row["stderr"])
         ax.bar(xs, ys, width, yerr=errs, capsize=3, label=LABELS[name])

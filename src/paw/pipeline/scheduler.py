@@ -76,8 +76,22 @@ def shrink_for_quick_test(config: PipelineConfig) -> PipelineConfig:
     evals = config.eval.model_copy(
         update={"limit": min(config.eval.limit or quick.eval_limit, quick.eval_limit)}
     )
+    refine = config.transfer.refine
+    if refine.steps:
+        refine = refine.model_copy(
+            update={
+                "steps": max(1, round(refine.steps * scale)),
+                "examples": min(refine.examples, quick.train_samples),
+            }
+        )
+    transfer = config.transfer.model_copy(update={"refine": refine})
     return config.model_copy(
-        update={"training": type(config.training)(**training), "data": data, "eval": evals}
+        update={
+            "training": type(config.training)(**training),
+            "data": data,
+            "eval": evals,
+            "transfer": transfer,
+        }
     )
 
 
@@ -152,7 +166,7 @@ class PipelineRun:
 def _run_eval(run: PipelineRun, step: Step) -> dict[str, Any]:
     adapter = None
     if step.needs is not None:
-        adapter = run.records[step.needs.key]["outputs"]["adapter"]
+        adapter = run.records[step.needs.key]["outputs"][step.adapter_output]
     out = run.out(step)
     if run.ranks.main:
         shutil.rmtree(out, ignore_errors=True)  # a stale or partial attempt
@@ -245,7 +259,51 @@ def _run_transfer(run: PipelineRun, step: Step) -> dict[str, Any]:
         models_dir=run.config.paths.models_dir,
     )
     counts = {key: report[key] for key in ("units", "transferred", "skipped", "energy_kept_mean")}
-    return {"adapter": str(out / "adapter"), "report": str(out / "adapter" / "transfer_report.md"), **counts}
+    outputs = {
+        "adapter": str(out / "adapter"),
+        "report": str(out / "adapter" / "transfer_report.md"),
+        **counts,
+    }
+    if run.config.transfer.refine.steps:
+        outputs.update(_refine(run, step, out / "adapter"))
+    return outputs
+
+
+def _refine(run: PipelineRun, step: Step, moved: Path) -> dict[str, Any]:
+    """The refine stage of step 3: both runs from ``moved`` (the transferred adapter) and the standard init."""
+    from paw.transfer.refine import RefineOptions, refine_transferred
+
+    config = run.config
+    r = config.transfer.refine
+    options = RefineOptions(
+        r.data or config.data.train_file,
+        r.examples,
+        r.steps,
+        r.learning_rate,
+        seed=step.seed,
+        models_dir=config.paths.models_dir,
+    )
+    source_adapter = run.records[step.needs.key]["outputs"]["adapter"]
+    refined = refine_transferred(
+        config.source.name_or_path,
+        Path(source_adapter),
+        moved,
+        config.target.name_or_path,
+        options,
+        r.labels,
+        r.temperature,
+    )
+    labels = refined["labels"]
+    return {
+        "refined_adapter": refined["transferred_init"]["adapter"],
+        "control_adapter": refined["standard_init"]["adapter"],
+        "refine_start_scale": refined["start"]["scale"],
+        "refine_val_loss": refined["transferred_init"]["val_loss"],
+        "control_val_loss": refined["standard_init"]["val_loss"],
+        "refine_labels": {
+            k: labels[k] for k in ("labels", "rows", "agree_with_data", "temperature") if k in labels
+        },
+    }
 
 
 RUNNERS: dict[str, Callable[[PipelineRun, Step], dict[str, Any]]] = {
@@ -256,6 +314,8 @@ RUNNERS: dict[str, Callable[[PipelineRun, Step], dict[str, Any]]] = {
     "eval_transferred": _run_eval,
     "train_target": _run_train,
     "eval_target_lora": _run_eval,
+    "eval_refined": _run_eval,
+    "eval_refine_control": _run_eval,
 }
 
 
@@ -302,6 +362,8 @@ def run_pipeline(
             config.experiment.root, name or config.experiment.name or default_name(config_stem)
         )
     plan = stepmod.plan(config)
+    if config.transfer.refine.steps:
+        _check_refine(config, ranks)
 
     def setup() -> dict[str, str]:
         if resume is None:
@@ -334,6 +396,20 @@ def run_pipeline(
             ranks.fail(err)  # this rank failed: rank 0 records and prints why
             raise PeerStopped(str(err), exit_code_of(err)) from err
         raise
+
+
+def _check_refine(config: PipelineConfig, ranks: Ranks) -> None:
+    """Refused before anything is written: a refine under several processes, or its data unfit."""
+    from paw.transfer.refine import check_inputs
+
+    refine = config.transfer.refine
+    if ranks.many:  # its two short runs train on rank 0 alone, which a DDP group would wait on forever
+        raise PawError(
+            f"transfer.refine: the refine stage runs in one process, and this pipeline runs on {ranks.size}; "
+            "run it without torchrun/accelerate launch, or set transfer.refine.steps=0"
+        )
+    field = "transfer.refine.data" if refine.data else "data.train_file"
+    check_inputs(refine.data or config.data.train_file, refine.examples, refine.labels, field)
 
 
 def _run_locked(

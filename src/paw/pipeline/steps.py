@@ -2,7 +2,8 @@
 
 Steps (numbers as ``--steps`` takes them): 1 eval source base, 2 train source LoRA (and eval it), 3 transfer it
 to the target, 4 eval target base, 5 eval transferred adapter, 6 train target LoRA (the same-recipe baseline),
-7 eval target LoRA. Steps 2, 3, 5, 6, 7 run once per seed.
+7 eval target LoRA; with a refine stage (``transfer.refine.steps`` > 0, run inside step 3) also 8 eval refined
+adapter and 9 eval its same-budget control. Every step but 1 and 4 runs once per seed.
 
 A step's fingerprint hashes what determines its output: its config section(s), the model (content hash of a local
 dir, name and version of a built-in), the data files' bytes, paw's version and the fingerprints of the steps it
@@ -30,6 +31,8 @@ TITLES = {
     5: "eval transferred adapter",
     6: "train target LoRA",
     7: "eval target LoRA",
+    8: "eval refined adapter",
+    9: "eval refine control",
 }
 KINDS = {
     1: "eval_source_base",
@@ -39,9 +42,16 @@ KINDS = {
     5: "eval_transferred",
     6: "train_target",
     7: "eval_target_lora",
+    8: "eval_refined",
+    9: "eval_refine_control",
 }
-SEEDED = (2, 3, 5, 6, 7)
-NEEDS = {3: 2, 5: 3, 7: 6}  # step -> the step (same seed) whose output it reads
+SEEDED = (2, 3, 5, 6, 7, 8, 9)
+NEEDS = {3: 2, 5: 3, 7: 6, 8: 3, 9: 3}  # step -> the step (same seed) whose output it reads
+ADAPTER_OUTPUT = {
+    8: "refined_adapter",
+    9: "control_adapter",
+}  # eval step -> its adapter's key (else "adapter")
+REFINE_STEPS = (8, 9)  # planned only with a refine stage
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,11 @@ class Step:
         return Step(NEEDS[self.number], self.seed) if self.number in NEEDS else None
 
     @property
+    def adapter_output(self) -> str:
+        """The key of the needed step's outputs that holds the adapter this (eval) step scores."""
+        return ADAPTER_OUTPUT.get(self.number, "adapter")
+
+    @property
     def side(self) -> str:
         return "source" if self.number in (1, 2) else "target"
 
@@ -75,9 +90,11 @@ def seeds(config: PipelineConfig) -> list[int]:
 
 
 def plan(config: PipelineConfig) -> list[Step]:
-    """Every step in run order: 1, 2 (each seed), 3 (each seed), 4, 5, 6, 7."""
+    """Every step in run order: 1, 2 (each seed), 3 (each seed), 4, 5, 6, 7, and 8, 9 with a refine stage."""
     out: list[Step] = []
     for number in TITLES:
+        if number in REFINE_STEPS and not config.transfer.refine.steps:
+            continue
         out += [Step(number, s) for s in seeds(config)] if number in SEEDED else [Step(number)]
     return out
 
@@ -95,7 +112,8 @@ def parse_steps(text: str) -> set[int]:
             raise PawError(f"--steps '{text}': expected numbers like 1,3,5 or 2-4") from None
     if not numbers or not numbers <= set(TITLES):
         raise PawError(
-            f"--steps '{text}': steps are 1-7 ({'; '.join(f'{n} {t}' for n, t in TITLES.items())})"
+            f"--steps '{text}': steps are 1-9 ({'; '.join(f'{n} {t}' for n, t in TITLES.items())}; 8 and 9 "
+            "with transfer.refine.steps > 0)"
         )
     return numbers
 
@@ -116,6 +134,17 @@ def _eval_identity(config: PipelineConfig) -> dict[str, Any]:
     evals = config.eval.model_dump(mode="json", exclude={"batch_size"})  # batch size does not change scores
     evals["data_files"] = {task: file_digest(path) for task, path in config.eval.data_files.items()}
     return evals
+
+
+def _transfer_identity(config: PipelineConfig) -> dict[str, Any]:
+    """The transfer section with the bytes of the files it reads (calibration and refine data)."""
+    transfer = config.transfer.model_dump(mode="json")
+    if config.transfer.calibration_data:
+        transfer["calibration_data_sha256"] = file_digest(config.transfer.calibration_data)
+    if config.transfer.refine.steps:
+        refine = config.transfer.refine
+        transfer["refine"]["data_sha256"] = file_digest(refine.data or config.data.train_file)
+    return transfer
 
 
 def train_key(step: Step) -> str:
@@ -146,7 +175,7 @@ def fingerprints(config: PipelineConfig, steps: list[Step]) -> dict[str, str]:
             if step.number == 2:  # step 2 also evaluates the source LoRA
                 inputs["eval"] = _eval_identity(config)
         elif step.kind == "transfer":
-            inputs.update(source=source, transfer=config.transfer.model_dump(mode="json"))
+            inputs.update(source=source, transfer=_transfer_identity(config))
         else:
             inputs["eval"] = _eval_identity(config)
         out[step.key] = _digest(inputs)

@@ -360,7 +360,9 @@ def markdown(report: dict[str, Any]) -> str:
         )
         labels = ref.get("labels") or {}
         answers = (
-            f" Labels: the source adapter's answers to the data's prompts ({labels['agree_with_data']} of "
+            " Labels: the source adapter's answers to the data's prompts"
+            + (f", sampled at temperature {labels['temperature']}" if labels.get("temperature") else "")
+            + f" ({labels['agree_with_data']} of "
             f"{labels['rows']} equal to the data's own answers; `{labels['file']}`)."
             if labels.get("labels") == "source"
             else ""

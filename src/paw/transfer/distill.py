@@ -1,5 +1,6 @@
-"""Answers from the source: the source base with its adapter answers the prompts of a data file (greedy), and its
-answers replace the file's own, so a refine on the rows teaches the target what the adapter *does*.
+"""Answers from the source: the source base with its adapter answers the prompts of a data file (greedy or
+sampled), and its answers replace the file's own, so a refine on the rows teaches the target what the adapter
+*does*.
 
 A weight-space method maps ΔW through maps between the two models and fails where no good map exists (between
 the zoo's independently pretrained families, benchmarks/RESULTS.md); the answers need no map, so they carry over
@@ -69,12 +70,22 @@ def prompt_rows(data_file: str, examples: int) -> tuple[list[Any], list[str]]:
 
 
 def source_answers(
-    source: str, adapter: Path, data_file: str, out: Path, examples: int, max_new_tokens: int = MAX_NEW_TOKENS
+    source: str,
+    adapter: Path,
+    data_file: str,
+    out: Path,
+    examples: int,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    models_dir: str | None = None,
+    temperature: float = 0.0,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Write the first ``examples`` rows of ``data_file`` to ``out`` (JSONL) with the source adapter's greedy
-    answers in place of theirs, prompted as the adapter was trained (its ``paw_prompt.json``: Alpaca prompt or
-    chat template, stop tokens); a prompt answered with nothing is left out. Returns what was done: rows written,
-    prompts left unanswered, how many answers equal the file's, seconds.
+    """Write the first ``examples`` rows of ``data_file`` to ``out`` (JSONL) with the source adapter's answers in
+    place of theirs, prompted as the adapter was trained (its ``paw_prompt.json``: Alpaca prompt or chat template,
+    stop tokens); a prompt answered with nothing is left out. Greedy by default; ``temperature`` > 0 samples (one
+    answer per row, seeded), for prompts with many right answers: greedy gives each the adapter's single likeliest
+    one, so the target learns the mode, not the spread ("a kind of fruit?" → always "banana"). Returns what was
+    done: rows written, prompts left unanswered, how many answers equal the file's, seconds.
 
     Raises:
         PawError: what ``prompt_rows`` refuses, or no prompt answered.
@@ -84,7 +95,7 @@ def source_answers(
     from transformers import AutoModelForCausalLM
 
     from paw.models.chat import PROMPT_SPEC_FILE
-    from paw.models.generate import generate
+    from paw.models.generate import Sampling, generate
     from paw.models.load import load_tokenizer
     from paw.models.resolve import resolve_model
     from paw.utils.io import atomic_write_text
@@ -94,7 +105,7 @@ def source_answers(
     spec_file = Path(adapter) / PROMPT_SPEC_FILE
     spec = json.loads(spec_file.read_text(encoding="utf-8")) if spec_file.is_file() else {}
     template = "chat" if spec.get("prompt_template") == "chat" else "alpaca"
-    resolved = resolve_model(source)
+    resolved = resolve_model(source, models_dir)
     tokenizer = load_tokenizer(resolved)
     prompts = [
         _prompt(record.row, record.where, fmt, template, tokenizer)
@@ -104,7 +115,8 @@ def source_answers(
     dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
     model = AutoModelForCausalLM.from_pretrained(resolved.location, dtype=dtype).to("cuda" if cuda else "cpu")
     model = PeftModel.from_pretrained(model, str(adapter)).eval()
-    answers = generate(model, tokenizer, prompts, max_new_tokens, stop_tokens=spec.get("stop_tokens"))
+    sampling = Sampling(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    answers = generate(model, tokenizer, prompts, stop_tokens=spec.get("stop_tokens"), sampling=sampling)
     answered = [
         (record, fmt, answer.strip())
         for record, fmt, answer in zip(records, formats, answers, strict=True)
@@ -125,5 +137,6 @@ def source_answers(
         "unanswered": len(records) - len(rows),
         "agree_with_data": agree,
         "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
         "seconds": round(time.perf_counter() - started, 2),
     }

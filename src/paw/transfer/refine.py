@@ -15,11 +15,13 @@ dropped and the refined run is its control. The losses go into the report.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from paw.errors import PawError
+
+LABELS = ("data", "source")  # what the refine trains on: the data's answers or the source adapter's
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class RefineOptions:
     learning_rate: float = 3e-3
     val_ratio: float = 0.2
     seed: int = 0
+    models_dir: str | None = None  # paths.models_dir: where a hub model's local copy is looked for
 
 
 def _train_file(data_file: str) -> str:
@@ -60,6 +63,7 @@ def _config(target: str, init_adapter: str | None, r: int, alpha: float, options
             },
             "tracking": {"backends": []},
             "experiment": {"root": str(root)},
+            "paths": {"models_dir": options.models_dir},
         },
         "refine",
     )
@@ -76,7 +80,14 @@ def refine(target: str, adapter: Path, options: RefineOptions, root: Path) -> di
     r, alpha = int(spec["r"]), float(spec.get("lora_alpha") or spec["r"])
     config = _config(target, None, r, alpha, options, root)
     completed, start = complete_adapter(
-        target, adapter, r, alpha, options.seed, root / ".transferred_init", guard_config=config
+        target,
+        adapter,
+        r,
+        alpha,
+        options.seed,
+        root / ".transferred_init",
+        guard_config=config,
+        models_dir=options.models_dir,
     )
     results = {}
     for name, init in (("standard_init", None), ("transferred_init", completed)):
@@ -103,6 +114,59 @@ def refine(target: str, adapter: Path, options: RefineOptions, root: Path) -> di
     }
 
 
+def check_inputs(data_file: str, examples: int, labels: str, field: str = "--refine-data") -> None:
+    """What a refine stage needs before anything is written: its data file, and with ``labels`` ``source`` rows
+    that are prompts to answer.
+
+    Raises:
+        PawError: a missing file, or (source) rows without a prompt, naming the file or row.
+    """
+    from paw.data.builtin import resolve_data_file
+
+    if not resolve_data_file(data_file).is_file():
+        raise PawError(f"{field} {data_file}: file not found")
+    if labels == "source":
+        from paw.transfer.distill import prompt_rows
+
+        prompt_rows(data_file, examples)
+
+
+def refine_transferred(
+    source: str,
+    adapter: Path,
+    output: Path,
+    target: str,
+    options: RefineOptions,
+    labels: str = "data",
+    temperature: float = 0.0,
+) -> dict[str, Any]:
+    """The refine stage of a transfer whose adapter is in ``output``: the labels (the data's own, or ``source``:
+    the source base with its ``adapter`` answering the data's prompts, greedy or sampled at ``temperature``,
+    ``paw.transfer.distill``), both runs under
+    ``output/refine/``, and the result added to ``output``'s report. Returns that result (``refine`` plus
+    ``labels``: what the source answered)."""
+    from paw.transfer.api import attach_refine
+
+    answers = None
+    if labels == "source":
+        from paw.transfer.distill import source_answers
+
+        answers = source_answers(
+            source,
+            Path(adapter),
+            options.data_file,
+            output / "refine" / "source_answers.jsonl",
+            options.examples,
+            models_dir=options.models_dir,
+            temperature=temperature,
+            seed=options.seed,
+        )
+        options = replace(options, data_file=answers["file"])
+    refined = {**refine(target, output, options, output / "refine"), "labels": answers or {"labels": "data"}}
+    attach_refine(output, refined)
+    return refined
+
+
 SCALES = (0.0, 0.125, 0.25, 0.5, 1.0)
 GUARD_EXAMPLES = 64
 
@@ -115,7 +179,7 @@ def _training_rows(config: Any) -> list[dict[str, list[int]]]:
     from paw.models.resolve import resolve_model
     from paw.train.objectives import data_options
 
-    tokenizer = load_tokenizer(resolve_model(config.model.name_or_path))
+    tokenizer = load_tokenizer(resolve_model(config.model.name_or_path, config.paths.models_dir))
     return build_sft_data(data_options(config), tokenizer).train.examples[:GUARD_EXAMPLES]
 
 
@@ -161,7 +225,14 @@ def _guarded(model: Any, config: Any) -> tuple[float, dict[str, Any]]:
 
 
 def complete_adapter(
-    target: str, adapter: Path, r: int, alpha: float, seed: int, out: Path, guard_config: Any = None
+    target: str,
+    adapter: Path,
+    r: int,
+    alpha: float,
+    seed: int,
+    out: Path,
+    guard_config: Any = None,
+    models_dir: str | None = None,
 ) -> tuple[Path | None, dict[str, Any]]:
     """``adapter`` widened to every linear module of ``target`` at rank ``r`` and ``alpha``: the standard LoRA
     initialisation (seeded; B = 0, so the added modules change nothing at the start), overwritten by the
@@ -179,7 +250,9 @@ def complete_adapter(
     from paw.transfer.linalg import rebalance
 
     moved = read_lora(adapter)  # its scale folded into B
-    model = AutoModelForCausalLM.from_pretrained(resolve_model(target).location, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        resolve_model(target, models_dir).location, dtype=torch.float32
+    )
     torch.manual_seed(seed)
     config = LoraConfig(r=r, lora_alpha=alpha, target_modules="all-linear", task_type="CAUSAL_LM")
     widened = get_peft_model(model, config)
