@@ -164,4 +164,6 @@ def test_bad_input_under_torchrun_is_one_line(tmp_path):
     assert missing.stderr.count("error:") == 1 and "nope.yaml: config file not found" in missing.stderr
     bad_steps = _torchrun(tmp_path, "--steps", "9")
     assert bad_steps.returncode != 0
-    assert bad_steps.stderr.count("error:") == 1 and "--steps '9': steps are 1-7" in bad_steps.stderr
+    assert (
+        bad_steps.stderr.count("error:") == 1 and "step 9 (eval refine control) runs only" in bad_steps.stderr
+    )

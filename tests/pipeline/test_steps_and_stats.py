@@ -72,6 +72,9 @@ def test_parse_steps():
     assert parse_steps("1,3,5") == {1, 3, 5}
     assert parse_steps("4-7") == {4, 5, 6, 7}
     assert parse_steps("8-9") == {8, 9}
+    assert parse_steps("1,8", _config(transfer__refine={"steps": 10})) == {1, 8}
+    with pytest.raises(PawError, match=r"step 8 \(eval refined adapter\) runs only with a refine stage"):
+        parse_steps("1,8", _config())
     for bad in ("0", "10", "a", ""):
         with pytest.raises(PawError, match="--steps"):
             parse_steps(bad)

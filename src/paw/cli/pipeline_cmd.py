@@ -93,10 +93,10 @@ def pipeline(
     from paw.utils.processes import is_main
 
     try:
-        only = parse_steps(steps) if steps else None
         if seeds is not None:
             overrides = [*overrides, f"pipeline.seeds={seeds}"]
         config = load_config(config_path, overrides, profile, schema=PipelineConfig)
+        only = parse_steps(steps, config) if steps else None
         exp = None
         if resume:
             exp, meta = find_pipeline(

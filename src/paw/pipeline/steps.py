@@ -99,8 +99,8 @@ def plan(config: PipelineConfig) -> list[Step]:
     return out
 
 
-def parse_steps(text: str) -> set[int]:
-    """``"1,3,5"`` or ``"2-4"`` → step numbers."""
+def parse_steps(text: str, config: PipelineConfig | None = None) -> set[int]:
+    """``"1,3,5"`` or ``"2-4"`` → step numbers (8 and 9 only where ``config`` has a refine stage)."""
     from paw.errors import PawError
 
     numbers: set[int] = set()
@@ -114,6 +114,12 @@ def parse_steps(text: str) -> set[int]:
         raise PawError(
             f"--steps '{text}': steps are 1-9 ({'; '.join(f'{n} {t}' for n, t in TITLES.items())}; 8 and 9 "
             "with transfer.refine.steps > 0)"
+        )
+    refine = sorted(numbers & set(REFINE_STEPS))
+    if refine and config is not None and not config.transfer.refine.steps:
+        raise PawError(
+            f"--steps '{text}': step {refine[0]} ({TITLES[refine[0]]}) runs only with a refine stage; set "
+            "transfer.refine.steps"
         )
     return numbers
 
