@@ -142,7 +142,7 @@ def test_a_refine_stage_refuses_several_processes_and_text_rows(tmp_path):
 
 
 def test_align_act_fits_on_the_training_data_unless_told():
-    from paw.pipeline.scheduler import transfer_options
+    from paw.pipeline.step_runners import transfer_options
 
     assert transfer_options(_config(transfer__method="align-act")).calibration_data == "paw-synth/arc-train"
     told = _config(transfer__method="align-act", transfer__calibration_data="t.jsonl")
