@@ -191,6 +191,38 @@ def test_sampled_source_answers_are_seeded_and_spread(tmp_path, trained, alpaca_
     assert sampled != answers("greedy", 0.0)
 
 
+def test_refine_reads_renamed_fields_and_keeps_the_runs_data_settings(tmp_path, trained, alpaca_file):
+    """A pipeline's ``data.columns``, ``format`` and text settings reach the refine: the source answers the
+    renamed rows, writes them in paw's names, and both runs train on them with the pipeline's settings."""
+    import yaml
+
+    from paw.transfer.refine import RefineOptions, check_inputs, refine_transferred
+
+    renamed = tmp_path / "renamed.jsonl"
+    rows = [json.loads(line) for line in alpaca_file.read_text().splitlines()[:20]]
+    renamed.write_text(
+        "".join(json.dumps({"q": r["instruction"], "x": r["input"], "a": r["output"]}) + "\n" for r in rows)
+    )
+    settings = {
+        "columns": {"q": "instruction", "x": "input", "a": "output"},
+        "format": "alpaca",
+        "max_length": 200,
+    }
+    check_inputs(str(renamed), 20, "source", "data.train_file", settings)
+    out = tmp_path / "moved"
+    transfer(trained, "paw-tiny/qwen2", out)
+    options = RefineOptions(str(renamed), 20, 2, data_settings=settings)
+    refined = refine_transferred("paw-tiny/qwen2", trained, out, "paw-tiny/qwen2", options, "source")
+    answered = [
+        json.loads(line) for line in (out / "refine" / "source_answers.jsonl").read_text().splitlines()
+    ]
+    assert answered and {"instruction", "input", "output"} <= set(answered[0])
+    assert refined["labels"]["rows"] == len(answered)
+    for run in ("standard_init", "transferred_init"):
+        data = yaml.safe_load((out / "refine" / run / "config.yaml").read_text())["data"]
+        assert (data["max_length"], data["format"], data["columns"]) == (200, "alpaca", {})
+
+
 def test_refine_labels_bad_inputs(tmp_path, trained):
     """An unknown --refine-labels, source labels without data to answer, and rows with no prompt: exit 2, named,
     before anything is written."""

@@ -34,7 +34,10 @@ class RefineConfig(Section):
     examples: int = Field(100, ge=1, description="Training examples (the data's first rows).")
     learning_rate: float = Field(3e-3, gt=0, description="Learning rate of both refine runs.")
     data: str | None = Field(
-        None, description="The refine's data file (any format paw trains on); unset: data.train_file."
+        None,
+        description="The refine's data file (any format paw trains on; read with data.prompt_template, "
+        "train_on_prompt and max_length); unset: data.train_file, read as the trainings read it (columns, "
+        "format too).",
     )
     labels: Literal["data", "source"] = Field(
         "data",

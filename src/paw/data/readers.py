@@ -9,6 +9,7 @@ import ast
 import csv
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,12 @@ def read_hub(dataset_id: str, split: str, name: str | None = None, fix: str = ""
             f"{type(err).__name__}: {reason}. Offline? {fix or 'Export it to a local .jsonl and point paw at it'}"
         ) from None
     return [Record(dict(row), f"{dataset_id}[{split}]:row {i}") for i, row in enumerate(data)]
+
+
+def renamed(records: list[Record], columns: Iterable[tuple[str, str]]) -> list[Record]:
+    """Rows with fields renamed (``data.columns``, source field -> paw field): a dataset's own names mapped to the
+    format's."""
+    mapping = dict(columns)
+    if not mapping:
+        return records
+    return [Record({mapping.get(k, k): v for k, v in r.row.items()}, r.where) for r in records]

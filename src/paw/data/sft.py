@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from paw.data.formats import detect_format, row_segments, segment_ids
-from paw.data.readers import Record, read_hub, read_rows
+from paw.data.readers import Record, read_hub, read_rows, renamed
 from paw.errors import PawError
 
 if TYPE_CHECKING:
@@ -140,20 +140,12 @@ def _read(options: SftDataOptions) -> list[Record]:
     )
 
 
-def _renamed(records: list[Record], columns: tuple[tuple[str, str], ...]) -> list[Record]:
-    """Rows with fields renamed (``data.columns``): a dataset's own names mapped to the format's."""
-    if not columns:
-        return records
-    mapping = dict(columns)
-    return [Record({mapping.get(k, k): v for k, v in r.row.items()}, r.where) for r in records]
-
-
 def read_and_split(options: SftDataOptions) -> tuple[list[Record], list[Record], str]:
     """(train rows, validation rows, source name): the val file or hub split, or a seeded ``val_ratio`` hold-out;
     then ``max_samples`` of train; fields renamed by ``columns``. Raises PawError on an empty dataset or a split
     that leaves nothing to train on."""
     source = options.train_file or f"{options.hub_dataset}[{options.hub_split}]"
-    records = _renamed(_read(options), options.columns)
+    records = renamed(_read(options), options.columns)
     if not records:
         raise PawError(f"{source}: the dataset is empty (no rows)")
     rng = random.Random(options.seed)
@@ -166,7 +158,7 @@ def read_and_split(options: SftDataOptions) -> tuple[list[Record], list[Record],
             val_records = read_hub(
                 options.hub_dataset or "", options.hub_val_split, options.hub_name, fix=fix
             )
-        val_records = _renamed(val_records, options.columns)
+        val_records = renamed(val_records, options.columns)
         if not val_records:
             where = options.val_file or f"{options.hub_dataset}[{options.hub_val_split}]"
             raise PawError(f"{where}: the validation dataset is empty (no rows)")

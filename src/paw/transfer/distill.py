@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -47,23 +48,29 @@ def _original(row: dict[str, Any], fmt: str) -> str:
     return str([m for m in row["messages"] if m["role"] == "assistant"][-1]["content"])
 
 
-def prompt_rows(data_file: str, examples: int) -> tuple[list[Any], list[str]]:
-    """The first ``examples`` rows of ``data_file`` and their formats, each one a prompt the source can answer.
+def prompt_rows(
+    data_file: str, examples: int, columns: Iterable[tuple[str, str]] = (), data_format: str = "auto"
+) -> tuple[list[Any], list[str]]:
+    """The first ``examples`` rows of ``data_file`` (fields renamed by ``columns``) and their formats
+    (``data_format``, or detected per row), each one a prompt the source can answer.
 
     Raises:
         PawError: no rows, or a ``text`` row (no prompt to answer), naming the row.
     """
     from paw.data.formats import detect_format
-    from paw.data.readers import read_rows
+    from paw.data.readers import read_rows, renamed
 
-    records = read_rows(data_file)[:examples]
+    records = renamed(read_rows(data_file)[:examples], columns)
     if not records:
         raise PawError(f"--refine-data {data_file}: no rows to answer")
-    formats = [detect_format(record.row, record.where) for record in records]
+    formats = [
+        detect_format(record.row, record.where) if data_format == "auto" else data_format
+        for record in records
+    ]
     for record, fmt in zip(records, formats, strict=True):
-        if fmt == "text":
+        if fmt not in ("alpaca", "messages", "prompt_completion"):
             raise PawError(
-                f"{record.where}: a text row has no prompt for the source to answer; --refine-labels source "
+                f"{record.where}: a {fmt} row has no prompt for the source to answer; --refine-labels source "
                 "needs alpaca, chat (messages) or prompt/completion rows"
             )
     return records, formats
@@ -79,10 +86,13 @@ def source_answers(
     models_dir: str | None = None,
     temperature: float = 0.0,
     seed: int = 0,
+    columns: Iterable[tuple[str, str]] = (),
+    data_format: str = "auto",
 ) -> dict[str, Any]:
     """Write the first ``examples`` rows of ``data_file`` to ``out`` (JSONL) with the source adapter's answers in
     place of theirs, prompted as the adapter was trained (its ``paw_prompt.json``: Alpaca prompt or chat template,
-    stop tokens); a prompt answered with nothing is left out. Greedy by default; ``temperature`` > 0 samples (one
+    stop tokens); a prompt answered with nothing is left out; rows are read (and written) with their fields renamed
+    by ``columns``, in ``data_format`` (or detected). Greedy by default; ``temperature`` > 0 samples (one
     answer per row, seeded), for prompts with many right answers: greedy gives each the adapter's single likeliest
     one, so the target learns the mode, not the spread ("a kind of fruit?" → always "banana"). Returns what was
     done: rows written, prompts left unanswered, how many answers equal the file's, seconds.
@@ -101,7 +111,7 @@ def source_answers(
     from paw.utils.io import atomic_write_text
 
     started = time.perf_counter()
-    records, formats = prompt_rows(data_file, examples)
+    records, formats = prompt_rows(data_file, examples, columns, data_format)
     spec_file = Path(adapter) / PROMPT_SPEC_FILE
     spec = json.loads(spec_file.read_text(encoding="utf-8")) if spec_file.is_file() else {}
     template = "chat" if spec.get("prompt_template") == "chat" else "alpaca"

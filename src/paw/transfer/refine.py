@@ -15,7 +15,7 @@ dropped and the refined run is its control. The losses go into the report.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ class RefineOptions:
     val_ratio: float = 0.2
     seed: int = 0
     models_dir: str | None = None  # paths.models_dir: where a hub model's local copy is looked for
+    # more of the runs' data section (a pipeline's: columns, format, prompt_template, max_length, ...)
+    data_settings: dict[str, Any] = field(default_factory=dict)
 
 
 def _train_file(data_file: str) -> str:
@@ -50,6 +52,7 @@ def _config(target: str, init_adapter: str | None, r: int, alpha: float, options
             "model": {"name_or_path": target},
             "peft": {"r": r, "alpha": alpha, "target_modules": "all-linear", "init_adapter": init_adapter},
             "data": {
+                **options.data_settings,
                 "train_file": _train_file(options.data_file),
                 "val_ratio": options.val_ratio,
                 "max_samples": options.examples,
@@ -114,9 +117,15 @@ def refine(target: str, adapter: Path, options: RefineOptions, root: Path) -> di
     }
 
 
-def check_inputs(data_file: str, examples: int, labels: str, field: str = "--refine-data") -> None:
+def check_inputs(
+    data_file: str,
+    examples: int,
+    labels: str,
+    flag: str = "--refine-data",
+    data_settings: dict[str, Any] | None = None,
+) -> None:
     """What a refine stage needs before anything is written: its data file, and with ``labels`` ``source`` rows
-    that are prompts to answer.
+    that are prompts to answer (read with ``data_settings``' columns and format).
 
     Raises:
         PawError: a missing file, or (source) rows without a prompt, naming the file or row.
@@ -124,11 +133,16 @@ def check_inputs(data_file: str, examples: int, labels: str, field: str = "--ref
     from paw.data.builtin import resolve_data_file
 
     if not resolve_data_file(data_file).is_file():
-        raise PawError(f"{field} {data_file}: file not found")
+        raise PawError(f"{flag} {data_file}: file not found")
     if labels == "source":
         from paw.transfer.distill import prompt_rows
 
-        prompt_rows(data_file, examples)
+        settings = data_settings or {}
+        prompt_rows(data_file, examples, _columns(settings), settings.get("format", "auto"))
+
+
+def _columns(settings: dict[str, Any]) -> list[tuple[str, str]]:
+    return list((settings.get("columns") or {}).items())
 
 
 def refine_transferred(
@@ -160,8 +174,12 @@ def refine_transferred(
             models_dir=options.models_dir,
             temperature=temperature,
             seed=options.seed,
+            columns=_columns(options.data_settings),
+            data_format=options.data_settings.get("format", "auto"),
         )
-        options = replace(options, data_file=answers["file"])
+        # the answered rows are written with paw's field names: no renaming when the refine reads them
+        settings = {k: v for k, v in options.data_settings.items() if k != "columns"}
+        options = replace(options, data_file=answers["file"], data_settings=settings)
     refined = {**refine(target, output, options, output / "refine"), "labels": answers or {"labels": "data"}}
     attach_refine(output, refined)
     return refined
