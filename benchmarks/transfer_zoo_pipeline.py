@@ -1,7 +1,7 @@
 """`paw demo --zoo`'s pipeline over zoo pairs: `align`, then a refine beside its same-budget control.
 
     .venv/bin/python benchmarks/transfer_zoo_pipeline.py [--pairs a:b,...] [--labels source|data]
-        [--refine-steps 200] [--refine-examples 200] [--json FILE]
+        [--refine-steps 200] [--refine-examples 200] [--shuffled all|gain] [--workdir DIR] [--json FILE]
 
 Per pair, `paw pipeline paw:pipeline/quick_test.yaml` with the overrides `paw demo --zoo` uses (`paw/cli/demo.py`:
 the HellaSwag-style synthetic task, one right ending per context; both LoRAs 400 steps, 3 seeds; `align` with
@@ -9,7 +9,11 @@ proportional depth and the gate open; the refine stage, by default 200 steps on 
 to 200 training prompts), each pipeline in its own process. The product computes everything printed here (its
 `pipeline_results.json`): RR of the moved adapter and of the refined one (paired bootstrap over questions, seeds
 pooled), the refined − control accuracy difference with its CI, and the refine guard's kept scale per seed
-(0: dropped, the refined run is the control). Default pairs: every ordered pair of different zoo models.
+(0: dropped, the refined run is the control). `--shuffled` adds the shuffled-layer control: the source LoRA moved
+with `align` onto the target's layers in reverse order, refined on the same answers with the same budget and
+guard, so a gain that any non-zero start gives shows up there too (`--shuffled gain`: only where refined − control
+has a CI above 0). With `--workdir`, a second run reuses the pipelines' finished steps (`paw pipeline --resume`).
+Default pairs: every ordered pair of different zoo models.
 Figures: benchmarks/RESULTS.md ("The pipeline's refine stage across the zoo").
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,13 +37,87 @@ def run_pair(pair: str, root: Path, extra: list[str]) -> dict:
     name = pair.replace(":", "_to_")
     command = [sys.executable, "-m", "paw", "pipeline", str(DEMO_CONFIG), "--name", name]
     command += [f"experiment.root={root}", *zoo_overrides(pair), *extra]
+    if (
+        root / name / "metadata.json"
+    ).is_file():  # an earlier run in --workdir: its finished steps are reused
+        command.append("--resume")
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     if done.returncode != 0:
         return {"pair": pair, "error": done.stderr.strip().splitlines()[-1:]}
     results = json.loads((root / name / "results" / "pipeline_results.json").read_text())
     (task,) = results["tasks"].values()
-    return {"pair": pair, "seconds": round(time.perf_counter() - started, 1), **task}
+    return {"pair": pair, "seconds": round(time.perf_counter() - started, 1), "exp": str(root / name), **task}
+
+
+def _scores(samples: Path, metric: str) -> list[float]:
+    return [float(json.loads(line)[metric]) for line in samples.read_text().splitlines() if line.strip()]
+
+
+def shuffled_control(exp: Path, metric: str) -> dict:
+    """Per seed, the source LoRA moved with `align` onto the target's layers in reverse order (the same weights in
+    the wrong place), then refined exactly as the pipeline refined the moved adapter (its answers file, budget,
+    seed and data settings; the same guard): is the refine's gain the transfer's, or any non-zero start's?"""
+    from paw.config.loader import load_config
+    from paw.config.pipeline_schema import PipelineConfig
+    from paw.eval.api import evaluate
+    from paw.eval.runner import EvalOptions
+    from paw.pipeline import stats
+    from paw.pipeline.step_runners import refine_data
+    from paw.pipeline.steps import seeds
+    from paw.transfer.api import TransferOptions, transfer
+    from paw.transfer.refine import RefineOptions, refine_transferred
+
+    config = load_config(exp / "config.yaml", [], schema=PipelineConfig)
+    (task,) = config.eval.tasks
+    r = config.transfer.refine
+    _, settings = refine_data(config)
+    settings.pop("columns", None)  # the answers file is in paw's field names
+    shutil.rmtree(exp / "shuffled", ignore_errors=True)  # an earlier attempt's
+    shuffled, refined, control, scales = [], [], [], []
+    for seed in seeds(config):
+        source = json.loads((exp / "steps" / f"2_train_source-seed{seed}.json").read_text())["outputs"][
+            "adapter"
+        ]
+        answers = exp / "steps" / f"3_transfer-seed{seed}" / "adapter" / "refine" / "source_answers.jsonl"
+        out = exp / "shuffled" / f"seed{seed}"
+        options = TransferOptions(method="align", depth="reversed", tau=0.0, chance_multiple=0.0)
+        transfer(source, config.target.name_or_path, out / "adapter", config.source.name_or_path, options)
+        budget = RefineOptions(
+            str(answers), r.examples, r.steps, r.learning_rate, seed=seed, data_settings=settings
+        )
+        done = refine_transferred(
+            config.source.name_or_path, Path(source), out / "adapter", config.target.name_or_path, budget
+        )
+        scales.append(done["start"]["scale"])
+        evaluate(
+            [task],
+            model=config.target.name_or_path,
+            adapter=done["transferred_init"]["adapter"],
+            data_files=config.eval.data_files,
+            options=EvalOptions(log_samples=True),
+            output=out / "eval",
+        )
+        shuffled.append(_scores(out / "eval" / f"samples_{task}.jsonl", metric))
+        for vectors, number, kind in ((refined, 8, "refined"), (control, 9, "refine_control")):
+            vectors.append(
+                _scores(exp / "steps" / f"{number}_eval_{kind}-seed{seed}" / f"samples_{task}.jsonl", metric)
+            )
+
+    def pooled(vectors: list[list[float]]) -> list[float]:
+        return [sum(column) / len(column) for column in zip(*vectors, strict=True)]
+
+    p = config.pipeline
+    return {
+        "shuffled_value": round(stats.mean(pooled(shuffled)), 6),
+        "shuffled_scales": scales,
+        "refined_vs_shuffled": stats.paired_delta(
+            pooled(refined), pooled(shuffled), p.bootstrap, p.confidence
+        ).as_dict(),
+        "shuffled_vs_control": stats.paired_delta(
+            pooled(shuffled), pooled(control), p.bootstrap, p.confidence
+        ).as_dict(),
+    }
 
 
 def ci(entry: dict | None, scale: float = 1.0, signed: bool = False) -> str:
@@ -57,6 +136,14 @@ def main() -> None:
     parser.add_argument("--labels", choices=("source", "data"), default="source")
     parser.add_argument("--refine-steps", type=int, default=200)
     parser.add_argument("--refine-examples", type=int, default=200)
+    parser.add_argument(
+        "--shuffled",
+        choices=("all", "gain"),
+        help="also the shuffled-layer refine control, on every pair or where refined − control's CI is above 0",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the pipelines here, reusing what an earlier run there finished"
+    )
     parser.add_argument("--json", type=Path, help="also write every pair's results here")
     args = parser.parse_args()
     pairs = args.pairs.split(",") if args.pairs else [f"{s}:{t}" for s in names() for t in names() if s != t]
@@ -67,23 +154,29 @@ def main() -> None:
     ]
     rows = []
     print(
-        "| pair | own LoRA gain | RR align | RR align + refine | refined − control (points) | kept scales | s |"
+        "| pair | own LoRA gain | RR align | RR align + refine | refined − control | kept scales | "
+        "shuffled + refine − control | refined − shuffled + refine | shuffled's kept scales | s |"
     )
-    print("|---|---|---|---|---|---|---|")
-    with tempfile.TemporaryDirectory(prefix="paw-zoo-pipeline-") as tmp:
-        for pair in pairs:
-            row = run_pair(pair, Path(tmp), extra)
-            rows.append(row)
-            if "error" in row:
-                print(f"| {pair} | failed: {row['error']} | | | | | |", flush=True)
-                continue
-            gain = row["models"]["target_lora"]["delta_vs_base"]
-            print(
-                f"| {pair} | {ci(gain, 100, True)} | {ci(row.get('recovery_ratio'))} | "
-                f"{ci(row.get('recovery_ratio_refined'))} | {ci(row.get('refined_vs_control'), 100, True)} | "
-                f"{row.get('refine_start_scales')} | {row['seconds']} |",
-                flush=True,
-            )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="paw-zoo-pipeline-"))
+    for pair in pairs:
+        row = run_pair(pair, root, extra)
+        rows.append(row)
+        if "error" in row:
+            print(f"| {pair} | failed: {row['error']} | | | | | | | | |", flush=True)
+            continue
+        gained = (row.get("refined_vs_control") or {}).get("low", 0) > 0
+        if args.shuffled == "all" or (args.shuffled == "gain" and gained):
+            row.update(shuffled_control(Path(row["exp"]), row["metric"]))
+        gain = row["models"]["target_lora"]["delta_vs_base"]
+        print(
+            f"| {pair} | {ci(gain, 100, True)} | {ci(row.get('recovery_ratio'))} | "
+            f"{ci(row.get('recovery_ratio_refined'))} | {ci(row.get('refined_vs_control'), 100, True)} | "
+            f"{row.get('refine_start_scales')} | {ci(row.get('shuffled_vs_control'), 100, True)} | "
+            f"{ci(row.get('refined_vs_shuffled'), 100, True)} | {row.get('shuffled_scales', '')} | "
+            f"{row['seconds']} |",
+            flush=True,
+        )
     if args.json:
         args.json.write_text(
             json.dumps({"args": vars(args) | {"json": str(args.json)}, "pairs": rows}, indent=1)
