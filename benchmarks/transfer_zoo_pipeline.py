@@ -12,7 +12,8 @@ pooled), the refined − control accuracy difference with its CI, and the refine
 (0: dropped, the refined run is the control). `--shuffled` adds the shuffled-layer control: the source LoRA moved
 with `align` onto the target's layers in reverse order, refined on the same answers with the same budget and
 guard, so a gain that any non-zero start gives shows up there too (`--shuffled gain`: only where refined − control
-has a CI above 0). With `--workdir`, a second run reuses the pipelines' finished steps (`paw pipeline --resume`).
+has a CI above 0). With `--workdir`, a second run reuses what a first finished there: the pipelines' steps (`paw
+pipeline --resume`) and each seed's shuffled refine.
 Default pairs: every ordered pair of different zoo models.
 Figures: benchmarks/RESULTS.md ("The pipeline's refine stage across the zoo").
 """
@@ -54,51 +55,61 @@ def _scores(samples: Path, metric: str) -> list[float]:
     return [float(json.loads(line)[metric]) for line in samples.read_text().splitlines() if line.strip()]
 
 
+def _shuffled_seed(config, exp: Path, seed: int, task: str, metric: str) -> tuple[list[float], float]:
+    """One seed's shuffled-layer refine: its per-question scores and the guard's kept scale (a finished one in
+    ``exp/shuffled/seed<s>`` is read back; an unfinished one is redone)."""
+    from paw.eval.api import evaluate
+    from paw.eval.runner import EvalOptions
+    from paw.pipeline.step_runners import refine_data
+    from paw.transfer.api import TransferOptions, transfer
+    from paw.transfer.refine import RefineOptions, refine_transferred
+
+    out = exp / "shuffled" / f"seed{seed}"
+    samples, report = out / "eval" / f"samples_{task}.jsonl", out / "adapter" / "transfer_report.json"
+    if samples.is_file() and "refine" in json.loads(report.read_text()):
+        return _scores(samples, metric), json.loads(report.read_text())["refine"]["start"]["scale"]
+    shutil.rmtree(out, ignore_errors=True)
+    r = config.transfer.refine
+    _, settings = refine_data(config)
+    settings.pop("columns", None)  # the answers file is in paw's field names
+    steps = exp / "steps"
+    source = json.loads((steps / f"2_train_source-seed{seed}.json").read_text())["outputs"]["adapter"]
+    answers = steps / f"3_transfer-seed{seed}" / "adapter" / "refine" / "source_answers.jsonl"
+    options = TransferOptions(method="align", depth="reversed", tau=0.0, chance_multiple=0.0)
+    transfer(source, config.target.name_or_path, out / "adapter", config.source.name_or_path, options)
+    budget = RefineOptions(
+        str(answers), r.examples, r.steps, r.learning_rate, seed=seed, data_settings=settings
+    )
+    done = refine_transferred(
+        config.source.name_or_path, Path(source), out / "adapter", config.target.name_or_path, budget
+    )
+    evaluate(
+        [task],
+        model=config.target.name_or_path,
+        adapter=done["transferred_init"]["adapter"],
+        data_files=config.eval.data_files,
+        options=EvalOptions(log_samples=True),
+        output=out / "eval",
+    )
+    return _scores(samples, metric), done["start"]["scale"]
+
+
 def shuffled_control(exp: Path, metric: str) -> dict:
     """Per seed, the source LoRA moved with `align` onto the target's layers in reverse order (the same weights in
     the wrong place), then refined exactly as the pipeline refined the moved adapter (its answers file, budget,
     seed and data settings; the same guard): is the refine's gain the transfer's, or any non-zero start's?"""
     from paw.config.loader import load_config
     from paw.config.pipeline_schema import PipelineConfig
-    from paw.eval.api import evaluate
-    from paw.eval.runner import EvalOptions
     from paw.pipeline import stats
-    from paw.pipeline.step_runners import refine_data
     from paw.pipeline.steps import seeds
-    from paw.transfer.api import TransferOptions, transfer
-    from paw.transfer.refine import RefineOptions, refine_transferred
 
     config = load_config(exp / "config.yaml", [], schema=PipelineConfig)
     (task,) = config.eval.tasks
-    r = config.transfer.refine
-    _, settings = refine_data(config)
-    settings.pop("columns", None)  # the answers file is in paw's field names
-    shutil.rmtree(exp / "shuffled", ignore_errors=True)  # an earlier attempt's
     shuffled, refined, control, scales = [], [], [], []
     for seed in seeds(config):
-        source = json.loads((exp / "steps" / f"2_train_source-seed{seed}.json").read_text())["outputs"][
-            "adapter"
-        ]
-        answers = exp / "steps" / f"3_transfer-seed{seed}" / "adapter" / "refine" / "source_answers.jsonl"
-        out = exp / "shuffled" / f"seed{seed}"
-        options = TransferOptions(method="align", depth="reversed", tau=0.0, chance_multiple=0.0)
-        transfer(source, config.target.name_or_path, out / "adapter", config.source.name_or_path, options)
-        budget = RefineOptions(
-            str(answers), r.examples, r.steps, r.learning_rate, seed=seed, data_settings=settings
-        )
-        done = refine_transferred(
-            config.source.name_or_path, Path(source), out / "adapter", config.target.name_or_path, budget
-        )
-        scales.append(done["start"]["scale"])
-        evaluate(
-            [task],
-            model=config.target.name_or_path,
-            adapter=done["transferred_init"]["adapter"],
-            data_files=config.eval.data_files,
-            options=EvalOptions(log_samples=True),
-            output=out / "eval",
-        )
-        shuffled.append(_scores(out / "eval" / f"samples_{task}.jsonl", metric))
+        scores, scale = _shuffled_seed(config, exp, seed, task, metric)
+        shuffled.append(scores)
+        scales.append(scale)
         for vectors, number, kind in ((refined, 8, "refined"), (control, 9, "refine_control")):
             vectors.append(
                 _scores(exp / "steps" / f"{number}_eval_{kind}-seed{seed}" / f"samples_{task}.jsonl", metric)
@@ -178,9 +189,8 @@ def main() -> None:
             flush=True,
         )
     if args.json:
-        args.json.write_text(
-            json.dumps({"args": vars(args) | {"json": str(args.json)}, "pairs": rows}, indent=1)
-        )
+        settings = {key: str(v) if isinstance(v, Path) else v for key, v in vars(args).items()}
+        args.json.write_text(json.dumps({"args": settings, "pairs": rows}, indent=1))
 
 
 if __name__ == "__main__":
