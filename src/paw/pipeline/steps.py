@@ -47,10 +47,8 @@ KINDS = {
 }
 SEEDED = (2, 3, 5, 6, 7, 8, 9)
 NEEDS = {3: 2, 5: 3, 7: 6, 8: 3, 9: 3}  # step -> the step (same seed) whose output it reads
-ADAPTER_OUTPUT = {
-    8: "refined_adapter",
-    9: "control_adapter",
-}  # eval step -> its adapter's key (else "adapter")
+# eval step -> the key of its adapter in the needed step's outputs (every other eval step: "adapter")
+ADAPTER_OUTPUT = {8: "refined_adapter", 9: "control_adapter"}
 REFINE_STEPS = (8, 9)  # planned only with a refine stage
 
 
