@@ -155,10 +155,10 @@ def refine_transferred(
     temperature: float = 0.0,
 ) -> dict[str, Any]:
     """The refine stage of a transfer whose adapter is in ``output``: the labels (the data's own, or ``source``:
-    the source base with its ``adapter`` answering the data's prompts, greedy or sampled at ``temperature``,
-    ``paw.transfer.distill``), both runs under
-    ``output/refine/``, and the result added to ``output``'s report. Returns that result (``refine`` plus
-    ``labels``: what the source answered)."""
+    the source base with its ``adapter`` answering the data's prompts, greedy or sampled at ``temperature``;
+    ``paw.transfer.distill``), both runs under ``output/refine/``, and the result added to ``output``'s report.
+    Returns that result (``refine``'s, plus ``labels``: what the source answered). ``paw transfer --refine-data``
+    and the pipeline's refine stage both run this."""
     from paw.transfer.api import attach_refine
 
     answers = None
