@@ -73,7 +73,7 @@ def _shuffled_seed(config, exp: Path, seed: int, task: str, metric: str) -> tupl
     _, settings = refine_data(config)
     settings.pop("columns", None)  # the answers file is in paw's field names
     steps = exp / "steps"
-    source = json.loads((steps / f"2_train_source-seed{seed}.json").read_text())["outputs"]["adapter"]
+    source = exp / json.loads((steps / f"2_train_source-seed{seed}.json").read_text())["outputs"]["adapter"]
     answers = steps / f"3_transfer-seed{seed}" / "adapter" / "refine" / "source_answers.jsonl"
     options = TransferOptions(method="align", depth="reversed", tau=0.0, chance_multiple=0.0)
     transfer(source, config.target.name_or_path, out / "adapter", config.source.name_or_path, options)

@@ -84,13 +84,24 @@ def test_piped_output_and_log_are_plain_lines(quick_run):
 
 
 def test_rerun_skips_finished_steps(quick_run, tmp_path):
+    """A copy of the experiment elsewhere resumes on its own files: step records keep paths relative to it."""
     exp, _ = quick_run
     copy = tmp_path / "copy"
     shutil.copytree(exp, copy)
-    again = _pipeline(tmp_path, "--quick-test", "--seeds", "2", "--resume", "--name", "copy")
+    assert not Path(
+        _json(copy / "steps" / "5_eval_transferred-seed42.json")["outputs"]["results"]
+    ).is_absolute()
+    hidden = exp.with_name("straight-hidden")
+    exp.rename(hidden)  # the original is out of reach while the copy resumes
+    try:
+        again = _pipeline(tmp_path, "--quick-test", "--seeds", "2", "--resume", "--name", "copy")
+    finally:
+        hidden.rename(exp)
     assert again.returncode == 0, again.stderr
     assert again.stderr.count("done before with the same inputs — skipped") == 12
     assert ": running" not in again.stderr
+    rebuilt = _json(copy / "results" / "pipeline_results.json")["tasks"]
+    assert rebuilt == _json(exp / "results" / "pipeline_results.json")["tasks"]
 
 
 def test_changing_eval_settings_reruns_evals_only(quick_run, tmp_path):
@@ -214,13 +225,16 @@ def test_a_refine_stage_on_the_source_answers_is_evaluated_beside_its_control(tm
     exp = tmp_path / "refined"
     transfer = _json(exp / "steps" / "3_transfer-seed42.json")["outputs"]
     assert transfer["refine_labels"]["labels"] == "source" and transfer["refine_labels"]["rows"] > 0
-    report = _json(Path(transfer["adapter"]) / "transfer_report.json")["refine"]
+    assert not Path(transfer["adapter"]).is_absolute()  # record paths are relative to the experiment dir
+    report = _json(exp / transfer["adapter"] / "transfer_report.json")["refine"]
     assert report["steps"] == 3 and report["examples"] == 16
     assert Path(report["labels"]["file"]).is_file()
     # steps 8 and 9 scored the two refine runs' adapters
     for number, kind, run in ((8, "refined", "transferred_init"), (9, "refine_control", "standard_init")):
         record = _json(exp / "steps" / f"{number}_eval_{kind}-seed42.json")
-        assert record["status"] == "completed" and record["outputs"]["adapter"] == report[run]["adapter"]
+        assert record["status"] == "completed" and exp / record["outputs"]["adapter"] == Path(
+            report[run]["adapter"]
+        )
     results = _json(exp / "results" / "pipeline_results.json")
     task = results["tasks"]["arc_easy"]
     assert list(task["models"]) == [*MODELS, "refined", "refine_control"]

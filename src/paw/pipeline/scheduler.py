@@ -277,7 +277,7 @@ def _decide(
     fresh = record is not None and record.get("status") == "completed"
     if fresh and record.get("fingerprint") == fingerprints[step.key]:
         log.info("step %s (%s): done before with the same inputs — skipped", step.number, step.title)
-        return {"action": "skip", "record": record}
+        return {"action": "skip", "record": stepmod.located(record, run.exp.dir)}
     if only is not None and step.number not in only:
         log.info("step %s (%s): not selected", step.number, step.title)
         return {"action": "unselected"}
@@ -378,7 +378,7 @@ def _run_one(run: PipelineRun, step: Step, fingerprints: dict[str, str]) -> None
             memory=memory.peaks(resettable),
             outputs=outputs,
         )
-        atomic_write_json(run.record_file(step), record)
+        atomic_write_json(run.record_file(step), stepmod.portable(record, run.exp.dir))
         log.info("step %s (%s): done in %.1f s", step.number, step.title, record["seconds"])
     run.records[step.key] = run.ranks.share(f"{step.key}/done", lambda: record)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import paw
@@ -184,3 +185,34 @@ def fingerprints(config: PipelineConfig, steps: list[Step]) -> dict[str, str]:
             inputs["eval"] = _eval_identity(config)
         out[step.key] = _digest(inputs)
     return out
+
+
+# The step outputs that are paths: kept relative to the experiment dir in the record files, so an experiment
+# folder moved or copied elsewhere still resumes and rebuilds its report; absolute in memory.
+PATH_OUTPUTS = ("results", "experiment", "adapter", "report", "refined_adapter", "control_adapter")
+
+
+def _with_paths(record: dict[str, Any], change) -> dict[str, Any]:
+    outputs = record.get("outputs")
+    if not outputs:
+        return record
+    moved = {k: change(v) if k in PATH_OUTPUTS and isinstance(v, str) else v for k, v in outputs.items()}
+    return {**record, "outputs": moved}
+
+
+def portable(record: dict[str, Any], root: Path) -> dict[str, Any]:
+    """``record`` as its file keeps it: output paths under ``root`` relative to it."""
+
+    base = root.absolute()
+
+    def relative(value: str) -> str:
+        path = Path(value).absolute()
+        return str(path.relative_to(base)) if path.is_relative_to(base) else value
+
+    return _with_paths(record, relative)
+
+
+def located(record: dict[str, Any], root: Path) -> dict[str, Any]:
+    """``record`` as read from its file, output paths made absolute again (an absolute one, as older paw wrote
+    them, stays as it is)."""
+    return _with_paths(record, lambda value: str(root / value))
