@@ -60,7 +60,6 @@ def _shuffled_seed(config, exp: Path, seed: int, task: str, metric: str) -> tupl
     ``exp/shuffled/seed<s>`` is read back; an unfinished one is redone)."""
     from paw.eval.api import evaluate
     from paw.eval.runner import EvalOptions
-    from paw.pipeline.step_runners import refine_data
     from paw.transfer.api import TransferOptions, transfer
     from paw.transfer.refine import RefineOptions, refine_transferred
 
@@ -70,7 +69,7 @@ def _shuffled_seed(config, exp: Path, seed: int, task: str, metric: str) -> tupl
         return _scores(samples, metric), json.loads(report.read_text())["refine"]["start"]["scale"]
     shutil.rmtree(out, ignore_errors=True)
     r = config.transfer.refine
-    _, settings = refine_data(config)
+    _, settings = config.refine_data()
     settings.pop("columns", None)  # the answers file is in paw's field names
     steps = exp / "steps"
     source = exp / json.loads((steps / f"2_train_source-seed{seed}.json").read_text())["outputs"]["adapter"]

@@ -7,7 +7,7 @@ LoRA is the same-recipe baseline the transferred adapter is measured against.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -22,6 +22,9 @@ from paw.config.schema import (
     TrainingConfig,
 )
 from paw.config.section import Section
+
+# How the pipeline's rows become tokens: the refine trains on its data the same way, whatever file it reads.
+REFINE_TEXT_SETTINGS = ("prompt_template", "train_on_prompt", "max_length")
 
 
 class RefineConfig(Section):
@@ -145,6 +148,15 @@ class PipelineConfig(Section):
                 f"{self.training.objective} with paw train (peft.init_adapter continues a pipeline's adapter)"
             )
         return self
+
+    def refine_data(self) -> tuple[str, dict[str, Any]]:
+        """The refine stage's data file (``transfer.refine.data``, else ``data.train_file``) and the data settings
+        it is read and tokenised with: the pipeline's text settings always, its ``columns``/``format`` when the file
+        is ``data.train_file`` (they describe that file). With a refine stage one of the two files is set (checked
+        below)."""
+        refine, data = self.transfer.refine, self.data
+        keys = REFINE_TEXT_SETTINGS if refine.data else REFINE_TEXT_SETTINGS + ("columns", "format")
+        return refine.data or data.train_file or "", {key: getattr(data, key) for key in keys}
 
     @model_validator(mode="after")
     def _refine_has_data(self) -> PipelineConfig:

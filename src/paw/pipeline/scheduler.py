@@ -37,7 +37,7 @@ from paw.experiment.lock import ExperimentLock
 from paw.experiment.metadata import new_metadata, now, update_metadata
 from paw.pipeline import steps as stepmod
 from paw.pipeline.ranks import PeerStopped, Ranks, exit_code_of, reason_of
-from paw.pipeline.step_runners import RUNNERS, PipelineRun, refine_data
+from paw.pipeline.step_runners import RUNNERS, PipelineRun
 from paw.pipeline.steps import Step, train_key
 from paw.utils import memory
 from paw.utils.io import atomic_write_json, atomic_write_text, read_json, read_json_or_none
@@ -180,7 +180,7 @@ def _check_refine(config: PipelineConfig, ranks: Ranks) -> None:
             f"transfer.refine: the refine stage runs in one process, and this pipeline runs on {ranks.size}; "
             "run it without torchrun/accelerate launch, or set transfer.refine.steps=0"
         )
-    data_file, settings = refine_data(config)
+    data_file, settings = config.refine_data()
     flag = "transfer.refine.data" if refine.data else "data.train_file"
     check_inputs(data_file, refine.examples, refine.labels, flag, settings)
 

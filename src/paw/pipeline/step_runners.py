@@ -198,25 +198,13 @@ def _run_transfer(run: PipelineRun, step: Step) -> dict[str, Any]:
     return outputs
 
 
-# How the pipeline's rows become tokens: the refine trains on them the same way, whatever file it reads.
-TEXT_SETTINGS = ("prompt_template", "train_on_prompt", "max_length")
-FILE_SETTINGS = ("columns", "format")  # how data.train_file's rows are read: when the refine reads that file
-
-
-def refine_data(config: PipelineConfig) -> tuple[str, dict[str, Any]]:
-    """The refine's data file and the data settings it is read and tokenised with."""
-    refine, data = config.transfer.refine, config.data
-    keys = TEXT_SETTINGS if refine.data else TEXT_SETTINGS + FILE_SETTINGS
-    return refine.data or data.train_file, {key: getattr(data, key) for key in keys}
-
-
 def _refine(run: PipelineRun, step: Step, moved: Path) -> dict[str, Any]:
     """The refine stage of step 3: both runs from ``moved`` (the transferred adapter) and the standard init."""
     from paw.transfer.refine import RefineOptions, refine_transferred
 
     config = run.config
     r = config.transfer.refine
-    data_file, settings = refine_data(config)
+    data_file, settings = config.refine_data()
     options = RefineOptions(
         data_file,
         r.examples,

@@ -147,8 +147,7 @@ def _transfer_identity(config: PipelineConfig) -> dict[str, Any]:
     if config.transfer.calibration_data:
         transfer["calibration_data_sha256"] = file_digest(config.transfer.calibration_data)
     if config.transfer.refine.steps:
-        refine = config.transfer.refine
-        transfer["refine"]["data_sha256"] = file_digest(refine.data or config.data.train_file)
+        transfer["refine"]["data_sha256"] = file_digest(config.refine_data()[0])
     return transfer
 
 

@@ -55,7 +55,7 @@ def prompt_rows(
     (``data_format``, or detected per row), each one a prompt the source can answer.
 
     Raises:
-        PawError: no rows, or a ``text`` row (no prompt to answer), naming the row.
+        PawError: no rows, or a row with no prompt to answer (``text``, ``classification``), naming the row.
     """
     from paw.data.formats import detect_format
     from paw.data.readers import read_rows, renamed
