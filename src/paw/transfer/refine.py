@@ -74,11 +74,9 @@ def _config(target: str, init_adapter: str | None, r: int, alpha: float, options
 
 def refine(target: str, adapter: Path, options: RefineOptions, root: Path) -> dict[str, Any]:
     """Train both runs; returns their final validation losses and experiment dirs."""
-    from paw.data.builtin import resolve_data_file
     from paw.train.recipe import run_training
 
-    if not resolve_data_file(options.data_file).is_file():
-        raise PawError(f"--refine-data {options.data_file}: file not found")
+    check_inputs(options.data_file, options.examples, "data")
     spec = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
     r, alpha = int(spec["r"]), float(spec.get("lora_alpha") or spec["r"])
     config = _config(target, None, r, alpha, options, root)
