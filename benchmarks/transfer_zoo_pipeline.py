@@ -1,26 +1,31 @@
-"""`paw demo --zoo`'s pipeline over zoo pairs: `align`, then a refine beside its same-budget control.
+"""`paw demo --zoo`'s pipeline over zoo pairs: a transfer method, then a refine beside its same-budget control.
 
-    .venv/bin/python benchmarks/transfer_zoo_pipeline.py [--pairs a:b,...] [--labels source|data]
-        [--refine-steps 200] [--refine-examples 200] [--shuffled all|gain] [--workdir DIR] [--json FILE]
+    .venv/bin/python benchmarks/transfer_zoo_pipeline.py [--pairs a:b,...] [--method align|align-fit|...]
+        [--labels source|data] [--refine-steps 200] [--refine-examples 200] [--shuffled all|gain] [--unrelated]
+        [--workdir DIR] [--json FILE]
 
 Per pair, `paw pipeline paw:pipeline/quick_test.yaml` with the overrides `paw demo --zoo` uses (`paw/cli/demo.py`:
-the HellaSwag-style synthetic task, one right ending per context; both LoRAs 400 steps, 3 seeds; `align` with
-proportional depth and the gate open; the refine stage, by default 200 steps on the source adapter's greedy answers
-to 200 training prompts), each pipeline in its own process. The product computes everything printed here (its
-`pipeline_results.json`): RR of the moved adapter and of the refined one (paired bootstrap over questions, seeds
-pooled), the refined − control accuracy difference with its CI, and the refine guard's kept scale per seed
-(0: dropped, the refined run is the control). `--shuffled` adds the shuffled-layer control: the source LoRA moved
-with `align` onto the target's layers in reverse order, refined on the same answers with the same budget and
-guard, so a gain that any non-zero start gives shows up there too (`--shuffled gain`: only where refined − control
-has a CI above 0). With `--workdir`, a second run reuses what a first finished there: the pipelines' steps (`paw
-pipeline --resume`) and each seed's shuffled refine.
+the HellaSwag-style synthetic task, one right ending per context; both LoRAs 400 steps, 3 seeds; `align` (or
+`--method`) with proportional depth and the gate open; the refine stage, by default 200 steps on the source
+adapter's greedy answers to 200 training prompts), each pipeline in its own process. The product computes
+everything printed here (its `pipeline_results.json`): RR of the moved adapter and of the refined one (paired
+bootstrap over questions, seeds pooled), the refined − control accuracy difference with its CI, and the refine
+guard's kept scale per seed (0: dropped, the refined run is the control). `--shuffled` adds the shuffled-layer
+control: the source LoRA moved with the same method onto the target's layers in reverse order, refined on the same
+answers with the same budget and guard, so a gain that any non-zero start gives shows up there too (`--shuffled
+gain`: only where refined − control has a CI above 0). `--unrelated` adds the unrelated control: the source LoRA
+moved with the same options onto a freshly initialised copy of the target, scored against that copy's base. With
+`--workdir`, a second run reuses what a first finished there: the pipelines' steps (`paw pipeline --resume`), each
+seed's shuffled refine and unrelated transfer.
 Default pairs: every ordered pair of different zoo models.
-Figures: benchmarks/RESULTS.md ("The pipeline's refine stage across the zoo").
+Figures: benchmarks/RESULTS.md ("The pipeline's refine stage across the zoo", "Moving the adapter by fitting its
+effect").
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -60,7 +65,8 @@ def _shuffled_seed(config, exp: Path, seed: int, task: str, metric: str) -> tupl
     ``exp/shuffled/seed<s>`` is read back; an unfinished one is redone)."""
     from paw.eval.api import evaluate
     from paw.eval.runner import EvalOptions
-    from paw.transfer.api import TransferOptions, transfer
+    from paw.pipeline.step_runners import transfer_options
+    from paw.transfer.api import transfer
     from paw.transfer.refine import RefineOptions, refine_transferred
 
     out = exp / "shuffled" / f"seed{seed}"
@@ -74,7 +80,7 @@ def _shuffled_seed(config, exp: Path, seed: int, task: str, metric: str) -> tupl
     steps = exp / "steps"
     source = exp / json.loads((steps / f"2_train_source-seed{seed}.json").read_text())["outputs"]["adapter"]
     answers = steps / f"3_transfer-seed{seed}" / "adapter" / "refine" / "source_answers.jsonl"
-    options = TransferOptions(method="align", depth="reversed", tau=0.0, chance_multiple=0.0)
+    options = dataclasses.replace(transfer_options(config), depth="reversed")
     transfer(source, config.target.name_or_path, out / "adapter", config.source.name_or_path, options)
     budget = RefineOptions(
         str(answers), r.examples, r.steps, r.learning_rate, seed=seed, data_settings=settings
@@ -130,6 +136,62 @@ def shuffled_control(exp: Path, metric: str) -> dict:
     }
 
 
+def unrelated_control(exp: Path, metric: str) -> dict:
+    """Per seed, the source LoRA moved with the pipeline's own transfer options onto a freshly initialised copy of
+    the target (its architecture and tokenizer, no pretraining): its accuracy minus that copy's base, pooled over
+    seeds with a paired-bootstrap CI. A method that only carries structure the two models share gets ~0 here; one
+    that fits the adapter's effect into whatever model it is given may not."""
+    from transfer_zoo import random_copy
+
+    from paw.config.loader import load_config
+    from paw.config.pipeline_schema import PipelineConfig
+    from paw.eval.api import evaluate
+    from paw.eval.runner import EvalOptions
+    from paw.pipeline import stats
+    from paw.pipeline.step_runners import transfer_options
+    from paw.pipeline.steps import seeds
+    from paw.transfer.api import transfer
+    from paw.transfer.weights import local_model_dir
+
+    config = load_config(exp / "config.yaml", [], schema=PipelineConfig)
+    (task,) = config.eval.tasks
+    root = exp / "unrelated"
+    copy = root / "model"
+    if not (copy / "config.json").is_file():
+        random_copy(local_model_dir(config.target.name_or_path, None, "target"), copy)
+
+    def scores(adapter: Path | None, out: Path) -> list[float]:
+        samples = out / f"samples_{task}.jsonl"
+        if not samples.is_file():
+            evaluate(
+                [task],
+                model=str(copy),
+                adapter=None if adapter is None else str(adapter),
+                data_files=config.eval.data_files,
+                options=EvalOptions(log_samples=True),
+                output=out,
+            )
+        return _scores(samples, metric)
+
+    base, moved = scores(None, root / "base"), []
+    steps = exp / "steps"
+    for seed in seeds(config):
+        out = root / f"seed{seed}"
+        source = (
+            exp / json.loads((steps / f"2_train_source-seed{seed}.json").read_text())["outputs"]["adapter"]
+        )
+        if not (out / "adapter" / "adapter_config.json").is_file():
+            shutil.rmtree(out, ignore_errors=True)
+            transfer(source, str(copy), out / "adapter", config.source.name_or_path, transfer_options(config))
+        moved.append(scores(out / "adapter", out / "eval"))
+    pooled = [sum(column) / len(column) for column in zip(*moved, strict=True)]
+    p = config.pipeline
+    return {
+        "unrelated_base": round(stats.mean(base), 6),
+        "unrelated_vs_base": stats.paired_delta(pooled, base, p.bootstrap, p.confidence).as_dict(),
+    }
+
+
 def ci(entry: dict | None, scale: float = 1.0, signed: bool = False) -> str:
     if not entry or entry.get("value") is None:
         return (entry or {}).get("reason") or "n/a"
@@ -151,6 +213,12 @@ def main() -> None:
         choices=("all", "gain"),
         help="also the shuffled-layer refine control, on every pair or where refined − control's CI is above 0",
     )
+    parser.add_argument("--method", default="align", help="the transfer method (default: the demo's align)")
+    parser.add_argument(
+        "--unrelated",
+        action="store_true",
+        help="also the unrelated control: the source LoRA moved onto a freshly initialised copy of the target",
+    )
     parser.add_argument(
         "--workdir", type=Path, help="keep the pipelines here, reusing what an earlier run there finished"
     )
@@ -161,30 +229,34 @@ def main() -> None:
         f"transfer.refine.labels={args.labels}",
         f"transfer.refine.steps={args.refine_steps}",
         f"transfer.refine.examples={args.refine_examples}",
+        f"transfer.method={args.method}",
     ]
     rows = []
     print(
         "| pair | own LoRA gain | RR align | RR align + refine | refined − control | kept scales | "
-        "shuffled + refine − control | refined − shuffled + refine | shuffled's kept scales | s |"
+        "shuffled + refine − control | refined − shuffled + refine | shuffled's kept scales | unrelated − its base | "
+        "s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     root = args.workdir or Path(tempfile.mkdtemp(prefix="paw-zoo-pipeline-"))
     for pair in pairs:
         row = run_pair(pair, root, extra)
         rows.append(row)
         if "error" in row:
-            print(f"| {pair} | failed: {row['error']} | | | | | | | | |", flush=True)
+            print(f"| {pair} | failed: {row['error']} | | | | | | | | | |", flush=True)
             continue
         gained = (row.get("refined_vs_control") or {}).get("low", 0) > 0
         if args.shuffled == "all" or (args.shuffled == "gain" and gained):
             row.update(shuffled_control(Path(row["exp"]), row["metric"]))
+        if args.unrelated:
+            row.update(unrelated_control(Path(row["exp"]), row["metric"]))
         gain = row["models"]["target_lora"]["delta_vs_base"]
         print(
             f"| {pair} | {ci(gain, 100, True)} | {ci(row.get('recovery_ratio'))} | "
             f"{ci(row.get('recovery_ratio_refined'))} | {ci(row.get('refined_vs_control'), 100, True)} | "
             f"{row.get('refine_start_scales')} | {ci(row.get('shuffled_vs_control'), 100, True)} | "
             f"{ci(row.get('refined_vs_shuffled'), 100, True)} | {row.get('shuffled_scales', '')} | "
-            f"{row['seconds']} |",
+            f"{ci(row.get('unrelated_vs_base'), 100, True) if args.unrelated else ''} | {row['seconds']} |",
             flush=True,
         )
     if args.json:

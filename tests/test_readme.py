@@ -62,7 +62,7 @@ COMMANDS: dict[str, str | None] = {
     ),
     "paw eval --backend lm-eval --tasks mmlu_abstract_algebra --model ...": None,
     f"paw transfer --adapter {ADAPTER} --target paw-tiny/qwen2-upgrade --output moved/ [--source BASE] "
-    "[--method auto|direct|project|align|align-act] [--depth name|proportional|cka] [--k 64|0.9] "
+    "[--method auto|direct|project|align|align-act|align-fit] [--depth name|proportional|cka] [--k 64|0.9] "
     "[--similarity-threshold 0.2] [--chance-multiple 3] [--calibration-data FILE] "
     "[--refine-data FILE [--refine-steps 50] [--refine-examples 100] [--refine-labels data|source] "
     "[--refine-temperature 0]]": (

@@ -106,7 +106,7 @@ def test_zoo_names_resolve_and_mistakes_are_one_line(micro_zoo, tmp_path):
 
 def test_a_lora_moves_between_two_pretrained_families(micro_zoo, tmp_path, alpaca_file):
     """A LoRA trained on the micro Gemma-2 (SentencePiece, ▁) moves to the micro Qwen2 (byte-level BPE, Ġ) with
-    `align`; the adapter loads in plain peft on the target."""
+    `align` and to the micro Phi-3 with `align-fit`; the adapters load in plain peft on their targets."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -128,6 +128,23 @@ def test_a_lora_moves_between_two_pretrained_families(micro_zoo, tmp_path, alpac
     report = json.loads((out / "transfer_report.json").read_text())
     assert report["shared_tokens"] > 300 and report["transferred"] > 0
     PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(root / "qwen2-s"), str(out))
+    # align-fit, onto Phi-3 (SentencePiece with a dummy prefix, fused projections): fitted on the task's text
+    fitted = tmp_path / "fitted"
+    args = ["--adapter", str(adapter), "--target", str(root / "phi3"), "--method", "align-fit"]
+    done = run_paw(
+        "transfer",
+        *args,
+        "--calibration-data",
+        str(alpaca_file),
+        "--depth",
+        "proportional",
+        "--output",
+        str(fitted),
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads((fitted / "transfer_report.json").read_text())
+    assert report["calibration_rows"] == 256 and report["transferred"] > 0 and report["fit_r2_mean"] > 0.2
+    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(root / "phi3"), str(fitted))
 
 
 @pytest.mark.slow

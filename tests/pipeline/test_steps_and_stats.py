@@ -86,7 +86,7 @@ def test_pipeline_needs_tasks_and_names_unknown_keys():
     with pytest.raises(PawError, match=r"transfer.methd: unknown key \(did you mean 'method'\?\)"):
         _config(transfer__methd="direct")
     with pytest.raises(
-        PawError, match=r"calibration_data is read by method align-act only \(method: align\)"
+        PawError, match=r"calibration_data is read by methods align-act and align-fit only \(method: align\)"
     ):
         _config(transfer__method="align", transfer__calibration_data="paw-synth/arc-train")
 

@@ -365,10 +365,10 @@ def test_align_act_fits_on_the_task_text_first(tmp_path, trained, tiny_qwen2, al
         "--calibration-data",
         str(alpaca_file),
     )
-    assert result.returncode == 2 and "--method align-act only" in result.stderr
+    assert result.returncode == 2 and "--method align-act and align-fit only" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "cli").exists()
     with pytest.raises(
-        PawError, match="align-act only"
+        PawError, match="align-act and align-fit only"
     ):  # the library refuses it too, before anything is read
         transfer(
             trained, str(target), tmp_path / "api", options=TransferOptions(calibration_data=str(alpaca_file))

@@ -192,7 +192,7 @@ def transfer(
         str | None, typer.Option("--source", help="Source base model (default: the adapter's base).")
     ] = None,
     method: Annotated[
-        str, typer.Option("--method", help="auto, direct, project, align or align-act.")
+        str, typer.Option("--method", help="auto, direct, project, align, align-act or align-fit.")
     ] = "auto",
     depth: Annotated[str, typer.Option("--depth", help="Layer mapping: name, proportional or cka.")] = "name",
     k: Annotated[
@@ -213,7 +213,7 @@ def transfer(
         str | None,
         typer.Option(
             "--calibration-data",
-            help="align-act: also fit its maps on this data's text (the task the adapter was trained for).",
+            help="align-act, align-fit: fit on this data's text (the task the adapter was trained for).",
         ),
     ] = None,
     refine_data: Annotated[

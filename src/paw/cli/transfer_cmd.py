@@ -26,8 +26,9 @@ def run_transfer(
     refine_temperature=0.0,
 ) -> None:
     from paw.data.builtin import resolve_data_file
-    from paw.transfer.api import TransferOptions, transfer
+    from paw.transfer.api import TransferOptions, kept_text, transfer
     from paw.transfer.mapping import DEPTH_MODES
+    from paw.transfer.methods import CALIBRATED
 
     if depth not in DEPTH_MODES:
         raise PawError(f"--depth '{depth}' is unknown; choose from {', '.join(DEPTH_MODES)}")
@@ -47,7 +48,7 @@ def run_transfer(
         raise PawError(f"--calibration-data {calibration_data}: file not found")
     if refine_data is not None:  # refused before anything is written
         check_inputs(refine_data, refine_examples, refine_labels)
-    if method == "align-act" and calibration_data is None:  # the task's text, where align-act's maps matter
+    if method in CALIBRATED and calibration_data is None:  # the task's text, where the fits matter
         calibration_data = refine_data
     options = TransferOptions(
         method=method,
@@ -61,7 +62,7 @@ def run_transfer(
     console = consoles.console(stderr=False)
     console.print(
         f"[green]transferred[/] {report['transferred']} of {report['units']} units "
-        f"({report['source']} → {report['target']}), mean energy kept {report['energy_kept_mean']}, "
+        f"({report['source']} → {report['target']}), {kept_text(report)}, "
         f"{report['seconds']} s"
     )
     console.print(f"adapter: {output}  report: {output / 'transfer_report.md'}")

@@ -56,7 +56,7 @@ class RefineConfig(Section):
 
 
 class TransferConfig(Section):
-    method: Literal["auto", "direct", "project", "align", "align-act"] = Field(
+    method: Literal["auto", "direct", "project", "align", "align-act", "align-fit"] = Field(
         "auto",
         description="Transfer method (see paw transfer --help); auto picks direct or project per module.",
     )
@@ -81,8 +81,8 @@ class TransferConfig(Section):
     )
     calibration_data: str | None = Field(
         None,
-        description="align-act: a data file whose rows (the task's text) its maps are fitted on before the "
-        "corpus lines; unset: data.train_file (the corpus only when the data comes from the hub).",
+        description="align-act, align-fit: a data file whose rows (the task's text) they are fitted on (align-act: "
+        "before the corpus lines); unset: data.train_file (the corpus only when the data comes from the hub).",
     )
     refine: RefineConfig = Field(
         default_factory=RefineConfig, description="The refine stage after the transfer (off by default)."
@@ -90,9 +90,12 @@ class TransferConfig(Section):
 
     @model_validator(mode="after")
     def _calibration_for_align_act(self) -> TransferConfig:
-        if self.calibration_data is not None and self.method != "align-act":
+        from paw.transfer.methods import CALIBRATED
+
+        if self.calibration_data is not None and self.method not in CALIBRATED:
             raise ValueError(
-                f"transfer.calibration_data is read by method align-act only (method: {self.method})"
+                f"transfer.calibration_data is read by methods {' and '.join(CALIBRATED)} only (method: "
+                f"{self.method})"
             )
         return self
 

@@ -159,11 +159,13 @@ def _run_train(run: PipelineRun, step: Step) -> dict[str, Any]:
 
 
 def transfer_options(config: PipelineConfig) -> TransferOptions:
-    """The transfer step's options; align-act fits its maps on the training data's text unless told otherwise."""
+    """The transfer step's options; align-act and align-fit are fitted on the training data's text unless told
+    otherwise."""
     from paw.transfer.api import TransferOptions
+    from paw.transfer.methods import CALIBRATED
 
     t = config.transfer
-    calibration = t.calibration_data or (config.data.train_file if t.method == "align-act" else None)
+    calibration = t.calibration_data or (config.data.train_file if t.method in CALIBRATED else None)
     return TransferOptions(
         method=t.method,
         depth=t.depth,

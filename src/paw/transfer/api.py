@@ -23,7 +23,7 @@ from paw.models.chat import carry_prompt_spec
 from paw.transfer import linalg
 from paw.transfer.adapter_io import LoraAdapter, LoraModule, read_lora, write_lora
 from paw.transfer.mapping import Unit, adapter_units, base_weight, layer_map, target_modules
-from paw.transfer.methods import Method, SkipUnit, load_method, pick
+from paw.transfer.methods import CALIBRATED, FIT_METHOD, Method, SkipUnit, load_method, pick
 from paw.transfer.weights import WeightStore, local_model_dir
 from paw.utils.io import apply_umask, atomic_write_json, atomic_write_text, check_writable
 
@@ -42,7 +42,7 @@ class TransferOptions:
     )
     tau: float = DEFAULT_TAU
     chance_multiple: float = DEFAULT_CHANCE_MULTIPLE
-    calibration_data: str | None = None  # align-act: a data file whose text its maps are also fitted on
+    calibration_data: str | None = None  # align-act, align-fit: a data file whose text they are fitted on
 
 
 def _k_for(weight_s, weight_t, r: int, k: float | None) -> int:
@@ -90,9 +90,10 @@ def transfer(
 ) -> dict[str, Any]:
     """Transfer a LoRA adapter to ``target``; returns the report (also written next to the adapter)."""
     started = time.perf_counter()
-    if options.calibration_data is not None and options.method != "align-act":
+    if options.calibration_data is not None and options.method not in CALIBRATED:
         raise PawError(
-            f"--calibration-data is read by --method align-act only (this run: --method {options.method})"
+            f"--calibration-data is read by --method {' and '.join(CALIBRATED)} only (this run: --method "
+            f"{options.method})"
         )
     output = Path(output)
     if output.exists() and not _only_a_failed_report(output):
@@ -100,7 +101,8 @@ def transfer(
             f"--output {output} already exists; choose a new dir (paw never overwrites an adapter)"
         )
     check_writable(output, "--output")  # before any weight is read
-    method = None if options.method == "auto" else load_method(options.method)
+    fitted = options.method == FIT_METHOD
+    method = None if options.method == "auto" or fitted else load_method(options.method)
     lora = read_lora(adapter)
     source = _source_of(lora, source, models_dir)
     store_s = WeightStore(local_model_dir(source, models_dir, "source"), "source")
@@ -115,12 +117,13 @@ def transfer(
         method.prepare(store_s, store_t, options) if method else {},
     )
     mapping, cka_scores = _layer_mapping(store_s, store_t, options.depth)
-    records, collected = [], {}
-    for unit, (path, module) in sorted(adapter_units(lora.modules, store_s).items(), key=_unit_order):
-        target_unit, record, moved = _transfer_unit(unit, path, module, mapping.get(unit.layer), run)
-        records.append(record)
-        if moved is not None:  # proportional depth: several source layers on one target layer are summed
-            collected[target_unit] = _summed(collected.get(target_unit), moved, lora.r)
+    if fitted:
+        from paw.transfer.fit import fit_adapter
+
+        collected, records, figures = fit_adapter(adapter, lora, store_s, store_t, mapping, options)
+        run.context.update(figures)
+    else:
+        collected, records = _moved_units(run, mapping)
     passed = sum(1 for r in records if r["status"] == "transferred")
     report = {
         "status": "transferred" if collected else "failed",
@@ -132,7 +135,9 @@ def transfer(
         "cka": [[round(v, 4) for v in row] for row in cka_scores] if cka_scores else None,
         "shared_tokens": run.context.get("shared_tokens"),
         "ambiguous_tokens": run.context.get("ambiguous_tokens"),
-        "paired_positions": run.context.get("paired_positions"),  # align-act's calibration positions
+        "paired_positions": run.context.get(
+            "paired_positions"
+        ),  # align-act's/align-fit's calibration positions
         "calibration_rows": run.context.get("calibration_rows"),  # of them, rows of --calibration-data
         "units": len(records),
         "transferred": passed,
@@ -141,6 +146,10 @@ def transfer(
             sum(r.get("energy_kept", 0.0) for r in records if r["status"] == "transferred") / max(passed, 1),
             4,
         ),
+        # align-fit: the held-out share of the wanted change its fits reproduce, mean over the matched layers
+        "fit_r2_mean": round(sum(r["fit_r2"] for r in records) / len(records), 4)
+        if fitted and records
+        else None,
         "seconds": round(time.perf_counter() - started, 3),
         "peak_host_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "modules": records,
@@ -162,6 +171,19 @@ def transfer(
             "or another --depth may help; φ near chance means the bases are unrelated)"
         )
     return report
+
+
+def _moved_units(
+    run: _Run, mapping: dict[int, int | None]
+) -> tuple[dict[Unit, LoraModule], list[dict[str, Any]]]:
+    """Every unit of the adapter moved by the run's method: the target modules and a record per unit."""
+    records, collected = [], {}
+    for unit, (path, module) in sorted(adapter_units(run.lora.modules, run.store_s).items(), key=_unit_order):
+        target_unit, record, moved = _transfer_unit(unit, path, module, mapping.get(unit.layer), run)
+        records.append(record)
+        if moved is not None:  # proportional depth: several source layers on one target layer are summed
+            collected[target_unit] = _summed(collected.get(target_unit), moved, run.lora.r)
+    return collected, records
 
 
 def _unit_order(item: tuple[Unit, Any]) -> tuple[int, str]:
@@ -334,6 +356,14 @@ def attach_refine(output: Path, refined: dict[str, Any]) -> None:
     atomic_write_text(output / "transfer_report.md", markdown(report))
 
 
+def kept_text(report: dict[str, Any]) -> str:
+    """How much of the adapter the moved one keeps: energy for the weight-space methods, the held-out fit for
+    align-fit."""
+    if report.get("fit_r2_mean") is not None:
+        return f"mean held-out fit R² {report['fit_r2_mean']}"
+    return f"mean energy kept {report['energy_kept_mean']}"
+
+
 def markdown(report: dict[str, Any]) -> str:
     failed = report.get("status") == "failed"
     lines = [
@@ -342,7 +372,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"{report['source']} → {report['target']}; method {report['options']['method']}, depth "
         f"{report['options']['depth']}; {report['transferred']} of {report['units']} units transferred; "
-        f"mean energy kept {report['energy_kept_mean']}; {report['seconds']} s.",
+        f"{kept_text(report)}; {report['seconds']} s.",
         "",
         "| unit | target layer | shape (adapter → target) | φ out / chance | φ in / chance | method | status |",
         "|---|---|---|---|---|---|---|",
@@ -377,6 +407,8 @@ def markdown(report: dict[str, Any]) -> str:
         phi_out = f"{r.get('phi_out', '')} / {r.get('chance_out', '')}" if "phi_out" in r else ""
         phi_in = f"{r.get('phi_in', '')} / {r.get('chance_in', '')}" if "phi_in" in r else ""
         status = r["status"] + (f": {r['reason']}" if r.get("reason") else "")
+        if "fit_r2" in r:
+            status += f" (held-out fit R² {r['fit_r2']})"
         lines.append(
             f"| {r['unit']} | {r['target_layer']} | {r['adapter_shape']} → {r.get('target_shape', '')} | "
             f"{phi_out} | {phi_in} | {r.get('method', '')} | {status} |"

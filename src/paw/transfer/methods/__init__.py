@@ -17,7 +17,10 @@ REGISTRY = {
     "align": "paw.transfer.methods.align",
     "align-act": "paw.transfer.methods.align_act",
 }
-METHODS = (*REGISTRY, "auto")
+# align-fit fits the target's adapter as a whole (paw/transfer/fit.py), not unit by unit
+FIT_METHOD = "align-fit"
+METHODS = (*REGISTRY, FIT_METHOD, "auto")
+CALIBRATED = ("align-act", FIT_METHOD)  # the methods that read --calibration-data
 
 
 class SkipUnit(Exception):

@@ -33,6 +33,7 @@ MAX_TOKENS = 128
 MAX_POSITIONS = 2048  # paired positions kept per layer
 MIN_POSITIONS = 64
 RIDGE = 1e-3
+KEYS = ("attn", "mlp", "neurons", "out")  # what prepare captures
 
 
 def _ends(model_dir: Any, texts: list[str]) -> list[list[int]]:
@@ -46,16 +47,35 @@ def _ends(model_dir: Any, texts: list[str]) -> list[list[int]]:
     return [[end for _, end in offsets] for offsets in encoded["offset_mapping"]]
 
 
-def _capture(model_dir: Any, texts: list[str], positions: list[list[int]]) -> dict[str, list[Any]]:
-    """Per layer, at the given positions of each text: what attention reads, what the MLP reads, the MLP's
-    activations after its nonlinearity, and the residual stream after the layer (rows stacked over texts)."""
+def load_model(model_dir: Any, adapter: Any = None) -> tuple[Any, Any]:
+    """(model, tokenizer) in float32 on CPU, in eval mode; with ``adapter``, that PEFT LoRA merged in."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    layers = model.model.layers
-    seen: dict[str, list[list[Any]]] = {k: [[] for _ in layers] for k in ("attn", "mlp", "neurons", "out")}
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    return model.eval(), AutoTokenizer.from_pretrained(model_dir)
+
+
+def capture(
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    positions: list[list[int]],
+    upto: int | None = None,
+    keys: tuple[str, ...] = ("attn", "mlp", "neurons", "mlp_out", "out"),
+) -> dict[str, list[Any]]:
+    """Per layer, at the given positions of each text: what attention reads, what the MLP reads, the MLP's
+    activations after its nonlinearity (``neurons``), what the MLP's down projection writes (``mlp_out``), and the
+    residual stream after the layer (rows stacked over texts). With ``upto``, only layers up to that one (the
+    forward stops there); with ``keys``, only those."""
+    import torch
+
+    layers = model.model.layers[: None if upto is None else upto + 1]
+    seen: dict[str, list[list[Any]]] = {k: [[] for _ in layers] for k in keys}
     keep: list[int] = []
 
     def rows(tensor: Any) -> Any:
@@ -75,15 +95,33 @@ def _capture(model_dir: Any, texts: list[str], positions: list[list[int]]) -> di
         def neurons(module, args, index=index):
             seen["neurons"][index].append(rows(args[0]))
 
+        def mlp_out(module, args, output, index=index):
+            seen["mlp_out"][index].append(rows(output))
+
         def out(module, args, output, index=index):
             seen["out"][index].append(rows(output[0] if isinstance(output, tuple) else output))
 
-        hooks += [
-            layer.self_attn.register_forward_pre_hook(attn_in, with_kwargs=True),
-            layer.mlp.register_forward_pre_hook(mlp_in),
-            layer.mlp.down_proj.register_forward_pre_hook(neurons),
-            layer.register_forward_hook(out),
-        ]
+        points = {  # key -> (module, hook, whether the hook reads the module's input)
+            "attn": (layer.self_attn, attn_in, True),
+            "mlp": (layer.mlp, mlp_in, True),
+            "neurons": (layer.mlp.down_proj, neurons, True),
+            "mlp_out": (layer.mlp.down_proj, mlp_out, False),
+            "out": (layer, out, False),
+        }
+        for key in keys:
+            module, hook, reads_input = points[key]
+            if key == "attn":  # attention's input may come as a keyword
+                hooks.append(module.register_forward_pre_hook(hook, with_kwargs=True))
+            elif reads_input:
+                hooks.append(module.register_forward_pre_hook(hook))
+            else:
+                hooks.append(module.register_forward_hook(hook))
+    if upto is not None:
+
+        def stop(module, args, output):
+            raise _Reached
+
+        hooks.append(layers[-1].register_forward_hook(stop))
     try:
         with torch.no_grad():
             for text, wanted in zip(texts, positions, strict=True):
@@ -97,11 +135,18 @@ def _capture(model_dir: Any, texts: list[str], positions: list[list[int]]) -> di
                     max_length=MAX_TOKENS,
                     add_special_tokens=False,
                 )["input_ids"]
-                model(ids)
+                try:
+                    model(ids)
+                except _Reached:
+                    pass
     finally:
         for hook in hooks:
             hook.remove()
     return {key: [torch.cat(parts) for parts in per_layer] for key, per_layer in seen.items()}
+
+
+class _Reached(Exception):
+    """Raised by a hook at the last layer ``capture`` needs: the rest of the forward pass is not run."""
 
 
 def task_texts(data_file: str | None, n: int = TEXTS) -> list[str]:
@@ -112,6 +157,28 @@ def task_texts(data_file: str | None, n: int = TEXTS) -> list[str]:
     from paw.data.readers import read_rows
 
     return [plain_text(record.row, record.where) for record in read_rows(data_file)[:n]]
+
+
+def paired_positions(
+    dir_s: Any, dir_t: Any, texts: list[str], most: int, once: bool = True
+) -> tuple[list[list[int]], list[list[int]], int]:
+    """Per text, the source and target token positions that end at the same character (at most ``most`` in all,
+    in text order), and their count. With ``once``, a prefix seen before (a prompt template's fixed words, a
+    repeated row) gives the same states again and is kept once."""
+    at_s, at_t, count, seen = [], [], 0, set()
+    for text, source, target in zip(texts, _ends(dir_s, texts), _ends(dir_t, texts), strict=True):
+        where = {end: j for j, end in enumerate(target)}
+        pairs = [
+            (i, where[end])
+            for i, end in enumerate(source)
+            if end in where and not (once and text[:end] in seen)
+        ]
+        pairs = pairs[: max(0, most - count)]
+        seen.update(text[: source[i]] for i, _ in pairs)
+        count += len(pairs)
+        at_s.append([i for i, _ in pairs])
+        at_t.append([j for _, j in pairs])
+    return at_s, at_t, count
 
 
 def prepare(store_s: Any, store_t: Any, options: Any = None) -> dict[str, Any]:
@@ -125,21 +192,12 @@ def prepare(store_s: Any, store_t: Any, options: Any = None) -> dict[str, Any]:
     context: dict[str, Any] = {"stores": (store_s, store_t), "inner_maps": {}}
     task = task_texts(getattr(options, "calibration_data", None))
     texts = task + calibration_texts(TEXTS)
-    at_s, at_t, count, seen = [], [], 0, set()
-    for text, source, target in zip(texts, _ends(store_s.dir, texts), _ends(store_t.dir, texts), strict=True):
-        where = {end: j for j, end in enumerate(target)}
-        # a prefix seen before (a prompt template's fixed words) gives the same states again: kept once
-        pairs = [(i, where[end]) for i, end in enumerate(source) if end in where and text[:end] not in seen]
-        pairs = pairs[: max(0, MAX_POSITIONS - count)]
-        seen.update(text[: source[i]] for i, _ in pairs)
-        count += len(pairs)
-        at_s.append([i for i, _ in pairs])
-        at_t.append([j for _, j in pairs])
+    at_s, at_t, count = paired_positions(store_s.dir, store_t.dir, texts, MAX_POSITIONS)
     if count < MIN_POSITIONS:
         raise PawError(f"--method align-act: the two tokenizations share only {count} token boundaries")
     context.update(  # no shared vocabulary needed: positions pair by the characters their tokens end at
-        source=_capture(store_s.dir, texts, at_s),
-        target=_capture(store_t.dir, texts, at_t),
+        source=capture(*load_model(store_s.dir), texts, at_s, keys=KEYS),
+        target=capture(*load_model(store_t.dir), texts, at_t, keys=KEYS),
         paired_positions=count,
         calibration_rows=len(task),
         layer_maps={},
