@@ -141,6 +141,15 @@ def test_a_refine_stage_refuses_several_processes_and_text_rows(tmp_path):
         _check_refine(missing, SimpleNamespace(many=False, size=1))
 
 
+def test_the_schema_knows_the_transfer_methods_the_registry_has():
+    from typing import get_args
+
+    from paw.config.pipeline_schema import CALIBRATED_METHODS, TransferMethod
+    from paw.transfer.methods import CALIBRATED, METHODS
+
+    assert set(get_args(TransferMethod)) == set(METHODS) and CALIBRATED_METHODS == CALIBRATED
+
+
 def test_align_act_fits_on_the_training_data_unless_told():
     from paw.pipeline.step_runners import transfer_options
 

@@ -55,8 +55,13 @@ class RefineConfig(Section):
     )
 
 
+# paw.transfer.methods' METHODS and CALIBRATED (the config layer sits below it; a test keeps them equal)
+TransferMethod = Literal["auto", "direct", "project", "align", "align-act", "align-fit"]
+CALIBRATED_METHODS = ("align-act", "align-fit")
+
+
 class TransferConfig(Section):
-    method: Literal["auto", "direct", "project", "align", "align-act", "align-fit"] = Field(
+    method: TransferMethod = Field(
         "auto",
         description="Transfer method (see paw transfer --help); auto picks direct or project per module.",
     )
@@ -90,11 +95,9 @@ class TransferConfig(Section):
 
     @model_validator(mode="after")
     def _calibration_for_align_act(self) -> TransferConfig:
-        from paw.transfer.methods import CALIBRATED
-
-        if self.calibration_data is not None and self.method not in CALIBRATED:
+        if self.calibration_data is not None and self.method not in CALIBRATED_METHODS:
             raise ValueError(
-                f"transfer.calibration_data is read by methods {' and '.join(CALIBRATED)} only (method: "
+                f"transfer.calibration_data is read by methods {' and '.join(CALIBRATED_METHODS)} only (method: "
                 f"{self.method})"
             )
         return self

@@ -135,9 +135,8 @@ def transfer(
         "cka": [[round(v, 4) for v in row] for row in cka_scores] if cka_scores else None,
         "shared_tokens": run.context.get("shared_tokens"),
         "ambiguous_tokens": run.context.get("ambiguous_tokens"),
-        "paired_positions": run.context.get(
-            "paired_positions"
-        ),  # align-act's/align-fit's calibration positions
+        # align-act's and align-fit's calibration positions
+        "paired_positions": run.context.get("paired_positions"),
         "calibration_rows": run.context.get("calibration_rows"),  # of them, rows of --calibration-data
         "units": len(records),
         "transferred": passed,
