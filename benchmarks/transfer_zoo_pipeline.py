@@ -56,6 +56,17 @@ def run_pair(pair: str, root: Path, extra: list[str]) -> dict:
     return {"pair": pair, "seconds": round(time.perf_counter() - started, 1), "exp": str(root / name), **task}
 
 
+def _source_adapter(exp: Path, seed: int) -> Path:
+    """The source LoRA the pipeline trained for ``seed`` (its step-2 record's adapter, relative to ``exp``)."""
+    record = json.loads((exp / "steps" / f"2_train_source-seed{seed}.json").read_text())
+    return exp / record["outputs"]["adapter"]
+
+
+def _pooled(vectors: list[list[float]]) -> list[float]:
+    """Per-question scores averaged over seeds."""
+    return [sum(column) / len(column) for column in zip(*vectors, strict=True)]
+
+
 def _scores(samples: Path, metric: str) -> list[float]:
     return [float(json.loads(line)[metric]) for line in samples.read_text().splitlines() if line.strip()]
 
@@ -71,15 +82,15 @@ def _shuffled_seed(config, exp: Path, seed: int, task: str, metric: str) -> tupl
 
     out = exp / "shuffled" / f"seed{seed}"
     samples, report = out / "eval" / f"samples_{task}.jsonl", out / "adapter" / "transfer_report.json"
-    if samples.is_file() and "refine" in json.loads(report.read_text()):
-        return _scores(samples, metric), json.loads(report.read_text())["refine"]["start"]["scale"]
+    finished = json.loads(report.read_text()) if samples.is_file() else {}
+    if "refine" in finished:
+        return _scores(samples, metric), finished["refine"]["start"]["scale"]
     shutil.rmtree(out, ignore_errors=True)
     r = config.transfer.refine
     _, settings = config.refine_data()
     settings.pop("columns", None)  # the answers file is in paw's field names
-    steps = exp / "steps"
-    source = exp / json.loads((steps / f"2_train_source-seed{seed}.json").read_text())["outputs"]["adapter"]
-    answers = steps / f"3_transfer-seed{seed}" / "adapter" / "refine" / "source_answers.jsonl"
+    source = _source_adapter(exp, seed)
+    answers = exp / "steps" / f"3_transfer-seed{seed}" / "adapter" / "refine" / "source_answers.jsonl"
     options = dataclasses.replace(transfer_options(config), depth="reversed")
     transfer(source, config.target.name_or_path, out / "adapter", config.source.name_or_path, options)
     budget = RefineOptions(
@@ -120,18 +131,15 @@ def shuffled_control(exp: Path, metric: str) -> dict:
                 _scores(exp / "steps" / f"{number}_eval_{kind}-seed{seed}" / f"samples_{task}.jsonl", metric)
             )
 
-    def pooled(vectors: list[list[float]]) -> list[float]:
-        return [sum(column) / len(column) for column in zip(*vectors, strict=True)]
-
     p = config.pipeline
     return {
-        "shuffled_value": round(stats.mean(pooled(shuffled)), 6),
+        "shuffled_value": round(stats.mean(_pooled(shuffled)), 6),
         "shuffled_scales": scales,
         "refined_vs_shuffled": stats.paired_delta(
-            pooled(refined), pooled(shuffled), p.bootstrap, p.confidence
+            _pooled(refined), _pooled(shuffled), p.bootstrap, p.confidence
         ).as_dict(),
         "shuffled_vs_control": stats.paired_delta(
-            pooled(shuffled), pooled(control), p.bootstrap, p.confidence
+            _pooled(shuffled), _pooled(control), p.bootstrap, p.confidence
         ).as_dict(),
     }
 
@@ -174,21 +182,17 @@ def unrelated_control(exp: Path, metric: str) -> dict:
         return _scores(samples, metric)
 
     base, moved = scores(None, root / "base"), []
-    steps = exp / "steps"
     for seed in seeds(config):
         out = root / f"seed{seed}"
-        source = (
-            exp / json.loads((steps / f"2_train_source-seed{seed}.json").read_text())["outputs"]["adapter"]
-        )
         if not (out / "adapter" / "adapter_config.json").is_file():
             shutil.rmtree(out, ignore_errors=True)
+            source = _source_adapter(exp, seed)
             transfer(source, str(copy), out / "adapter", config.source.name_or_path, transfer_options(config))
         moved.append(scores(out / "adapter", out / "eval"))
-    pooled = [sum(column) / len(column) for column in zip(*moved, strict=True)]
     p = config.pipeline
     return {
         "unrelated_base": round(stats.mean(base), 6),
-        "unrelated_vs_base": stats.paired_delta(pooled, base, p.bootstrap, p.confidence).as_dict(),
+        "unrelated_vs_base": stats.paired_delta(_pooled(moved), base, p.bootstrap, p.confidence).as_dict(),
     }
 
 

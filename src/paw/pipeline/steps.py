@@ -201,7 +201,6 @@ def _with_paths(record: dict[str, Any], change) -> dict[str, Any]:
 
 def portable(record: dict[str, Any], root: Path) -> dict[str, Any]:
     """``record`` as its file keeps it: output paths under ``root`` relative to it."""
-
     base = root.absolute()
 
     def relative(value: str) -> str:

@@ -63,7 +63,9 @@ def fit_adapter(
     at_s, at_t, count = paired_positions(store_s.dir, store_t.dir, texts, MAX_POSITIONS, once=False)
     if count < MIN_POSITIONS:
         raise PawError(f"--method {METHOD}: the two tokenizations share only {count} token boundaries")
-    held = torch.tensor([_held_out(text) for text, kept in zip(texts, at_t, strict=True) for _ in kept])
+    held = torch.tensor(
+        [out for text, kept in zip(texts, at_t, strict=True) for out in [_held_out(text)] * len(kept)]
+    )
     if held.all() or not held.any():  # too few distinct texts to hold some out: every fifth position instead
         held = torch.arange(count) % HELD_OUT_EVERY == 0
     source = capture(*load_model(store_s.dir), texts, at_s, keys=("out",))["out"]

@@ -174,7 +174,8 @@ def paired_positions(
             if end in where and not (once and text[:end] in seen)
         ]
         pairs = pairs[: max(0, most - count)]
-        seen.update(text[: source[i]] for i, _ in pairs)
+        if once:
+            seen.update(text[: source[i]] for i, _ in pairs)
         count += len(pairs)
         at_s.append([i for i, _ in pairs])
         at_t.append([j for _, j in pairs])
