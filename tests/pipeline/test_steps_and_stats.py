@@ -89,6 +89,8 @@ def test_pipeline_needs_tasks_and_names_unknown_keys():
         PawError, match=r"calibration_data is read by methods align-act and align-fit only \(method: align\)"
     ):
         _config(transfer__method="align", transfer__calibration_data="paw-synth/arc-train")
+    with pytest.raises(PawError, match=r"transfer.k sets the subspace rank .*align-fit has none"):
+        _config(transfer__method="align-fit", transfer__k=8)
 
 
 def test_a_refine_stage_adds_its_two_evals_per_seed_and_is_fingerprinted_by_its_data(tmp_path):

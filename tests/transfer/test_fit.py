@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from paw.errors import PawError
 from paw.models.tiny_variants import rotate
 from paw.transfer.api import TransferOptions, transfer
 from tests.conftest import run_paw
@@ -92,7 +93,16 @@ def test_the_gate_compares_the_held_out_fit_with_the_threshold(tmp_path, down_on
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "no adapter was written" in done.stderr and "held-out change" in done.stderr
+    assert "held-out fit R² a layer must reach" in done.stderr and "φ" not in done.stderr
     assert not (tmp_path / "none" / "adapter_model.safetensors").exists()
+
+
+def test_a_subspace_rank_is_refused_before_anything_is_read(tmp_path, down_only, tiny_qwen2):
+    """align-fit has no subspaces: --k is refused (one line, exit 2), nothing written."""
+    options = TransferOptions(method="align-fit", k=8)
+    with pytest.raises(PawError, match=r"--k sets the rank .*align-fit has none"):
+        transfer(down_only, str(tiny_qwen2), tmp_path / "out", options=options)
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_change_after_a_post_mlp_norm_is_taken_back_through_it():

@@ -201,12 +201,19 @@ def transfer(
     ] = None,
     similarity_threshold: Annotated[
         float,
-        typer.Option("--similarity-threshold", min=0.0, max=1.0, help="Minimum subspace similarity φ (tau)."),
+        typer.Option(
+            "--similarity-threshold",
+            min=0.0,
+            max=1.0,
+            help="The gate: minimum subspace similarity φ (tau); align-fit: minimum held-out fit R² per layer.",
+        ),
     ] = 0.2,
     chance_multiple: Annotated[
         float,
         typer.Option(
-            "--chance-multiple", min=0.0, help="φ must also be this many times the chance level k/d."
+            "--chance-multiple",
+            min=0.0,
+            help="φ must also be this many times the chance level k/d (not read by align-fit, which has no φ).",
         ),
     ] = 3.0,
     calibration_data: Annotated[

@@ -94,11 +94,15 @@ class TransferConfig(Section):
     )
 
     @model_validator(mode="after")
-    def _calibration_for_align_act(self) -> TransferConfig:
+    def _options_the_method_reads(self) -> TransferConfig:
         if self.calibration_data is not None and self.method not in CALIBRATED_METHODS:
             raise ValueError(
                 f"transfer.calibration_data is read by methods {' and '.join(CALIBRATED_METHODS)} only (method: "
                 f"{self.method})"
+            )
+        if self.k is not None and self.method == "align-fit":
+            raise ValueError(
+                "transfer.k sets the subspace rank of the weight-space methods; align-fit has none: drop it"
             )
         return self
 

@@ -95,6 +95,11 @@ def transfer(
             f"--calibration-data is read by --method {' and '.join(CALIBRATED)} only (this run: --method "
             f"{options.method})"
         )
+    if options.k is not None and options.method == FIT_METHOD:
+        raise PawError(
+            f"--k sets the rank of the subspaces the weight-space methods compare and map through; --method "
+            f"{FIT_METHOD} has none (its adapter takes the source adapter's rank): drop --k"
+        )
     output = Path(output)
     if output.exists() and not _only_a_failed_report(output):
         raise PawError(
@@ -164,10 +169,15 @@ def transfer(
     shutil.rmtree(output, ignore_errors=True)  # only ever a failed report (checked above)
     staging.rename(output)
     if not collected:
+        hint = (
+            "a lower --similarity-threshold (the held-out fit R² a layer must reach) or another --depth may help"
+            if fitted
+            else "a lower --similarity-threshold/--chance-multiple or another --depth may help; φ near chance "
+            "means the bases are unrelated"
+        )
         raise PawError(
             f"no module passed the transfer checks, so no adapter was written: {top_reasons(records)}. "
-            f"Per-unit figures: {output / 'transfer_report.md'} (a lower --similarity-threshold/--chance-multiple "
-            "or another --depth may help; φ near chance means the bases are unrelated)"
+            f"Per-unit figures: {output / 'transfer_report.md'} ({hint})"
         )
     return report
 
