@@ -242,8 +242,20 @@ def test_a_refine_stage_on_the_source_answers_is_evaluated_beside_its_control(tm
     assert "recovery_ratio_refined" in task
     step8 = _json(exp / "steps" / "8_eval_refined-seed42" / "results.json")
     assert task["models"]["refined"]["value"] == pytest.approx(step8["tasks"]["arc_easy"]["acc"], abs=1e-6)
-    assert "RR refined" in result.stdout + result.stderr
-    assert "**refined transfer** on arc_easy" in (exp / "results" / "pipeline_results.md").read_text()
+    # the run the refine stage keeps (by validation loss) and its own row against the control
+    kept = task["refine_kept"]
+    expected = {"transferred_init": "refined", "standard_init": "control"}[report["kept"]]
+    assert transfer["refine_kept"] == expected and kept["runs"] == [expected]
+    step = "8_eval_refined" if expected == "refined" else "9_eval_refine_control"
+    chosen = _json(exp / "steps" / f"{step}-seed42" / "results.json")
+    assert kept["value"] == pytest.approx(chosen["tasks"]["arc_easy"]["acc"], abs=1e-6)
+    assert {"value", "low", "high"} <= set(kept["vs_control"])
+    assert "RR refined" in result.stdout + result.stderr and "RR kept" in result.stdout + result.stderr
+    markdown = (exp / "results" / "pipeline_results.md").read_text()
+    assert (
+        "**refined transfer** on arc_easy" in markdown
+        and "**kept by validation loss** on arc_easy" in markdown
+    )
 
 
 def test_demo_shows_learning_and_a_transfer_figure(tmp_path):

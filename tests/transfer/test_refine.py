@@ -41,7 +41,12 @@ def test_refine_runs_the_transferred_init_beside_its_control(tmp_path, trained, 
     assert losses[str(refine["start"]["scale"])] < losses["0.0"]
     # the refined run really started from the transferred weights: lower loss than the control at equal budget
     assert refine["transferred_init"]["val_loss"] < refine["standard_init"]["val_loss"]
-    assert "Refine (40 examples, 5 steps" in (tmp_path / "out" / "transfer_report.md").read_text()
+    assert refine["kept"] == "transferred_init"  # the run to use: the lower validation loss
+    text = (tmp_path / "out" / "transfer_report.md").read_text()
+    assert (
+        "Refine (40 examples, 5 steps" in text and "Use the refined run (the lower validation loss)" in text
+    )
+    assert f"use: {refine['transferred_init']['adapter']} (the refined run" in result.stdout
 
 
 def test_refine_guard_drops_a_moved_adapter_that_hurts(tmp_path, trained, tiny_qwen2, alpaca_file):
@@ -65,7 +70,21 @@ def test_refine_guard_drops_a_moved_adapter_that_hurts(tmp_path, trained, tiny_q
     assert done["start"]["scale"] == 0.0 and min(losses, key=losses.get) == "0.0"
     assert losses["1.0"] > losses["0.0"]
     assert done["transferred_init"] == {**done["standard_init"], "same_as": "standard_init"}
+    assert done["kept"] == "standard_init"
     assert not (tmp_path / "refine" / "transferred_init").exists()
+
+
+def test_the_kept_run_is_the_refined_one_only_where_its_validation_loss_is_lower():
+    """A tie keeps the control (the transfer has to earn its place); without validation rows nothing is picked."""
+    from paw.transfer.refine import kept_run
+
+    def runs(moved, control):
+        return {"transferred_init": {"val_loss": moved}, "standard_init": {"val_loss": control}}
+
+    assert kept_run(runs(0.2, 0.3)) == "transferred_init"
+    assert kept_run(runs(0.3, 0.2)) == "standard_init"
+    assert kept_run(runs(0.3, 0.3)) == "standard_init"
+    assert kept_run(runs(None, None)) is None
 
 
 def test_refine_reads_a_builtin_dataset(tmp_path, trained, tiny_qwen2):

@@ -63,6 +63,7 @@ def results_table(results: dict[str, Any]) -> Table:
             "",
             end_section=not refined,
         )
+        kept = entry.get("refine_kept")
         if refined:  # the refined transfer's RR; its last column: the delta against the same-budget control
             table.add_row(
                 task,
@@ -70,6 +71,15 @@ def results_table(results: dict[str, Any]) -> Table:
                 rr_text(entry.get("recovery_ratio_refined")),
                 "",
                 delta_text(entry["refined_vs_control"]),
+                end_section=kept is None,
+            )
+        if refined and kept is not None:  # per seed the run with the lower validation loss
+            table.add_row(
+                task,
+                f"[bold]RR kept[/] ({', '.join(kept['runs'])}; Δ vs control)",
+                rr_text(kept["recovery_ratio"]),
+                "",
+                delta_text(kept["vs_control"]),
                 end_section=True,
             )
     return table

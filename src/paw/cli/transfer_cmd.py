@@ -86,3 +86,8 @@ def run_transfer(
             f"({start}) {refined['transferred_init']['val_loss']:.4f} vs the standard init "
             f"{refined['standard_init']['val_loss']:.4f}"
         )
+        if refined["kept"] is not None:
+            which = "the refined" if refined["kept"] == "transferred_init" else "the control (standard init)"
+            console.print(
+                f"use: {refined[refined['kept']]['adapter']} ({which} run: the lower validation loss)"
+            )

@@ -3,7 +3,8 @@
 
 Per task: the accuracy (the task's primary metric) of each model with its stderr, each delta against the base
 of the same model with a paired-bootstrap CI, and the recovery ratio (see ``paw.pipeline.stats``); with a refine
-stage also the refined adapter's recovery ratio and its paired delta against the same-budget control.
+stage also the refined adapter's recovery ratio and its paired delta against the same-budget control, and the
+same for the run the refine stage keeps per seed (the refined one only where its validation loss is the lower).
 """
 
 from __future__ import annotations
@@ -80,6 +81,30 @@ def _start_scales(plan: list[Step], records: dict[str, dict[str, Any]]) -> list[
     ]
 
 
+def _kept_per_question(
+    records: dict[str, dict[str, Any]], plan: list[Step], task: str, metric: str
+) -> tuple[list[float], list[float], list[str]] | None:
+    """Per seed the refine stage's kept run (step 8's adapter or step 9's, by validation loss): the per-question
+    scores averaged over seeds, each seed's accuracy and which run each seed kept; None unless every seed with a
+    refine stage has its pick and both evals."""
+    evals = {(s.number, s.seed): records.get(s.key) for s in plan if s.number in (8, 9)}
+    vectors, kept = [], []
+    for step in plan:
+        outputs = records.get(step.key, {}).get("outputs", {}) if step.number == 3 else {}
+        if "refine_start_scale" not in outputs:
+            continue
+        run = outputs.get("refine_kept")
+        chosen = evals.get((8 if run == "refined" else 9, step.seed))
+        if run is None or chosen is None:
+            return None
+        vectors.append(_scores(chosen, task, metric))
+        kept.append(run)
+    if not vectors:
+        return None
+    averaged = [sum(col) / len(col) for col in zip(*vectors, strict=True)]
+    return averaged, [stats.mean(v) for v in vectors], kept
+
+
 def build_results(
     config: PipelineConfig, plan: list[Step], records: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
@@ -121,6 +146,26 @@ def build_results(
                 vectors["refined"][0], vectors["refine_control"][0], p.bootstrap, p.confidence
             ).as_dict()
             entry["refine_start_scales"] = _start_scales(plan, records)
+            kept = _kept_per_question(records, plan, task, metric)
+            if kept is not None:
+                scores, per_seed, runs = kept
+                entry["refine_kept"] = {
+                    "runs": runs,
+                    "value": round(stats.mean(scores), 6),
+                    "per_seed": [round(v, 6) for v in per_seed],
+                    "vs_control": stats.paired_delta(
+                        scores, vectors["refine_control"][0], p.bootstrap, p.confidence
+                    ).as_dict(),
+                    "recovery_ratio": stats.recovery_ratio(
+                        vectors["target_base"][0],
+                        vectors["target_lora"][0],
+                        scores,
+                        p.bootstrap,
+                        p.confidence,
+                    )
+                    if vectors["target_base"] is not None and vectors["target_lora"] is not None
+                    else None,
+                }
         tasks[task] = entry
     steps = []
     for step in plan:
@@ -157,6 +202,8 @@ def _summary(tasks: dict[str, Any]) -> dict[str, Any]:
                 out[task][key] = entry[key]["value"]
         if "refined_vs_control" in entry:
             out[task]["refined_vs_control"] = entry["refined_vs_control"]["value"]
+        if "refine_kept" in entry:
+            out[task]["refine_kept_vs_control"] = entry["refine_kept"]["vs_control"]["value"]
     return out
 
 
@@ -209,6 +256,14 @@ def markdown(results: dict[str, Any]) -> str:
                 f"- **refined transfer** on {task}: recovery ratio {rr_text(entry.get('recovery_ratio_refined'))}; "
                 f"against the same-budget control {delta_text(entry['refined_vs_control'])} points "
                 f"({kept_text(entry['refine_start_scales'])})"
+            )
+        if "refine_kept" in entry:
+            kept = entry["refine_kept"]
+            lines.append(
+                f"- **kept by validation loss** on {task} (per seed: {', '.join(kept['runs'])}): "
+                f"{pct(kept['value'])}%, recovery ratio {rr_text(kept['recovery_ratio'])}; against the control "
+                f"{delta_text(kept['vs_control'])} points (the refined run only where its validation loss is below "
+                "the control's; both runs' compute)"
             )
     lines += ["", "| step | status | seconds | peak RSS MiB | peak GPU MiB |", "|---|---|---|---|---|"]
     for step in results["steps"]:

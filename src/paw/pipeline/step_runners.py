@@ -233,6 +233,8 @@ def _refine(run: PipelineRun, step: Step, moved: Path) -> dict[str, Any]:
         "refine_start_scale": refined["start"]["scale"],
         "refine_val_loss": refined["transferred_init"]["val_loss"],
         "control_val_loss": refined["standard_init"]["val_loss"],
+        # the run to use, by validation loss: "refined" (step 8's adapter), "control" (step 9's) or None
+        "refine_kept": {"transferred_init": "refined", "standard_init": "control"}.get(refined["kept"]),
         "refine_labels": {
             k: labels[k] for k in ("labels", "rows", "agree_with_data", "temperature") if k in labels
         },

@@ -373,6 +373,14 @@ def kept_text(report: dict[str, Any]) -> str:
     return f"mean energy kept {report['energy_kept_mean']}"
 
 
+def _kept_sentence(refine: dict[str, Any]) -> str:
+    kept = refine.get("kept")
+    if kept is None:
+        return ""
+    which = "the refined run" if kept == "transferred_init" else "the control"
+    return f" Use {which} (the lower validation loss): `{refine[kept]['adapter']}`."
+
+
 def markdown(report: dict[str, Any]) -> str:
     failed = report.get("status") == "failed"
     lines = [
@@ -409,7 +417,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines[3:3] = [
             f"Refine ({ref['examples']} examples, {ref['steps']} steps, lr {ref['learning_rate']}): validation loss "
             f"{ref['transferred_init']['val_loss']} from {start} vs "
-            f"{ref['standard_init']['val_loss']} from the standard init (control).{answers}",
+            f"{ref['standard_init']['val_loss']} from the standard init (control).{answers}"
+            + _kept_sentence(ref),
             "",
         ]
     for r in report["modules"]:

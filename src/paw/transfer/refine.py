@@ -10,6 +10,10 @@ training from it does not undo (benchmarks/RESULTS.md, the zoo's size pair: 0.24
 after 400 steps). So the moved weights are first scaled by each of ``SCALES`` and the scale with the lowest loss
 on (up to ``GUARD_EXAMPLES`` of) the refine's own training examples is kept; at scale 0 the moved adapter is
 dropped and the refined run is its control. The losses go into the report.
+
+The guard is not enough: a start with a lower training loss can still end below the control (RESULTS.md, the
+pipeline's refine stage across the zoo). Both runs are trained anyway, so the result names the one to use (``kept``):
+the refined run only where its loss on the refine's validation rows is below the control's.
 """
 
 from __future__ import annotations
@@ -112,7 +116,18 @@ def refine(target: str, adapter: Path, options: RefineOptions, root: Path) -> di
         "learning_rate": options.learning_rate,
         "start": start,
         **results,
+        "kept": kept_run(results),
     }
+
+
+def kept_run(results: dict[str, Any]) -> str | None:
+    """The run to use: ``transferred_init`` only where its validation loss is below the control's (a tie, or a
+    start the guard dropped, keeps the control: the transfer has to earn its place); None without validation
+    rows to judge by."""
+    moved, control = results["transferred_init"].get("val_loss"), results["standard_init"].get("val_loss")
+    if moved is None or control is None:
+        return None
+    return "transferred_init" if moved < control else "standard_init"
 
 
 def check_inputs(
