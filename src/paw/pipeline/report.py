@@ -84,16 +84,24 @@ def _start_scales(plan: list[Step], records: dict[str, dict[str, Any]]) -> list[
 def _kept_per_question(
     records: dict[str, dict[str, Any]], plan: list[Step], task: str, metric: str
 ) -> tuple[list[float], list[float], list[str]] | None:
-    """Per seed the refine stage's kept run (step 8's adapter or step 9's, by validation loss): the per-question
-    scores averaged over seeds, each seed's accuracy and which run each seed kept; None unless every seed with a
-    refine stage has its pick and both evals."""
+    """Per seed the refine stage's kept run (step 8's adapter or step 9's, by the two validation losses in step 3's
+    record, ``paw.transfer.refine.kept_run``): the per-question scores averaged over seeds, each seed's accuracy and
+    which run each seed kept; None unless every seed with a refine stage has its pick and both evals."""
+    from paw.transfer.refine import kept_run
+
     evals = {(s.number, s.seed): records.get(s.key) for s in plan if s.number in (8, 9)}
     vectors, kept = [], []
     for step in plan:
         outputs = records.get(step.key, {}).get("outputs", {}) if step.number == 3 else {}
         if "refine_start_scale" not in outputs:
             continue
-        run = outputs.get("refine_kept")
+        pick = kept_run(
+            {
+                "transferred_init": {"val_loss": outputs.get("refine_val_loss")},
+                "standard_init": {"val_loss": outputs.get("control_val_loss")},
+            }
+        )
+        run = {"transferred_init": "refined", "standard_init": "control"}.get(pick or "")
         chosen = evals.get((8 if run == "refined" else 9, step.seed))
         if run is None or chosen is None:
             return None
