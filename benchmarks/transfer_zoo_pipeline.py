@@ -9,8 +9,9 @@ the HellaSwag-style synthetic task, one right ending per context; both LoRAs 400
 `--method`) with proportional depth and the gate open; the refine stage, by default 200 steps on the source
 adapter's greedy answers to 200 training prompts), each pipeline in its own process. The product computes
 everything printed here (its `pipeline_results.json`): RR of the moved adapter and of the refined one (paired
-bootstrap over questions, seeds pooled), the refined − control accuracy difference with its CI, and the refine
-guard's kept scale per seed (0: dropped, the refined run is the control). `--shuffled` adds the shuffled-layer
+bootstrap over questions, seeds pooled), the refined − control accuracy difference with its CI, the refine
+guard's kept scale per seed (0: dropped, the refined run is the control), and the run the refine stage keeps per
+seed by validation loss (the refined one only where its loss is below the control's) against the control. `--shuffled` adds the shuffled-layer
 control: the source LoRA moved with the same method onto the target's layers in reverse order, refined on the same
 answers with the same budget and guard, so a gain that any non-zero start gives shows up there too (`--shuffled
 gain`: only where refined − control has a CI above 0). `--unrelated` adds the unrelated control: the source LoRA
@@ -237,17 +238,17 @@ def main() -> None:
     ]
     rows = []
     print(
-        "| pair | own LoRA gain | RR align | RR align + refine | refined − control | kept scales | "
-        "shuffled + refine − control | refined − shuffled + refine | shuffled's kept scales | unrelated − its base | "
-        "s |"
+        "| pair | own LoRA gain | RR moved | RR moved + refine | refined − control | kept scales | "
+        "kept by val. loss − control | kept runs | shuffled + refine − control | refined − shuffled + refine | "
+        "shuffled's kept scales | unrelated − its base | s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     root = args.workdir or Path(tempfile.mkdtemp(prefix="paw-zoo-pipeline-"))
     for pair in pairs:
         row = run_pair(pair, root, extra)
         rows.append(row)
         if "error" in row:
-            print(f"| {pair} | failed: {row['error']} | | | | | | | | | |", flush=True)
+            print(f"| {pair} | failed: {row['error']} | | | | | | | | | | | |", flush=True)
             continue
         gained = (row.get("refined_vs_control") or {}).get("low", 0) > 0
         if args.shuffled == "all" or (args.shuffled == "gain" and gained):
@@ -255,10 +256,12 @@ def main() -> None:
         if args.unrelated:
             row.update(unrelated_control(Path(row["exp"]), row["metric"]))
         gain = row["models"]["target_lora"]["delta_vs_base"]
+        kept = row.get("refine_kept") or {}
         print(
             f"| {pair} | {ci(gain, 100, True)} | {ci(row.get('recovery_ratio'))} | "
             f"{ci(row.get('recovery_ratio_refined'))} | {ci(row.get('refined_vs_control'), 100, True)} | "
-            f"{row.get('refine_start_scales')} | {ci(row.get('shuffled_vs_control'), 100, True)} | "
+            f"{row.get('refine_start_scales')} | {ci(kept.get('vs_control'), 100, True)} | "
+            f"{', '.join(kept.get('runs', []))} | {ci(row.get('shuffled_vs_control'), 100, True)} | "
             f"{ci(row.get('refined_vs_shuffled'), 100, True)} | {row.get('shuffled_scales', '')} | "
             f"{ci(row.get('unrelated_vs_base'), 100, True) if args.unrelated else ''} | {row['seconds']} |",
             flush=True,
