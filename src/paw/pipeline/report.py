@@ -157,6 +157,10 @@ def build_results(
             kept = _kept_per_question(records, plan, task, metric)
             if kept is not None:
                 scores, per_seed, runs = kept
+                base, lora = vectors["target_base"], vectors["target_lora"]
+                rr = None
+                if base is not None and lora is not None:
+                    rr = stats.recovery_ratio(base[0], lora[0], scores, p.bootstrap, p.confidence)
                 entry["refine_kept"] = {
                     "runs": runs,
                     "value": round(stats.mean(scores), 6),
@@ -164,15 +168,7 @@ def build_results(
                     "vs_control": stats.paired_delta(
                         scores, vectors["refine_control"][0], p.bootstrap, p.confidence
                     ).as_dict(),
-                    "recovery_ratio": stats.recovery_ratio(
-                        vectors["target_base"][0],
-                        vectors["target_lora"][0],
-                        scores,
-                        p.bootstrap,
-                        p.confidence,
-                    )
-                    if vectors["target_base"] is not None and vectors["target_lora"] is not None
-                    else None,
+                    "recovery_ratio": rr,
                 }
         tasks[task] = entry
     steps = []
