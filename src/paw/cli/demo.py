@@ -105,6 +105,12 @@ def run_demo(workdir: Path, zoo: str | None = None) -> None:
                 f"{models['refine_control']['value']:.1%} (refined − control {delta_text(gain)} points; "
                 f"{kept_text(entry['refine_start_scales'])})"
             )
+        kept = entry.get("refine_kept")
+        if kept is not None:
+            console.print(
+                f"{task}: keeping per seed the run with the lower validation loss ({', '.join(kept['runs'])}) "
+                f"scores {kept['value']:.1%} ({delta_text(kept['vs_control'])} points against the control)"
+            )
     console.print(f"report: {exp.report}")
     console.print(f"tables: {exp.results / 'pipeline_results.md'} (.json, .csv); plots: {exp.plots}")
     console.print(f"done in {time.perf_counter() - started:.0f} s")
