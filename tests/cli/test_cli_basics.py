@@ -3,6 +3,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import REPO, run_paw, small_config, write_config
 
 
@@ -178,3 +180,26 @@ def test_errors_name_the_commands_own_argument(tmp_path):
     done = run_paw("eval", "nosuch", "--tasks", "arc_easy", cwd=tmp_path)
     assert done.returncode == 2
     assert "paw eval EXPERIMENT: no experiment" in done.stderr and "--resume" not in done.stderr
+
+
+def test_a_finished_command_tears_its_process_group_down(tmp_path, monkeypatch):
+    """Under torchrun a command that succeeded destroys the process group before exiting (left to static
+    destruction its threads can abort the rank); a failed one leaves it (its peers may still be in a collective)."""
+    import torch.distributed as dist
+
+    import paw.cli.main as cli
+
+    monkeypatch.setattr(cli, "app", lambda: sys.exit(0))
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        with pytest.raises(SystemExit):
+            cli.run()
+        assert not dist.is_initialized()
+        monkeypatch.setattr(cli, "app", lambda: sys.exit(2))
+        dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store2'}", rank=0, world_size=1)
+        with pytest.raises(SystemExit):
+            cli.run()
+        assert dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

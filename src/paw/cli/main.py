@@ -623,4 +623,19 @@ def demo(
 
 
 def run() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        if not done.code:
+            _close_process_group()
+        raise
+    _close_process_group()
+
+
+def _close_process_group() -> None:
+    """After a command that finished under torchrun/accelerate launch, tear the process group down before the
+    interpreter exits: left to static destruction its background threads can abort a rank that had finished
+    (SIGABRT, "terminate called without an active exception"), failing a run that succeeded."""
+    torch = sys.modules.get("torch")  # a command that never imported torch started no process group
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
