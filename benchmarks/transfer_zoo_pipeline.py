@@ -11,10 +11,10 @@ adapter's greedy answers to 200 training prompts), each pipeline in its own proc
 everything printed here (its `pipeline_results.json`): RR of the moved adapter and of the refined one (paired
 bootstrap over questions, seeds pooled), the refined − control accuracy difference with its CI, the refine
 guard's kept scale per seed (0: dropped, the refined run is the control), and the run the refine stage keeps per
-seed by validation loss (the refined one only where its loss is below the control's) against the control. `--shuffled` adds the shuffled-layer
-control: the source LoRA moved with the same method onto the target's layers in reverse order, refined on the same
-answers with the same budget and guard, so a gain that any non-zero start gives shows up there too (`--shuffled
-gain`: only where refined − control has a CI above 0). `--unrelated` adds the unrelated control: the source LoRA
+seed by validation loss (the refined one only where its loss is below the control's) against the control.
+`--shuffled` adds the shuffled-layer control: the source LoRA moved with the same method onto the target's layers
+in reverse order, refined on the same answers with the same budget and guard, so a gain that any non-zero start
+gives shows up there too (`--shuffled gain`: only where refined − control has a CI above 0). `--unrelated` adds the unrelated control: the source LoRA
 moved with the same options onto a freshly initialised copy of the target, scored against that copy's base. With
 `--workdir`, a second run reuses what a first finished there: the pipelines' steps (`paw pipeline --resume`), each
 seed's shuffled refine and unrelated transfer.

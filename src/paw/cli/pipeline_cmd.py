@@ -73,7 +73,7 @@ def results_table(results: dict[str, Any]) -> Table:
                 delta_text(entry["refined_vs_control"]),
                 end_section=kept is None,
             )
-        if refined and kept is not None:  # per seed the run with the lower validation loss
+        if kept is not None:  # (a refine stage's) per seed the run with the lower validation loss
             table.add_row(
                 task,
                 f"[bold]RR kept[/] ({', '.join(kept['runs'])}; Δ vs control)",

@@ -42,6 +42,10 @@ LABELS = {
 }
 
 
+# the refine's kept run (``paw.transfer.refine.kept_run``) by the name of the model row it is evaluated as
+KEPT_ROW = {"transferred_init": "refined", "standard_init": "control"}
+
+
 def primary_metric(task: str) -> str:
     from paw.eval.tasks import get_task
 
@@ -67,8 +71,12 @@ def _per_question(
     vectors = [_scores(r, task, metric) for r in runs]
     if len({len(v) for v in vectors}) != 1:
         raise ValueError(f"task {task}: seeds of step {number} scored different numbers of questions")
-    averaged = [sum(col) / len(col) for col in zip(*vectors, strict=True)]
-    return averaged, [stats.mean(v) for v in vectors]
+    return _over_seeds(vectors)
+
+
+def _over_seeds(vectors: list[list[float]]) -> tuple[list[float], list[float]]:
+    """(each question's score averaged over the seeds' vectors, each seed's accuracy)."""
+    return [sum(col) / len(col) for col in zip(*vectors, strict=True)], [stats.mean(v) for v in vectors]
 
 
 def _start_scales(plan: list[Step], records: dict[str, dict[str, Any]]) -> list[float]:
@@ -101,16 +109,17 @@ def _kept_per_question(
                 "standard_init": {"val_loss": outputs.get("control_val_loss")},
             }
         )
-        run = {"transferred_init": "refined", "standard_init": "control"}.get(pick or "")
+        if pick is None:
+            return None
+        run = KEPT_ROW[pick]
         chosen = evals.get((8 if run == "refined" else 9, step.seed))
-        if run is None or chosen is None:
+        if chosen is None:
             return None
         vectors.append(_scores(chosen, task, metric))
         kept.append(run)
     if not vectors:
         return None
-    averaged = [sum(col) / len(col) for col in zip(*vectors, strict=True)]
-    return averaged, [stats.mean(v) for v in vectors], kept
+    return *_over_seeds(vectors), kept
 
 
 def build_results(

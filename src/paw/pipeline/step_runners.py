@@ -202,6 +202,7 @@ def _run_transfer(run: PipelineRun, step: Step) -> dict[str, Any]:
 
 def _refine(run: PipelineRun, step: Step, moved: Path) -> dict[str, Any]:
     """The refine stage of step 3: both runs from ``moved`` (the transferred adapter) and the standard init."""
+    from paw.pipeline.report import KEPT_ROW
     from paw.transfer.refine import RefineOptions, refine_transferred
 
     config = run.config
@@ -234,7 +235,7 @@ def _refine(run: PipelineRun, step: Step, moved: Path) -> dict[str, Any]:
         "refine_val_loss": refined["transferred_init"]["val_loss"],
         "control_val_loss": refined["standard_init"]["val_loss"],
         # the run to use, by validation loss: "refined" (step 8's adapter), "control" (step 9's) or None
-        "refine_kept": {"transferred_init": "refined", "standard_init": "control"}.get(refined["kept"]),
+        "refine_kept": KEPT_ROW.get(refined["kept"] or ""),
         "refine_labels": {
             k: labels[k] for k in ("labels", "rows", "agree_with_data", "temperature") if k in labels
         },
