@@ -84,6 +84,7 @@ def test_a_zoo_model_builds_to_identical_weights_and_resumes_after_a_kill(micro_
     assert record["resumed"] is True
     assert _sha(built) == _sha(Path(micro_zoo["root"]) / "models" / "llama")
     assert not work.exists()  # the checkpoints go once the model is in place
+    assert not list((root / "models").glob(".llama-*"))  # nor the killed build's staging dir
 
 
 def test_zoo_names_resolve_and_mistakes_are_one_line(micro_zoo, tmp_path):
