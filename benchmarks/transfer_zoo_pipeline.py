@@ -14,8 +14,10 @@ guard's kept scale per seed (0: dropped, the refined run is the control), and th
 seed by validation loss (the refined one only where its loss is below the control's) against the control.
 `--shuffled` adds the shuffled-layer control: the source LoRA moved with the same method onto the target's layers
 in reverse order, refined on the same answers with the same budget and guard, so a gain that any non-zero start
-gives shows up there too (`--shuffled gain`: only where refined − control has a CI above 0). `--unrelated` adds the unrelated control: the source LoRA
-moved with the same options onto a freshly initialised copy of the target, scored against that copy's base. With
+gives shows up there too (`--shuffled gain`: only where refined − control has a CI above 0); with
+`--refine-steps 0` the reversed adapter is scored as moved, and its RR is printed beside the moved adapter's.
+`--unrelated` adds the unrelated control: the source LoRA moved with the same options onto a freshly initialised
+copy of the target, scored against that copy's base. With
 `--workdir`, a second run reuses what a first finished there: the pipelines' steps (`paw pipeline --resume`), each
 seed's shuffled refine and unrelated transfer.
 Default pairs: every ordered pair of different zoo models.
@@ -72,11 +74,10 @@ def _scores(samples: Path, metric: str) -> list[float]:
     return [float(json.loads(line)[metric]) for line in samples.read_text().splitlines() if line.strip()]
 
 
-def _shuffled_seed(config, exp: Path, seed: int, task: str, metric: str) -> tuple[list[float], float]:
-    """One seed's shuffled-layer refine: its per-question scores and the guard's kept scale (a finished one in
-    ``exp/shuffled/seed<s>`` is read back; an unfinished one is redone)."""
-    from paw.eval.api import evaluate
-    from paw.eval.runner import EvalOptions
+def _shuffled_seed(config, exp: Path, seed: int, task: str, metric: str) -> tuple[list[float], float | None]:
+    """One seed's shuffled-layer adapter, refined as the pipeline refines (without a refine stage: as moved): its
+    per-question scores and the guard's kept scale (None without a refine). A finished one in
+    ``exp/shuffled/seed<s>`` is read back; an unfinished one is redone."""
     from paw.pipeline.step_runners import transfer_options
     from paw.transfer.api import transfer
     from paw.transfer.refine import RefineOptions, refine_transferred
@@ -84,37 +85,50 @@ def _shuffled_seed(config, exp: Path, seed: int, task: str, metric: str) -> tupl
     out = exp / "shuffled" / f"seed{seed}"
     samples, report = out / "eval" / f"samples_{task}.jsonl", out / "adapter" / "transfer_report.json"
     finished = json.loads(report.read_text()) if samples.is_file() else {}
-    if "refine" in finished:
-        return _scores(samples, metric), finished["refine"]["start"]["scale"]
-    shutil.rmtree(out, ignore_errors=True)
     r = config.transfer.refine
+    if finished and (not r.steps or "refine" in finished):
+        return _scores(samples, metric), finished["refine"]["start"]["scale"] if r.steps else None
+    shutil.rmtree(out, ignore_errors=True)
     _, settings = config.refine_data()
     settings.pop("columns", None)  # the answers file is in paw's field names
     source = _source_adapter(exp, seed)
     answers = exp / "steps" / f"3_transfer-seed{seed}" / "adapter" / "refine" / "source_answers.jsonl"
     options = dataclasses.replace(transfer_options(config), depth="reversed")
     transfer(source, config.target.name_or_path, out / "adapter", config.source.name_or_path, options)
+    if not r.steps:
+        return _evaluate(config, task, out / "adapter", out / "eval", metric), None
     budget = RefineOptions(
         str(answers), r.examples, r.steps, r.learning_rate, seed=seed, data_settings=settings
     )
     done = refine_transferred(
         config.source.name_or_path, Path(source), out / "adapter", config.target.name_or_path, budget
     )
+    scores = _evaluate(config, task, Path(done["transferred_init"]["adapter"]), out / "eval", metric)
+    return scores, done["start"]["scale"]
+
+
+def _evaluate(config, task: str, adapter: Path, out: Path, metric: str) -> list[float]:
+    """The target with ``adapter`` on the pipeline's task: per-question scores (samples kept in ``out``)."""
+    from paw.eval.api import evaluate
+    from paw.eval.runner import EvalOptions
+
     evaluate(
         [task],
         model=config.target.name_or_path,
-        adapter=done["transferred_init"]["adapter"],
+        adapter=str(adapter),
         data_files=config.eval.data_files,
         options=EvalOptions(log_samples=True),
-        output=out / "eval",
+        output=out,
     )
-    return _scores(samples, metric), done["start"]["scale"]
+    return _scores(out / f"samples_{task}.jsonl", metric)
 
 
 def shuffled_control(exp: Path, metric: str) -> dict:
-    """Per seed, the source LoRA moved with `align` onto the target's layers in reverse order (the same weights in
-    the wrong place), then refined exactly as the pipeline refined the moved adapter (its answers file, budget,
-    seed and data settings; the same guard): is the refine's gain the transfer's, or any non-zero start's?"""
+    """Per seed, the source LoRA moved with the pipeline's method onto the target's layers in reverse order (the
+    same adapter in the wrong place), then refined exactly as the pipeline refined the moved adapter (its answers
+    file, budget, seed and data settings; the same guard): is the refine's gain the transfer's, or any non-zero
+    start's? Without a refine stage, the reversed adapter's RR (against the target base and the target's own LoRA,
+    as the moved adapter's): is the moved adapter's gain the layer correspondence's?"""
     from paw.config.loader import load_config
     from paw.config.pipeline_schema import PipelineConfig
     from paw.pipeline import stats
@@ -122,17 +136,31 @@ def shuffled_control(exp: Path, metric: str) -> dict:
 
     config = load_config(exp / "config.yaml", [], schema=PipelineConfig)
     (task,) = config.eval.tasks
-    shuffled, refined, control, scales = [], [], [], []
+
+    def step(name: str) -> list[float]:
+        return _scores(exp / "steps" / name / f"samples_{task}.jsonl", metric)
+
+    shuffled, scales = [], []
     for seed in seeds(config):
         scores, scale = _shuffled_seed(config, exp, seed, task, metric)
         shuffled.append(scores)
         scales.append(scale)
-        for vectors, number, kind in ((refined, 8, "refined"), (control, 9, "refine_control")):
-            vectors.append(
-                _scores(exp / "steps" / f"{number}_eval_{kind}-seed{seed}" / f"samples_{task}.jsonl", metric)
-            )
-
     p = config.pipeline
+    if not config.transfer.refine.steps:
+        lora = _pooled([step(f"7_eval_target_lora-seed{seed}") for seed in seeds(config)])
+        moved = _pooled([step(f"5_eval_transferred-seed{seed}") for seed in seeds(config)])
+        base = step("4_eval_target_base")
+        return {
+            "shuffled_value": round(stats.mean(_pooled(shuffled)), 6),
+            "shuffled_recovery_ratio": stats.recovery_ratio(
+                base, lora, _pooled(shuffled), p.bootstrap, p.confidence
+            ),
+            "moved_vs_shuffled": stats.paired_delta(
+                moved, _pooled(shuffled), p.bootstrap, p.confidence
+            ).as_dict(),
+        }
+    refined = [step(f"8_eval_refined-seed{seed}") for seed in seeds(config)]
+    control = [step(f"9_eval_refine_control-seed{seed}") for seed in seeds(config)]
     return {
         "shuffled_value": round(stats.mean(_pooled(shuffled)), 6),
         "shuffled_scales": scales,
@@ -216,7 +244,8 @@ def main() -> None:
     parser.add_argument(
         "--shuffled",
         choices=("all", "gain"),
-        help="also the shuffled-layer refine control, on every pair or where refined − control's CI is above 0",
+        help="also the shuffled-layer control, on every pair or where the gain it checks (refined − control; "
+        "without a refine, the moved adapter's RR) has a CI above 0",
     )
     parser.add_argument("--method", default="align", help="the transfer method (default: the demo's align)")
     parser.add_argument(
@@ -240,17 +269,18 @@ def main() -> None:
     print(
         "| pair | own LoRA gain | RR moved | RR moved + refine | refined − control | kept scales | "
         "kept by val. loss − control | kept runs | shuffled + refine − control | refined − shuffled + refine | "
-        "shuffled's kept scales | unrelated − its base | s |"
+        "shuffled's kept scales | RR shuffled (no refine) | moved − shuffled (no refine) | unrelated − its base | s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     root = args.workdir or Path(tempfile.mkdtemp(prefix="paw-zoo-pipeline-"))
     for pair in pairs:
         row = run_pair(pair, root, extra)
         rows.append(row)
         if "error" in row:
-            print(f"| {pair} | failed: {row['error']} | | | | | | | | | | | |", flush=True)
+            print(f"| {pair} | failed: {row['error']} |" + " |" * 13, flush=True)
             continue
-        gained = (row.get("refined_vs_control") or {}).get("low", 0) > 0
+        checked = row.get("refined_vs_control") if args.refine_steps else row.get("recovery_ratio")
+        gained = ((checked or {}).get("low") or 0) > 0
         if args.shuffled == "all" or (args.shuffled == "gain" and gained):
             row.update(shuffled_control(Path(row["exp"]), row["metric"]))
         if args.unrelated:
@@ -263,6 +293,8 @@ def main() -> None:
             f"{row.get('refine_start_scales')} | {ci(kept.get('vs_control'), 100, True)} | "
             f"{', '.join(kept.get('runs', []))} | {ci(row.get('shuffled_vs_control'), 100, True)} | "
             f"{ci(row.get('refined_vs_shuffled'), 100, True)} | {row.get('shuffled_scales', '')} | "
+            f"{ci(row.get('shuffled_recovery_ratio')) if 'shuffled_recovery_ratio' in row else ''} | "
+            f"{ci(row.get('moved_vs_shuffled'), 100, True) if 'moved_vs_shuffled' in row else ''} | "
             f"{ci(row.get('unrelated_vs_base'), 100, True) if args.unrelated else ''} | {row['seconds']} |",
             flush=True,
         )
