@@ -121,3 +121,30 @@ def test_a_change_after_a_post_mlp_norm_is_taken_back_through_it():
     moved = norm(written + _through_norm(norm, written, missing))
     cosine = torch.nn.functional.cosine_similarity(moved, norm(written) + missing, dim=-1)
     assert cosine.min() > 0.999
+
+
+@pytest.mark.parametrize("family", ["gemma2", "phi3"])
+def test_the_layer_walk_reads_what_the_forward_pass_reads(family, paw_cache):
+    """align-fit reads each target layer by running it alone on the states from the layer below, with the masks
+    and position embeddings the model passed it: after a change to an earlier layer it reads what a forward pass
+    up to that layer reads (Gemma-2: a text longer than its sliding window, whose layers get different masks)."""
+    from paw.models.tiny import tiny_model_dir
+    from paw.transfer.fit import _Walk
+    from paw.transfer.methods.align_act import capture, encode, load_model
+
+    model, tokenizer = load_model(tiny_model_dir(f"paw-tiny/{family}"))
+    texts = ["the word and the other word " * 20, "A short one."]
+    positions = [list(range(encode(tokenizer, text).shape[1])) for text in texts]
+    assert max(map(len, positions)) > model.config.sliding_window if family == "gemma2" else True
+    walk = _Walk(model, tokenizer, texts, positions, last=1)
+    full = capture(model, tokenizer, texts, positions, keys=("out",))["out"]
+    assert all(torch.allclose(walk.base[i], full[i], atol=1e-6) for i in (0, 1))
+    torch.manual_seed(0)
+    with torch.no_grad():  # what a fit at layer 0 does (not a scaling: Gemma-2's post-MLP norm would undo it)
+        weight = model.model.layers[0].mlp.down_proj.weight
+        weight.add_(torch.randn_like(weight) * weight.std())
+    read = walk.read(1, ("neurons", "out"))
+    full = capture(model, tokenizer, texts, positions, upto=1, keys=("neurons", "out"))
+    assert not torch.allclose(read["out"], walk.base[1], atol=1e-3)  # the change reached layer 1
+    assert torch.allclose(read["out"], full["out"][1], atol=1e-6)
+    assert torch.allclose(read["neurons"], full["neurons"][1], atol=1e-6)

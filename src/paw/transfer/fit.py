@@ -25,8 +25,10 @@ adapter's *effect* and lets least squares decide how the target makes it:
 
 The written adapter holds ``down_proj`` modules only, whatever the source adapter targeted. No gradient step and no
 label is used: the only teacher is the source adapter's effect on the text. Models load one at a time in float32 on
-CPU (the source base, the source + adapter, then the target, kept); the target reads the text once per fitted layer,
-each pass stopping after that layer.
+CPU: the source once (it reads the text, then reads it again with the adapter merged in), then the target, kept. No
+pass runs past the last layer it needs (never the head). The target reads the text once, then walks it layer by
+layer: each layer runs on the states from the layer below, once to be read and once more after its fit, so the cost
+is linear in depth (reading up to each fitted layer from the embeddings again would be quadratic).
 """
 
 from __future__ import annotations
@@ -54,7 +56,14 @@ def fit_adapter(
     import torch
 
     from paw.transfer.cka import calibration_texts
-    from paw.transfer.methods.align_act import TEXTS, capture, load_model, paired_positions, task_texts
+    from paw.transfer.methods.align_act import (
+        TEXTS,
+        capture,
+        load_model,
+        merge_adapter,
+        paired_positions,
+        task_texts,
+    )
 
     texts = task_texts(options.calibration_data, FIT_TEXTS)
     rows = len(texts)
@@ -68,26 +77,32 @@ def fit_adapter(
     )
     if held.all() or not held.any():  # too few distinct texts to hold some out: every fifth position instead
         held = torch.arange(count) % HELD_OUT_EVERY == 0
-    source = capture(*load_model(store_s.dir), texts, at_s, keys=("out",))["out"]
-    adapted = capture(*load_model(store_s.dir, adapter), texts, at_s, keys=("out",))["out"]
-    model, tokenizer = load_model(store_t.dir)
-    base = capture(model, tokenizer, texts, at_t, keys=("out",))["out"]
     deepest: dict[int, int] = {}  # target layer -> the deepest source layer mapped onto it
     for layer_s, layer_t in sorted(mapping.items()):
         if layer_t is not None:
             deepest[layer_t] = layer_s
+    # each pass stops after the last layer it needs: the head, a large part of a pass at real vocabularies, never runs
+    last_s, last_t = max(deepest.values(), default=0), max(deepest, default=0)
+    model, tokenizer = load_model(store_s.dir)  # once: the adapter is merged into it after the base's pass
+    source = capture(model, tokenizer, texts, at_s, upto=last_s, keys=("out",))["out"]
+    model = merge_adapter(model, adapter)
+    adapted = capture(model, tokenizer, texts, at_s, upto=last_s, keys=("out",))["out"]
+    del model
+    model, tokenizer = load_model(store_t.dir)
+    walk = _Walk(model, tokenizer, texts, at_t, last_t)
+    base = walk.base
     collected: dict[Unit, LoraModule] = {}
     records = []
     for layer_t, layer_s in sorted(deepest.items()):
         M = ridge_fit(source[layer_s][~held], base[layer_t][~held], RIDGE)
         wanted = base[layer_t] + (adapted[layer_s] - source[layer_s]) @ M.T
-        now = capture(model, tokenizer, texts, at_t, upto=layer_t, keys=("neurons", "mlp_out", "out"))
+        now = walk.read(layer_t, ("neurons", "mlp_out", "out"))
         block = model.model.layers[layer_t]
-        missing = wanted - now["out"][layer_t]
+        missing = wanted - now["out"]
         norm = getattr(block, "post_feedforward_layernorm", None)
         if norm is not None:
-            missing = _through_norm(norm, now["mlp_out"][layer_t], missing)
-        B, A, r2 = _reduced_rank_fit(now["neurons"][layer_t], missing, held, lora.r)
+            missing = _through_norm(norm, now["mlp_out"], missing)
+        B, A, r2 = _reduced_rank_fit(now["neurons"], missing, held, lora.r)
         record = {
             "unit": f"layer {layer_t} down (fitted)",
             "source_module": f"the adapter's effect after source layer {layer_s}",
@@ -113,6 +128,100 @@ def fit_adapter(
             collected[Unit(layer_t, "down")] = LoraModule(A=A.contiguous(), B=B.contiguous())
         records.append(record)
     return collected, records, {"paired_positions": count, "calibration_rows": rows}
+
+
+class _Walk:
+    """The target's forward pass over the calibration texts, one layer at a time. A first pass records what the model
+    hands each layer (the first layer's input; every layer's mask and position embeddings) and the base model's
+    output of every layer at the paired positions (``base``). Each layer then runs on every text's hidden states
+    from the layer below, so a layer's fit reads the states the earlier fits give without the layers before it
+    running again: the model's own computation, one layer per pass instead of every layer up to the fitted one."""
+
+    def __init__(
+        self, model: Any, tokenizer: Any, texts: list[str], positions: list[list[int]], last: int
+    ) -> None:
+        import torch
+
+        from paw.transfer.methods.align_act import Reached, encode, watch
+
+        self.layers = model.model.layers[: last + 1]
+        self.positions = [wanted for wanted in positions if wanted]
+        self.hidden: list[Any] = []  # per text: the full hidden states entering layer ``self.at``
+        self.calls: list[dict[int, dict[str, Any]]] = []  # per text, per layer: the keywords the model passed
+        self.at = 0
+        base: list[list[Any]] = [[] for _ in self.layers]
+        keep: list[int] = []
+        handles = []
+        for index, layer in enumerate(self.layers):
+
+            def enter(module, args, kwargs, index=index):
+                if index == 0:
+                    self.hidden.append((args[0] if args else kwargs["hidden_states"]).clone())
+                self.calls[-1][index] = {k: v for k, v in kwargs.items() if k != "hidden_states"}
+
+            def record(key, tensor, index=index):
+                base[index].append(tensor[0, keep].clone())
+
+            handles += [
+                layer.register_forward_pre_hook(enter, with_kwargs=True),
+                *watch(layer, ("out",), record),
+            ]
+
+        def stop(module, args, output):
+            raise Reached
+
+        handles.append(self.layers[-1].register_forward_hook(stop))
+        try:
+            with torch.no_grad():
+                for text, wanted in zip(texts, positions, strict=True):
+                    if wanted:
+                        keep[:] = wanted
+                        self.calls.append({})
+                        try:
+                            model(encode(tokenizer, text), use_cache=False)
+                        except Reached:
+                            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+        self.base = [torch.cat(rows) for rows in base]
+
+    def read(self, index: int, keys: tuple[str, ...]) -> dict[str, Any]:
+        """What ``watch`` sees at layer ``index`` (rows at the paired positions, stacked over texts) on the states
+        the layers below give with their weights as they are now (each runs once, when the walk first passes it:
+        after its own fit). The walk stays at ``index``: a later read runs it again, with its weights as they are
+        then."""
+        while self.at < index:
+            self._run(self.at, (), advance=True)
+            self.at += 1
+        return self._run(index, keys, advance=False)
+
+    def _run(self, index: int, keys: tuple[str, ...], advance: bool) -> dict[str, Any]:
+        import torch
+
+        from paw.transfer.methods.align_act import watch
+
+        seen: dict[str, list[Any]] = {key: [] for key in keys}
+        keep: list[int] = []
+
+        def record(key, tensor):
+            seen[key].append(tensor[0, keep].clone())
+
+        layer = self.layers[index]
+        handles = watch(layer, keys, record)
+        try:
+            with torch.no_grad():
+                for text, (hidden, calls, wanted) in enumerate(
+                    zip(self.hidden, self.calls, self.positions, strict=True)
+                ):
+                    keep[:] = wanted
+                    out = layer(hidden, **calls[index])
+                    if advance:
+                        self.hidden[text] = out[0] if isinstance(out, tuple) else out
+        finally:
+            for handle in handles:
+                handle.remove()
+        return {key: torch.cat(rows) for key, rows in seen.items()}
 
 
 def _held_out(text: str) -> bool:

@@ -54,10 +54,44 @@ def load_model(model_dir: Any, adapter: Any = None) -> tuple[Any, Any]:
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     if adapter is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        model = merge_adapter(model, adapter)
     return model.eval(), AutoTokenizer.from_pretrained(model_dir)
+
+
+def merge_adapter(model: Any, adapter: Any) -> Any:
+    """``model`` with the PEFT LoRA in ``adapter`` merged into its weights (in place: the model is changed)."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().eval()
+
+
+def watch(layer: Any, keys: tuple[str, ...], record: Any) -> list[Any]:
+    """Hooks on one decoder layer that call ``record(key, tensor)`` as it runs, for each of ``keys``: what attention
+    reads (``attn``), what the MLP reads (``mlp``), the MLP's activations after its nonlinearity (``neurons``), what
+    the MLP's down projection writes (``mlp_out``), the layer's output (``out``). Returns the hook handles."""
+    handles = []
+    for key in keys:
+        if key == "attn":  # attention's input may come as a keyword
+
+            def attn_in(module, args, kwargs):
+                record("attn", kwargs["hidden_states"] if "hidden_states" in kwargs else args[0])
+
+            handles.append(layer.self_attn.register_forward_pre_hook(attn_in, with_kwargs=True))
+        elif key in ("mlp", "neurons"):
+
+            def read(module, args, key=key):
+                record(key, args[0])
+
+            module = layer.mlp if key == "mlp" else layer.mlp.down_proj
+            handles.append(module.register_forward_pre_hook(read))
+        else:
+            module = layer.mlp.down_proj if key == "mlp_out" else layer
+
+            def written(module, args, output, key=key):
+                record(key, output[0] if isinstance(output, tuple) else output)
+
+            handles.append(module.register_forward_hook(written))
+    return handles
 
 
 def capture(
@@ -68,58 +102,24 @@ def capture(
     upto: int | None = None,
     keys: tuple[str, ...] = ("attn", "mlp", "neurons", "mlp_out", "out"),
 ) -> dict[str, list[Any]]:
-    """Per layer, at the given positions of each text: what attention reads, what the MLP reads, the MLP's
-    activations after its nonlinearity (``neurons``), what the MLP's down projection writes (``mlp_out``), and the
-    residual stream after the layer (rows stacked over texts). With ``upto``, only layers up to that one (the
-    forward stops there); with ``keys``, only those."""
+    """Per layer, at the given positions of each text, what ``watch`` sees (rows stacked over texts). With
+    ``upto``, only layers up to that one (the forward stops there); with ``keys``, only those."""
     import torch
 
     layers = model.model.layers[: None if upto is None else upto + 1]
     seen: dict[str, list[list[Any]]] = {k: [[] for _ in layers] for k in keys}
     keep: list[int] = []
-
-    def rows(tensor: Any) -> Any:
-        return tensor[0, keep].clone()
-
     hooks = []
     for index, layer in enumerate(layers):
 
-        def attn_in(module, args, kwargs, index=index):
-            seen["attn"][index].append(
-                rows(kwargs["hidden_states"] if "hidden_states" in kwargs else args[0])
-            )
+        def record(key: str, tensor: Any, index: int = index) -> None:
+            seen[key][index].append(tensor[0, keep].clone())
 
-        def mlp_in(module, args, index=index):
-            seen["mlp"][index].append(rows(args[0]))
-
-        def neurons(module, args, index=index):
-            seen["neurons"][index].append(rows(args[0]))
-
-        def mlp_out(module, args, output, index=index):
-            seen["mlp_out"][index].append(rows(output))
-
-        def out(module, args, output, index=index):
-            seen["out"][index].append(rows(output[0] if isinstance(output, tuple) else output))
-
-        points = {  # key -> (module, hook, whether the hook reads the module's input)
-            "attn": (layer.self_attn, attn_in, True),
-            "mlp": (layer.mlp, mlp_in, True),
-            "neurons": (layer.mlp.down_proj, neurons, True),
-            "mlp_out": (layer.mlp.down_proj, mlp_out, False),
-            "out": (layer, out, False),
-        }
-        for key in keys:
-            module, hook, reads_input = points[key]
-            if key == "attn":  # attention's input may come as a keyword
-                hooks.append(module.register_forward_pre_hook(hook, with_kwargs=True))
-            elif reads_input:
-                hooks.append(module.register_forward_pre_hook(hook))
-            else:
-                hooks.append(module.register_forward_hook(hook))
+        hooks += watch(layer, keys, record)
     if upto is not None:
 
         def stop(module, args, output):
-            raise _Reached
+            raise Reached
 
         hooks.append(layers[-1].register_forward_hook(stop))
     try:
@@ -128,16 +128,9 @@ def capture(
                 if not wanted:
                     continue
                 keep[:] = wanted
-                ids = tokenizer(
-                    text,
-                    return_tensors="pt",
-                    truncation=True,
-                    max_length=MAX_TOKENS,
-                    add_special_tokens=False,
-                )["input_ids"]
                 try:
-                    model(ids)
-                except _Reached:
+                    model(encode(tokenizer, text))
+                except Reached:
                     pass
     finally:
         for hook in hooks:
@@ -145,7 +138,14 @@ def capture(
     return {key: [torch.cat(parts) for parts in per_layer] for key, per_layer in seen.items()}
 
 
-class _Reached(Exception):
+def encode(tokenizer: Any, text: str) -> Any:
+    """``text``'s token ids as the capture reads them (one row, no special tokens, at most ``MAX_TOKENS``)."""
+    return tokenizer(
+        text, return_tensors="pt", truncation=True, max_length=MAX_TOKENS, add_special_tokens=False
+    )["input_ids"]
+
+
+class Reached(Exception):
     """Raised by a hook at the last layer ``capture`` needs: the rest of the forward pass is not run."""
 
 
