@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/transfer_speed.py --pair qwen2.5-0.5b                 # all 24 layers
     .venv/bin/python benchmarks/transfer_speed.py --pair qwen2.5-7b --layers 4        # 4 of 28 layers
     .venv/bin/python benchmarks/transfer_speed.py --pair gemma-2-2b:qwen2.5-1.5b --layers 4
+    .venv/bin/python benchmarks/transfer_speed.py --pair qwen2.5-0.5b --methods align-fit
 
 Models are the ``paw-shape/*`` stand-ins (published shapes, random bf16 weights; `paw fetch-tokenizers` first),
 depth-cut with ``--layers`` where the full model would not fit this machine's time or disk. A pair of one name is
@@ -10,6 +11,8 @@ that model and a perturbed copy of it (W + 0.1·noise: a further-trained release
 and the methods do their work); a pair ``a:b`` is two independent families, run with the gate open
 (``--similarity-threshold 0 --chance-multiple 0``) so that ``project`` maps every unit. The adapter has random
 A and B on all seven projections of every layer. Each transfer runs as ``paw transfer`` in its own process.
+``--methods`` picks the methods (``align-fit`` reads the corpus lines as its calibration text and runs with its gate
+open: a random adapter on random weights has no effect worth fitting, but the passes and fits cost what they cost).
 Reported: the process's wall time, the transfer's own seconds per layer (from its report) scaled to the
 published depth, and the process's peak RSS.
 """
@@ -80,11 +83,24 @@ def random_adapter(model_dir: Path, out: Path, r: int) -> Path:
     return out
 
 
+def _gate(method: str, independent: bool) -> list[str]:
+    """The gate's options: open between independent families (every unit mapped), and always for ``align-fit``,
+    whose gate reads the held-out fit of a random adapter on random weights."""
+    if method == "align-fit":
+        return ["--similarity-threshold", "0"]
+    return ["--similarity-threshold", "0", "--chance-multiple", "0"] if independent else []
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pair", default="qwen2.5-0.5b", help="a stand-in name, or source:target")
     parser.add_argument("--layers", type=int, default=None, help="depth cut (default: the published depth)")
     parser.add_argument("--r", type=int, default=16)
+    parser.add_argument(
+        "--methods",
+        help="comma-separated methods (default: direct,project for one name, project for a pair); a pair's "
+        "methods run with the gate open",
+    )
     args = parser.parse_args()
 
     import torch
@@ -100,10 +116,11 @@ def main() -> None:
         tmp = Path(tmp)
         if target_name:
             target = Path(resolve_model(f"{shape.PREFIX}{target_name}{cut}").location)
-            runs = [("project", ["--similarity-threshold", "0", "--chance-multiple", "0"])]
+            methods = (args.methods or "project").split(",")
         else:
             target = perturbed_copy(source, tmp / "target")
-            runs = [("direct", []), ("project", [])]
+            methods = (args.methods or "direct,project").split(",")
+        runs = [(method, _gate(method, bool(target_name))) for method in methods]
         layers = json.loads((target / "config.json").read_text())["num_hidden_layers"]
         adapter = random_adapter(source, tmp / "adapter", args.r)
         print(
