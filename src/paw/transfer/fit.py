@@ -140,51 +140,28 @@ class _Walk:
     def __init__(
         self, model: Any, tokenizer: Any, texts: list[str], positions: list[list[int]], last: int
     ) -> None:
-        import torch
-
-        from paw.transfer.methods.align_act import Reached, encode, watch
+        from paw.transfer.methods.align_act import capture
 
         self.layers = model.model.layers[: last + 1]
         self.positions = [wanted for wanted in positions if wanted]
         self.hidden: list[Any] = []  # per text: the full hidden states entering layer ``self.at``
         self.calls: list[dict[int, dict[str, Any]]] = []  # per text, per layer: the keywords the model passed
         self.at = 0
-        base: list[list[Any]] = [[] for _ in self.layers]
-        keep: list[int] = []
         handles = []
         for index, layer in enumerate(self.layers):
 
             def enter(module, args, kwargs, index=index):
-                if index == 0:
+                if index == 0:  # a new text
                     self.hidden.append((args[0] if args else kwargs["hidden_states"]).clone())
+                    self.calls.append({})
                 self.calls[-1][index] = {k: v for k, v in kwargs.items() if k != "hidden_states"}
 
-            def record(key, tensor, index=index):
-                base[index].append(tensor[0, keep].clone())
-
-            handles += [
-                layer.register_forward_pre_hook(enter, with_kwargs=True),
-                *watch(layer, ("out",), record),
-            ]
-
-        def stop(module, args, output):
-            raise Reached
-
-        handles.append(self.layers[-1].register_forward_hook(stop))
+            handles.append(layer.register_forward_pre_hook(enter, with_kwargs=True))
         try:
-            with torch.no_grad():
-                for text, wanted in zip(texts, positions, strict=True):
-                    if wanted:
-                        keep[:] = wanted
-                        self.calls.append({})
-                        try:
-                            model(encode(tokenizer, text), use_cache=False)
-                        except Reached:
-                            pass
+            self.base = capture(model, tokenizer, texts, positions, upto=last, keys=("out",))["out"]
         finally:
             for handle in handles:
                 handle.remove()
-        self.base = [torch.cat(rows) for rows in base]
 
     def read(self, index: int, keys: tuple[str, ...]) -> dict[str, Any]:
         """What ``watch`` sees at layer ``index`` (rows at the paired positions, stacked over texts) on the states

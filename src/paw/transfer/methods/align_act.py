@@ -119,7 +119,7 @@ def capture(
     if upto is not None:
 
         def stop(module, args, output):
-            raise Reached
+            raise _Reached
 
         hooks.append(layers[-1].register_forward_hook(stop))
     try:
@@ -128,9 +128,9 @@ def capture(
                 if not wanted:
                     continue
                 keep[:] = wanted
-                try:
-                    model(encode(tokenizer, text))
-                except Reached:
+                try:  # no cache: a layer's keywords hold no state another call could grow
+                    model(encode(tokenizer, text), use_cache=False)
+                except _Reached:
                     pass
     finally:
         for hook in hooks:
@@ -145,7 +145,7 @@ def encode(tokenizer: Any, text: str) -> Any:
     )["input_ids"]
 
 
-class Reached(Exception):
+class _Reached(Exception):
     """Raised by a hook at the last layer ``capture`` needs: the rest of the forward pass is not run."""
 
 
