@@ -146,30 +146,24 @@ def shuffled_control(exp: Path, metric: str) -> dict:
         shuffled.append(scores)
         scales.append(scale)
     p = config.pipeline
+    pooled = _pooled(shuffled)
+    row: dict = {"shuffled_value": round(stats.mean(pooled), 6)}
     if not config.transfer.refine.steps:
         lora = _pooled([step(f"7_eval_target_lora-seed{seed}") for seed in seeds(config)])
         moved = _pooled([step(f"5_eval_transferred-seed{seed}") for seed in seeds(config)])
         base = step("4_eval_target_base")
         return {
-            "shuffled_value": round(stats.mean(_pooled(shuffled)), 6),
-            "shuffled_recovery_ratio": stats.recovery_ratio(
-                base, lora, _pooled(shuffled), p.bootstrap, p.confidence
-            ),
-            "moved_vs_shuffled": stats.paired_delta(
-                moved, _pooled(shuffled), p.bootstrap, p.confidence
-            ).as_dict(),
+            **row,
+            "shuffled_recovery_ratio": stats.recovery_ratio(base, lora, pooled, p.bootstrap, p.confidence),
+            "moved_vs_shuffled": stats.paired_delta(moved, pooled, p.bootstrap, p.confidence).as_dict(),
         }
-    refined = [step(f"8_eval_refined-seed{seed}") for seed in seeds(config)]
-    control = [step(f"9_eval_refine_control-seed{seed}") for seed in seeds(config)]
+    refined = _pooled([step(f"8_eval_refined-seed{seed}") for seed in seeds(config)])
+    control = _pooled([step(f"9_eval_refine_control-seed{seed}") for seed in seeds(config)])
     return {
-        "shuffled_value": round(stats.mean(_pooled(shuffled)), 6),
+        **row,
         "shuffled_scales": scales,
-        "refined_vs_shuffled": stats.paired_delta(
-            _pooled(refined), _pooled(shuffled), p.bootstrap, p.confidence
-        ).as_dict(),
-        "shuffled_vs_control": stats.paired_delta(
-            _pooled(shuffled), _pooled(control), p.bootstrap, p.confidence
-        ).as_dict(),
+        "refined_vs_shuffled": stats.paired_delta(refined, pooled, p.bootstrap, p.confidence).as_dict(),
+        "shuffled_vs_control": stats.paired_delta(pooled, control, p.bootstrap, p.confidence).as_dict(),
     }
 
 
